@@ -1,0 +1,61 @@
+"""ONNX Runtime runner: a session with fixed threads, float in -> float out, and a benchmark loop."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .stats import LatencyStats
+
+
+class OnnxRunner:
+    """One ONNX Runtime CPU session. ``threads`` fixes intra-op threads; inter-op is 1 (sequential)."""
+
+    format = "onnx"
+
+    def __init__(self, path: str | Path, threads: int = 1, optimization: str = "all",
+                 optimized_model_path: str | Path | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # errors only; failures surface as exceptions
+        options.graph_optimization_level = {
+            "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[optimization]
+        if optimized_model_path is not None:
+            options.optimized_model_filepath = str(optimized_model_path)
+        self.path = Path(path)
+        self.threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        missing = [n for n in self.input_names if n not in feeds]
+        if missing:
+            raise KeyError(f"missing inputs {missing}; the model takes {self.input_names}")
+        outputs = self.session.run(None, {n: feeds[n] for n in self.input_names})
+        return [np.asarray(o, dtype=np.float32) if np.issubdtype(np.asarray(o).dtype, np.floating) else np.asarray(o)
+                for o in outputs]
+
+    def benchmark(self, feeds: dict[str, np.ndarray], warmup: int = 10, runs: int = 50,
+                  min_seconds: float = 0.0) -> LatencyStats:
+        """Warm up, then time ``runs`` calls (more if ``min_seconds`` is not reached yet)."""
+        bound = {n: feeds[n] for n in self.input_names}
+        for _ in range(warmup):
+            self.session.run(None, bound)
+        samples: list[float] = []
+        started = time.perf_counter()
+        while len(samples) < runs or time.perf_counter() - started < min_seconds:
+            t0 = time.perf_counter()
+            self.session.run(None, bound)
+            samples.append(time.perf_counter() - t0)
+        return LatencyStats.from_seconds(samples, warmup, self.threads)

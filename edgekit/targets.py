@@ -1,0 +1,126 @@
+"""Target profiles: TOML data in ``targets/`` (or any path), validated by a strict pydantic model."""
+
+from __future__ import annotations
+
+import tomllib
+from enum import Enum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import TargetError
+
+BUILTIN_TARGETS_DIRS = (
+    Path(__file__).resolve().parent.parent / "targets",  # source checkout / editable install
+    Path(__file__).resolve().parent / "_targets",  # wheel install (force-included)
+)
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8_static = "int8_static"
+    int8_dynamic = "int8_dynamic"
+
+
+class Format(str, Enum):
+    onnx = "onnx"
+    tflite = "tflite"
+    auto = "auto"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class QuantizationSettings(_Strict):
+    """How static/dynamic INT8 is produced. The data types matter as much as the method."""
+
+    calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
+    calibration_samples: int = Field(128, ge=1, le=100_000)
+    activation_type: Literal["uint8", "int8"] = "uint8"
+    weight_type: Literal["int8", "uint8"] = "int8"
+    per_channel: bool = True
+    reduce_range: bool = False
+
+
+class AccuracyBudget(_Strict):
+    """Limits an artifact must meet on validation inputs; ``None`` disables a check."""
+
+    cosine_min: float | None = Field(0.99, ge=-1.0, le=1.0)
+    top1_agreement_min: float | None = Field(None, ge=0.0, le=1.0)
+    max_abs_error: float | None = Field(None, ge=0.0)
+    label_accuracy_drop_max: float | None = Field(None, ge=0.0, le=1.0)
+
+
+class LatencyBudget(_Strict):
+    """Latency limits on the device (used by validate/compare)."""
+
+    p50_ms: float | None = Field(None, gt=0)
+    p90_ms: float | None = Field(None, gt=0)
+
+
+class TargetProfile(_Strict):
+    """Where an artifact runs: formats, precisions, threads, opset, quantization and budgets."""
+
+    name: str
+    description: str = ""
+    arch: Literal["x86_64", "arm64", "armv7", "any"] = "any"
+    formats: list[Format] = Field(default_factory=lambda: [Format.onnx], min_length=1)
+    precisions: list[Precision] = Field(min_length=1)
+    threads: int = Field(1, ge=1, le=256)
+    opset: int = Field(18, ge=13, le=23)
+    graph_optimization: Literal["disabled", "basic"] = "basic"
+    quantization: QuantizationSettings = QuantizationSettings()
+    accuracy: AccuracyBudget = AccuracyBudget()
+    latency: LatencyBudget = LatencyBudget()
+
+    def with_accuracy(self, **overrides: float | None) -> "TargetProfile":
+        """A copy with some accuracy budget fields replaced (CLI overrides)."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if not given:
+            return self
+        return self.model_copy(update={"accuracy": self.accuracy.model_copy(update=given)})
+
+
+def builtin_target_files() -> dict[str, Path]:
+    """Name -> file of every bundled profile."""
+    found: dict[str, Path] = {}
+    for folder in BUILTIN_TARGETS_DIRS:
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.toml")):
+                found.setdefault(path.stem, path)
+    return found
+
+
+def load_target(name_or_path: str | Path) -> TargetProfile:
+    """Load a bundled profile by name, or a user profile from a ``.toml`` path."""
+    text = str(name_or_path)
+    builtin = builtin_target_files()
+    if text in builtin:
+        return _load_file(builtin[text])
+    path = Path(text)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise TargetError(f"target profile file not found: {path}", hint="check the path to your .toml profile")
+        return _load_file(path)
+    valid = ", ".join(sorted(builtin)) or "(none found)"
+    raise TargetError(f"unknown target '{text}'; valid targets: {valid}",
+                      hint="pass one of those names or a path to your own profile .toml")
+
+
+def _load_file(path: Path) -> TargetProfile:
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise TargetError(f"{path}: not valid TOML: {exc}", hint="fix the TOML syntax") from exc
+    data.setdefault("name", path.stem)
+    try:
+        return TargetProfile.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"field '{'.'.join(str(p) for p in err['loc']) or '<root>'}': {err['msg']}" for err in exc.errors()
+        )
+        raise TargetError(f"{path}: invalid target profile: {problems}",
+                          hint="see `edgekit targets show x86` for a valid profile") from exc
