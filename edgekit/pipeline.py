@@ -231,7 +231,8 @@ def _manifest(source, specs, profile, calibration, validation, data_notes, commo
               progress) -> dict[str, Any]:
     best, notes = _recommend(candidates)
     host_arch = platform.machine()
-    if profile.arch not in ("any", host_arch.replace("aarch64", "arm64")):
+    benchmarked = any(c.latency for c in candidates)
+    if benchmarked and profile.arch not in ("any", host_arch.replace("aarch64", "arm64")):
         notes.append(f"latency measured on this {host_arch} host, not on the {profile.arch} target: "
                      "run `edgekit validate` on the device before trusting the choice")
     output_names = OnnxRunner(candidates[0].artifact.path).output_names

@@ -16,6 +16,7 @@ from .base import Artifact, StepContext, StepResult
 DYNAMO_MIN_OPSET = 18
 VERIFY_ATOL = 1e-4
 VERIFY_RTOL = 1e-3
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _OP_PATTERN = re.compile(r"(aten::[A-Za-z0-9_.]+|aten\.[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?|[a-z_]+::[A-Za-z0-9_]+)")
 
 
@@ -47,7 +48,7 @@ def export_onnx(source: TorchSource, out_path: Path, context: StepContext, dynam
         ops = sorted({m for text in full_errors for m in _OP_PATTERN.findall(text)})
         op_text = f" (unsupported op: {', '.join(ops)})" if ops else ""
         raise ExportError(f"torch.onnx could not export {source.reference}{op_text}; "
-                          f"dynamo: {errors['dynamo'][:300]}; torchscript: {errors['torchscript'][:300]}",
+                          f"dynamo: {errors['dynamo'][:200]}; torchscript: {errors['torchscript'][:200]}",
                           hint="replace the op with supported ones, or export the model to ONNX yourself "
                                "and pass the .onnx file")
     max_diff = verify_against_torch(source, out_path, context)
@@ -103,6 +104,6 @@ def verify_against_torch(source: TorchSource, onnx_path: Path, context: StepCont
     return worst
 
 
-def _first_lines(text: str, count: int = 3) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+def _first_lines(text: str, count: int = 2) -> str:
+    lines = [line.strip() for line in _ANSI.sub("", text).strip().splitlines() if line.strip()]
     return " | ".join(lines[:count])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import onnx
+
 from ..onnx_graph import node_count
 from ..runtime.onnxrt import OnnxRunner
 from .base import Artifact, Step, StepContext, StepResult, register
@@ -21,5 +23,16 @@ class Optimize(Step):
     def apply(self, artifact: Artifact, out_path: Path, context: StepContext) -> StepResult:
         level = context.profile.graph_optimization
         OnnxRunner(artifact.path, threads=1, optimization=level, optimized_model_path=out_path)
+        model = onnx.load(str(out_path))
+        _drop_unused_opsets(model)
+        onnx.save(model, str(out_path))
         return StepResult(self.name, Artifact(out_path, artifact.format, artifact.precision), {"level": level},
                           details={"nodes_before": node_count(artifact.path), "nodes_after": node_count(out_path)})
+
+
+def _drop_unused_opsets(model: onnx.ModelProto) -> None:
+    """ONNX Runtime declares every domain it knows (nchwc, training, ...); keep only those the nodes use."""
+    used = {node.domain for node in model.graph.node} | {""}
+    kept = [o for o in model.opset_import if o.domain in used or (o.domain == "ai.onnx" and "" in used)]
+    del model.opset_import[:]
+    model.opset_import.extend(kept)

@@ -1,0 +1,285 @@
+"""Benchmark edgekit's x86 artifacts against PyTorch eager and what a user gets from plain ONNX Runtime.
+
+For each model, at batch 1 with 2 threads: PyTorch eager, ORT FP32 on a plain ``torch.onnx.export``, ORT's
+``quantize_dynamic`` with defaults on that export, and edgekit's ``model.fp32.onnx`` / ``model.int8_static.onnx``.
+Variants are timed round-robin (rotating order) and each figure is the median of the round p50s/p90s.
+
+    .venv/bin/python bench/bench_export.py [--models mobilenet_v2,resnet18] [--rounds 3] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import edgekit
+from edgekit.accuracy import compare_outputs
+from edgekit.errors import AccuracyError
+from edgekit.quiet import quiet
+from edgekit.runtime.onnxrt import OnnxRunner
+from edgekit.runtime.stats import LatencyStats
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+import models  # noqa: E402  (bench/models.py, beside this file)
+
+MODELS = {"mobilenet_v2": "mobilenet_v2_style", "resnet18": "resnet18_style"}
+THREADS = 2
+OPSET = 18
+CALIB_SAMPLES = 32
+VAL_SAMPLES = 16
+WARMUP, RUNS, MIN_SECONDS = 5, 20, 1.0
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INT8_SPEEDUP_TARGET = 1.6
+COSINE_TARGET = 0.999
+EAGER, ORT_FP32, ORT_DYNAMIC, EK_FP32, EK_INT8 = ("pytorch eager", "ort fp32 (plain export)",
+                                                  "ort quantize_dynamic", "edgekit fp32", "edgekit int8_static")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help=f"comma-separated subset of {', '.join(MODELS)} (default: all)")
+    parser.add_argument("--rounds", type=int, default=3, help="round-robin timing rounds per model (default: 3)")
+    parser.add_argument("--json", type=Path, help="also write every figure as JSON to this path")
+    args = parser.parse_args(argv)
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = sorted(set(args.models) - MODELS.keys())
+    if unknown or not args.models:
+        parser.error(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    return args
+
+
+def smooth_images(count: int, seed: int) -> np.ndarray:
+    """Image-like inputs: coarse and medium random noise upsampled bilinearly, ImageNet-normalised."""
+    generator = torch.Generator().manual_seed(seed)
+    size = models.INPUT_SHAPE[-2:]
+
+    def octave(cells: int, weight: float) -> torch.Tensor:
+        noise = torch.rand(count, 3, cells, cells, generator=generator)
+        return weight * torch.nn.functional.interpolate(noise, size=size, mode="bilinear", align_corners=False)
+
+    pixels = (octave(7, 0.7) + octave(28, 0.3)).clamp(0.0, 1.0)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return ((pixels - mean) / std).numpy().astype(np.float32)
+
+
+def write_data(folder: Path, input_name: str) -> tuple[Path, Path]:
+    """Calibration and validation ``.npz`` files keyed by the model's input name (distinct seeds)."""
+    calib, val = folder / "calib.npz", folder / "val.npz"
+    np.savez(calib, **{input_name: smooth_images(CALIB_SAMPLES, seed=1)})
+    np.savez(val, **{input_name: smooth_images(VAL_SAMPLES, seed=2)})
+    return calib, val
+
+
+def plain_export(module: torch.nn.Module, example: torch.Tensor, folder: Path) -> Path:
+    """What a user gets without edgekit: the dynamo exporter at opset 18, saved as is."""
+    path = folder / "plain.onnx"
+    with quiet():
+        torch.onnx.export(module, (example,), str(path), dynamo=True, opset_version=OPSET)
+    return path
+
+
+def plain_quantize_dynamic(fp32_path: Path) -> Path:
+    """ORT's ``quantize_dynamic`` with every default: what a user would try first."""
+    from onnxruntime.quantization import quantize_dynamic
+
+    path = fp32_path.with_name("plain.int8_dynamic.onnx")
+    with quiet():
+        quantize_dynamic(fp32_path, path)
+    return path
+
+
+def edgekit_export(factory: str, folder: Path, calib: Path, val: Path) -> tuple[dict, float]:
+    """Run ``edgekit.export`` for x86; returns the manifest (also when a budget broke) and wall seconds."""
+    out = folder / "edgekit-x86"
+    started = time.perf_counter()
+    try:
+        edgekit.export(f"{BENCH_DIR / 'models.py'}:{factory}", "x86", out=out, calib=calib, val=val,
+                       benchmark=False, overwrite=True)
+    except AccuracyError:
+        pass  # the folder is written anyway, failing artifacts under rejected/; the manifest says which
+    seconds = time.perf_counter() - started
+    return json.loads((out / "manifest.json").read_text()), seconds
+
+
+def manifest_artifact(manifest: dict, precision: str) -> dict:
+    return next(a for a in manifest["artifacts"] if a["precision"] == precision)
+
+
+def eager_benchmark(module: torch.nn.Module, x: torch.Tensor) -> LatencyStats:
+    """The same loop as ``OnnxRunner.benchmark``, around a PyTorch eager call."""
+    with torch.inference_mode():
+        for _ in range(WARMUP):
+            module(x)
+        samples: list[float] = []
+        started = time.perf_counter()
+        while len(samples) < RUNS or time.perf_counter() - started < MIN_SECONDS:
+            t0 = time.perf_counter()
+            module(x)
+            samples.append(time.perf_counter() - t0)
+    return LatencyStats.from_seconds(samples, WARMUP, torch.get_num_threads())
+
+
+def time_round_robin(timers: dict, rounds: int) -> dict[str, list[LatencyStats]]:
+    """Call every timer once per round, rotating the order so no variant always follows the same one."""
+    names = list(timers)
+    results: dict[str, list[LatencyStats]] = {name: [] for name in names}
+    for index in range(rounds):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            results[name].append(timers[name]())
+    return results
+
+
+def fidelity(runner: OnnxRunner, reference: list[list[np.ndarray]], val: dict[str, np.ndarray]) -> dict:
+    """Cosine (min over samples) and top-1 agreement of an ONNX variant against PyTorch."""
+    outputs = [runner.run({name: arr[i:i + 1] for name, arr in val.items()}) for i in range(len(reference))]
+    report = compare_outputs(reference, outputs)
+    return {"cosine_min": report.cosine_min, "top1_agreement": report.top1_agreement}
+
+
+def bench_model(name: str, rounds: int, workdir: Path) -> dict:
+    """Build, export (plain and edgekit), check fidelity and time every variant of one model."""
+    factory = MODELS[name]
+    module, example = getattr(models, factory)()
+    folder = workdir / name
+    folder.mkdir()
+    ort_fp32 = plain_export(module, example, folder)
+    input_name = OnnxRunner(ort_fp32).input_names[0]
+    calib, val = write_data(folder, input_name)
+    manifest, export_seconds = edgekit_export(factory, folder, calib, val)
+    artifacts = {EK_FP32: manifest_artifact(manifest, "fp32"), EK_INT8: manifest_artifact(manifest, "int8_static")}
+    paths = {ORT_FP32: ort_fp32, ORT_DYNAMIC: plain_quantize_dynamic(ort_fp32),
+             **{v: folder / "edgekit-x86" / a["file"] for v, a in artifacts.items()}}
+    runners = {variant: OnnxRunner(path, threads=THREADS) for variant, path in paths.items()}
+
+    val_inputs = dict(np.load(val))
+    with torch.inference_mode():
+        reference = [[module(torch.from_numpy(val_inputs[input_name][i:i + 1])).numpy()]
+                     for i in range(VAL_SAMPLES)]
+    feeds = {input_name: val_inputs[input_name][:1]}
+    timers = {EAGER: lambda: eager_benchmark(module, torch.from_numpy(feeds[input_name]))}
+    timers.update({v: (lambda r=r: r.benchmark(feeds, warmup=WARMUP, runs=RUNS, min_seconds=MIN_SECONDS))
+                   for v, r in runners.items()})
+    timed = time_round_robin(timers, rounds)
+
+    variants = {}
+    for variant, stats in timed.items():
+        entry = {"p50_ms": statistics.median(s.p50_ms for s in stats),
+                 "p90_ms": statistics.median(s.p90_ms for s in stats), "rounds": [s.to_dict() for s in stats]}
+        if variant in runners:
+            entry.update(fidelity(runners[variant], reference, val_inputs), file=str(paths[variant].relative_to(folder)))
+        if variant in artifacts:
+            entry.update(passed=artifacts[variant]["passed"], rejected_reason=artifacts[variant]["rejected_reason"])
+        variants[variant] = entry
+    int8_steps = artifacts[EK_INT8]["steps"]
+    return {"model": name, "factory": f"bench/models.py:{factory}", "input": input_name,
+            "edgekit_status": manifest["status"], "edgekit_export_s": round(export_seconds, 1),
+            "host_fusion": next(s["details"]["host_fusion"] for s in int8_steps if s["step"] == "quantize_static"),
+            "quantization_params": next(s["params"] for s in int8_steps if s["step"] == "quantize_static"),
+            "variants": variants}
+
+
+def recommended(result: dict) -> str | None:
+    """What edgekit would recommend: the faster passing one of its fp32/int8 artifacts, by our timing."""
+    passing = [v for v in (EK_FP32, EK_INT8) if result["variants"][v]["passed"]]
+    return min(passing, key=lambda v: result["variants"][v]["p50_ms"]) if passing else None
+
+
+def check_targets(results: list[dict]) -> list[dict]:
+    """The issue's targets, each with per-model figures and PASS/MISS."""
+    speedups, cosines, rec_ratios = {}, {}, {}
+    for r in results:
+        v = r["variants"]
+        speedups[r["model"]] = v[ORT_FP32]["p50_ms"] / v[EK_INT8]["p50_ms"]
+        cosines[r["model"]] = min(v[EK_FP32]["cosine_min"], v[EK_INT8]["cosine_min"])
+        best = recommended(r)
+        rec_ratios[r["model"]] = (best, v[ORT_FP32]["p50_ms"] / v[best]["p50_ms"] if best else None)
+    return [
+        {"target": f"edgekit int8_static >= {INT8_SPEEDUP_TARGET}x faster than ORT FP32 (p50)",
+         "figures": {m: f"{s:.2f}x" for m, s in speedups.items()},
+         "passed": all(s >= INT8_SPEEDUP_TARGET for s in speedups.values())},
+        {"target": f"cosine >= {COSINE_TARGET} vs PyTorch (min over val samples, edgekit fp32 and int8)",
+         "figures": {m: f"{c:.5f}" for m, c in cosines.items()},
+         "passed": all(c >= COSINE_TARGET for c in cosines.values())},
+        {"target": "edgekit's recommended artifact is not slower than ORT FP32 (p50)",
+         "figures": {m: f"{b or 'none passed'}" + (f", {s:.2f}x ORT FP32" if b else "")
+                     for m, (b, s) in rec_ratios.items()},
+         "passed": all(b is not None and s >= 1.0 for b, s in rec_ratios.values())},
+    ]
+
+
+def print_model(result: dict) -> None:
+    v = result["variants"]
+    eager, ort = v[EAGER]["p50_ms"], v[ORT_FP32]["p50_ms"]
+    print(f"\n== {result['model']} ({result['factory']}, input '{result['input']}' 1x3x224x224, batch 1, "
+          f"{THREADS} threads) ==")
+    print(f"edgekit export: status {result['edgekit_status']}, {result['edgekit_export_s']} s")
+    print(f"{'variant':<26}{'p50 ms':>9}{'p90 ms':>9}{'vs eager':>10}{'vs ORT fp32':>13}{'cos min':>10}"
+          f"{'top1 agr':>10}  gate")
+    for name, e in v.items():
+        cos = f"{e['cosine_min']:.5f}" if "cosine_min" in e else "ref"
+        agree = f"{e['top1_agreement']:.3f}" if "top1_agreement" in e else "ref"
+        gate = ("" if "passed" not in e else "pass" if e["passed"] else f"REJECTED ({e['rejected_reason']})")
+        print(f"{name:<26}{e['p50_ms']:>9.2f}{e['p90_ms']:>9.2f}{eager / e['p50_ms']:>9.2f}x"
+              f"{ort / e['p50_ms']:>12.2f}x{cos:>10}{agree:>10}  {gate}")
+    fusion = result["host_fusion"]
+    print(f"int8_static host fusion (ORT 'all' on this host): integer ops {fusion['integer_ops']}; "
+          f"float compute ops left: {fusion['float_compute_ops']}")
+    for node in fusion["left_in_float"][:10]:
+        print(f"    left in float: {node}")
+
+
+def print_targets(targets: list[dict]) -> None:
+    print("\n== targets ==")
+    for t in targets:
+        figures = "; ".join(f"{m}: {f}" for m, f in t["figures"].items())
+        print(f"[{'PASS' if t['passed'] else 'MISS'}] {t['target']} -- {figures}")
+
+
+def environment() -> dict:
+    import onnxruntime
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {"cpu": cpu, "python": platform.python_version(), "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__, "edgekit": edgekit.__version__, "threads": THREADS}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(THREADS)
+    env = environment()
+    print(f"bench_export: {', '.join(f'{k} {v}' for k, v in env.items())}; rounds {args.rounds}, "
+          f"each >= {RUNS} runs and {MIN_SECONDS} s after {WARMUP} warm-up; calib {CALIB_SAMPLES}, "
+          f"val {VAL_SAMPLES} smooth random images")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as workdir:
+        results = []
+        for name in args.models:
+            results.append(bench_model(name, args.rounds, Path(workdir)))
+            print_model(results[-1])
+    targets = check_targets(results)
+    print_targets(targets)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps({"environment": env, "rounds": args.rounds, "models": results,
+                                         "targets": targets}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

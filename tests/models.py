@@ -1,0 +1,109 @@
+"""Tiny models built for the tests; referenced as tests/models.py:FACTORY like a user's model file."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _randomize_batchnorm(net: nn.Module, seed: int = 0) -> nn.Module:
+    generator = torch.Generator().manual_seed(seed)
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            n = module.num_features
+            module.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
+            module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+            module.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.randn(n, generator=generator) * 0.1)
+    return net.eval()
+
+
+class TinyCnn(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.Conv2d(8, 16, 3, padding=1, stride=2), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class TinyMlp(nn.Module):
+    """MatMul-heavy, transformer-like: 3-D input so Linear exports as MatMul."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 32), nn.LayerNorm(32))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.net(tokens)
+
+
+class TwoInputs(nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.relu(a) * 2 + b
+
+
+class Unstable(nn.Module):
+    """Outputs swing with tiny input changes: INT8 cannot keep it within a tight budget."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.head = nn.Linear(8 * 8 * 8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.head(self.conv(x).flatten(1)) * 500.0)
+
+
+@torch.library.custom_op("edgekit_test::mystery", mutates_args=())
+def mystery(x: torch.Tensor) -> torch.Tensor:
+    return x * 2
+
+
+@mystery.register_fake
+def _mystery_fake(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+class UsesMystery(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return mystery(x) + 1
+
+
+def tiny_cnn():
+    torch.manual_seed(0)
+    return _randomize_batchnorm(TinyCnn()), torch.zeros(1, 3, 8, 8)
+
+
+def tiny_cnn_no_examples():
+    torch.manual_seed(0)
+    return _randomize_batchnorm(TinyCnn())
+
+
+def tiny_mlp():
+    torch.manual_seed(0)
+    return TinyMlp().eval(), torch.zeros(1, 4, 32)
+
+
+def two_inputs():
+    return TwoInputs(), {"a": torch.zeros(1, 6), "b": torch.zeros(1, 6)}
+
+
+def unstable():
+    return Unstable().eval(), torch.zeros(1, 3, 8, 8)
+
+
+def unsupported_op():
+    return UsesMystery(), torch.zeros(1, 4)
+
+
+def raises():
+    raise RuntimeError("weights file is corrupt")
+
+
+def not_a_module():
+    return {"weights": [1, 2, 3]}
