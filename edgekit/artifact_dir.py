@@ -22,6 +22,7 @@ class StagedFolder:
         if self.dest.is_dir() and any(self.dest.iterdir()) and not overwrite:
             raise InputError(f"output folder {self.dest} already exists and is not empty",
                              hint="pass --overwrite to replace it, or choose another --out")
+        self._created_parent = _first_missing(self.dest.parent)
         try:
             self.dest.parent.mkdir(parents=True, exist_ok=True)
             self.path = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.tmp-", dir=self.dest.parent))
@@ -51,4 +52,17 @@ class StagedFolder:
         return self.dest
 
     def discard(self) -> None:
+        """Remove the temp folder and any parent folders this object created."""
         shutil.rmtree(self.path, ignore_errors=True)
+        if self._created_parent is not None:
+            shutil.rmtree(self._created_parent, ignore_errors=True)
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost ancestor of ``folder`` (itself included) that does not exist yet."""
+    missing = None
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            break
+        missing = candidate
+    return missing
