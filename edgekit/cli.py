@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from .errors import AccuracyError, EdgekitError, InputError
+from .targets import Format
 
 app = typer.Typer(help="Take a trained model to an edge device and prove it runs well there.",
                   no_args_is_help=True, add_completion=False)
@@ -41,7 +42,8 @@ def export(
     calib: Optional[Path] = typer.Option(None, "--calib", help="Calibration data: .npz keyed by input name, "
                                                               "or a folder of .npy/.npz."),
     val: Optional[Path] = typer.Option(None, "--val", help="Validation data (same format; 'labels' key optional)."),
-    format: Optional[str] = typer.Option(None, "--format", "-f", help="onnx (tflite and auto: not yet)."),
+    format: Optional[Format] = typer.Option(None, "--format", "-f", help="Artifact format; this version builds "
+                                                                        "onnx (tflite and auto are planned)."),
     dynamic_batch: Optional[bool] = typer.Option(None, "--dynamic-batch/--static-batch",
                                                  help="Make the first axis of every input dynamic."),
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Run onnxsim."),
@@ -70,7 +72,7 @@ def export(
             inputs=inputs or (config and config.inputs) or None,
             calib=calib or (config and config.calib) or None,
             val=val or (config and config.val) or None,
-            format=format or (config and config.format) or "onnx",
+            format=(format.value if format else None) or (config and config.format) or "onnx",
             dynamic_batch=dynamic_batch if dynamic_batch is not None else bool(config and config.dynamic_batch),
             simplify=simplify,
             accuracy={"cosine_min": cosine_min, "top1_agreement_min": top1_min, "max_abs_error": max_abs_error},
