@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -152,8 +153,21 @@ def fidelity(runner: OnnxRunner, reference: list[list[np.ndarray]], val: dict[st
     return {"cosine_min": report.cosine_min, "top1_agreement": report.top1_agreement}
 
 
+def torch_reference(module: torch.nn.Module, inputs: np.ndarray) -> list[list[np.ndarray]]:
+    """PyTorch eager outputs per sample, in the layout ``compare_outputs`` takes."""
+    with torch.inference_mode():
+        return [[module(torch.from_numpy(inputs[i:i + 1])).numpy()] for i in range(len(inputs))]
+
+
+def summarise(timed: dict[str, list[LatencyStats]]) -> dict[str, dict]:
+    """Median of the round p50s and p90s per variant, with every round kept."""
+    return {variant: {"p50_ms": statistics.median(s.p50_ms for s in stats),
+                      "p90_ms": statistics.median(s.p90_ms for s in stats), "rounds": [s.to_dict() for s in stats]}
+            for variant, stats in timed.items()}
+
+
 def bench_model(name: str, rounds: int, workdir: Path) -> dict:
-    """Build, export (plain and edgekit), check fidelity and time every variant of one model."""
+    """Build, export (plain and edgekit), time every variant round-robin and check fidelity, for one model."""
     factory = MODELS[name]
     module, example = getattr(models, factory)()
     folder = workdir / name
@@ -168,29 +182,21 @@ def bench_model(name: str, rounds: int, workdir: Path) -> dict:
     runners = {variant: OnnxRunner(path, threads=THREADS) for variant, path in paths.items()}
 
     val_inputs = dict(np.load(val))
-    with torch.inference_mode():
-        reference = [[module(torch.from_numpy(val_inputs[input_name][i:i + 1])).numpy()]
-                     for i in range(VAL_SAMPLES)]
     feeds = {input_name: val_inputs[input_name][:1]}
     timers = {EAGER: lambda: eager_benchmark(module, torch.from_numpy(feeds[input_name]))}
     timers.update({v: (lambda r=r: r.benchmark(feeds, warmup=WARMUP, runs=RUNS, min_seconds=MIN_SECONDS))
                    for v, r in runners.items()})
-    timed = time_round_robin(timers, rounds)
+    variants = summarise(time_round_robin(timers, rounds))
 
-    variants = {}
-    for variant, stats in timed.items():
-        entry = {"p50_ms": statistics.median(s.p50_ms for s in stats),
-                 "p90_ms": statistics.median(s.p90_ms for s in stats), "rounds": [s.to_dict() for s in stats]}
-        if variant in runners:
-            entry.update(fidelity(runners[variant], reference, val_inputs), file=str(paths[variant].relative_to(folder)))
-        if variant in artifacts:
-            entry.update(passed=artifacts[variant]["passed"], rejected_reason=artifacts[variant]["rejected_reason"])
-        variants[variant] = entry
-    int8_steps = artifacts[EK_INT8]["steps"]
+    reference = torch_reference(module, val_inputs[input_name])
+    for variant, runner in runners.items():
+        variants[variant].update(fidelity(runner, reference, val_inputs), file=str(paths[variant].relative_to(folder)))
+    for variant, artifact in artifacts.items():
+        variants[variant].update(passed=artifact["passed"], rejected_reason=artifact["rejected_reason"])
+    quantize = next(s for s in artifacts[EK_INT8]["steps"] if s["step"] == "quantize_static")
     return {"model": name, "factory": f"bench/models.py:{factory}", "input": input_name,
             "edgekit_status": manifest["status"], "edgekit_export_s": round(export_seconds, 1),
-            "host_fusion": next(s["details"]["host_fusion"] for s in int8_steps if s["step"] == "quantize_static"),
-            "quantization_params": next(s["params"] for s in int8_steps if s["step"] == "quantize_static"),
+            "host_fusion": quantize["details"]["host_fusion"], "quantization_params": quantize["params"],
             "variants": variants}
 
 
@@ -257,7 +263,17 @@ def environment() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     return {"cpu": cpu, "python": platform.python_version(), "torch": torch.__version__,
-            "onnxruntime": onnxruntime.__version__, "edgekit": edgekit.__version__, "threads": THREADS}
+            "onnxruntime": onnxruntime.__version__, "edgekit": edgekit.__version__, "threads": THREADS,
+            "cpus": os.cpu_count(), "load_1min_at_start": round(os.getloadavg()[0], 2)}
+
+
+def print_load_note(env: dict) -> None:
+    """Say so when other processes already keep the cores busy: then 2-thread timings are disturbed."""
+    spare = env["cpus"] - env["load_1min_at_start"]
+    if spare < THREADS - 0.5:
+        print(f"note: 1-min load {env['load_1min_at_start']} on {env['cpus']} CPUs before starting: other processes "
+              f"compete with the {THREADS} timed threads, so absolute ms are inflated and noisy; "
+              "compare the ratios, or rerun on an idle host")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -267,6 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"bench_export: {', '.join(f'{k} {v}' for k, v in env.items())}; rounds {args.rounds}, "
           f"each >= {RUNS} runs and {MIN_SECONDS} s after {WARMUP} warm-up; calib {CALIB_SAMPLES}, "
           f"val {VAL_SAMPLES} smooth random images")
+    print_load_note(env)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as workdir:
         results = []

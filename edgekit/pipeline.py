@@ -42,9 +42,13 @@ class Candidate:
     def passed(self) -> bool:
         return self.rejected is None
 
-    def to_dict(self) -> dict[str, Any]:
+    def relocate(self, old_root: Path, new_root: Path) -> None:
+        path = new_root / self.artifact.path.relative_to(old_root)
+        self.artifact = Artifact(path, self.artifact.format, self.artifact.precision)
+
+    def to_dict(self, root: Path) -> dict[str, Any]:
         path = self.artifact.path
-        return {"file": str(Path(path.parent.name) / path.name) if path.parent.name == "rejected" else path.name,
+        return {"file": path.relative_to(root).as_posix(),
                 "format": self.artifact.format, "precision": self.artifact.precision,
                 "size_bytes": path.stat().st_size, "sha256": sha256_file(path), "passed": self.passed,
                 "rejected_reason": self.rejected, "steps": [s.to_dict() for s in self.steps],
@@ -94,13 +98,15 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
             if not candidate.passed:
                 _move_to_rejected(candidate, staged.path)
         manifest = _manifest(source, specs, profile, calibration, validation, data_notes, common_steps,
-                             candidates, format, progress)
+                             candidates, format, progress, staged.path)
         staged.write_json("manifest.json", manifest)
         shutil.rmtree(staged.path / "work", ignore_errors=True)
         final = staged.commit()
     except BaseException:
         staged.discard()
         raise
+    for candidate in candidates:
+        candidate.relocate(staged.path, final)
     result = ExportResult(final, manifest, candidates)
     if not result.passed:
         failed = [c for c in candidates if not c.passed]
@@ -228,7 +234,7 @@ def _recommend(candidates: list[Candidate]) -> tuple[Candidate | None, list[str]
 
 
 def _manifest(source, specs, profile, calibration, validation, data_notes, common_steps, candidates, fmt,
-              progress) -> dict[str, Any]:
+              progress, root: Path) -> dict[str, Any]:
     best, notes = _recommend(candidates)
     host_arch = platform.machine()
     benchmarked = any(c.latency for c in candidates)
@@ -240,7 +246,7 @@ def _manifest(source, specs, profile, calibration, validation, data_notes, commo
         "schema": MANIFEST_SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "status": "passed" if all(c.passed for c in candidates) else "failed",
-        "recommended": best.to_dict()["file"] if best else None,
+        "recommended": best.artifact.path.relative_to(root).as_posix() if best else None,
         "format": fmt,
         "source": source.describe(),
         "inputs": [s.to_dict() for s in specs],
@@ -251,7 +257,7 @@ def _manifest(source, specs, profile, calibration, validation, data_notes, commo
         "data": {"calibration": calibration.describe(), "validation": validation.describe(), "notes": data_notes},
         "steps": [s.to_dict() for s in common_steps],
         "timings_s": {k: round(v, 3) for k, v in progress.timings.items()},
-        "artifacts": [c.to_dict() for c in candidates],
+        "artifacts": [c.to_dict(root) for c in candidates],
         "notes": notes,
     }
 

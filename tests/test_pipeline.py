@@ -51,6 +51,7 @@ def test_manifest_describes_everything(exported):
 
 
 def test_folder_holds_only_finished_files(exported):
+    assert all(c.artifact.path.parent == exported.out_dir and c.artifact.path.exists() for c in exported.candidates)
     names = sorted(p.name for p in exported.out_dir.iterdir())
     assert names == ["manifest.json", "model.fp32.onnx", "model.int8_static.onnx"]
     assert not [p for p in exported.out_dir.parent.iterdir() if p.name.startswith(".")]
