@@ -2,7 +2,9 @@
 
 For each model, at batch 1 with 2 threads: PyTorch eager, ORT FP32 on a plain ``torch.onnx.export``, ORT's
 ``quantize_dynamic`` with defaults on that export, and edgekit's ``model.fp32.onnx`` / ``model.int8_static.onnx``.
-Variants are timed round-robin (rotating order) and each figure is the median of the round p50s/p90s.
+Variants are timed round-robin (rotating order); latencies are the median of the round p50s/p90s, and each
+speed-up is the median of the per-round ratios, so one busy round on a shared machine cannot pair a slow
+baseline with a fast candidate.
 
     .venv/bin/python bench/bench_export.py [--models mobilenet_v2,resnet18] [--rounds 3] [--json out.json]
 """
@@ -200,6 +202,13 @@ def bench_model(name: str, rounds: int, workdir: Path) -> dict:
             "variants": variants}
 
 
+def speedup(result: dict, baseline: str, variant: str) -> float:
+    """Median over rounds of baseline p50 / variant p50, both measured in the same round."""
+    rounds = result["variants"]
+    return statistics.median(b["p50_ms"] / v["p50_ms"]
+                             for b, v in zip(rounds[baseline]["rounds"], rounds[variant]["rounds"]))
+
+
 def recommended(result: dict) -> str | None:
     """What edgekit would recommend: the faster passing one of its fp32/int8 artifacts, by our timing."""
     passing = [v for v in (EK_FP32, EK_INT8) if result["variants"][v]["passed"]]
@@ -211,10 +220,10 @@ def check_targets(results: list[dict]) -> list[dict]:
     speedups, cosines, rec_ratios = {}, {}, {}
     for r in results:
         v = r["variants"]
-        speedups[r["model"]] = v[ORT_FP32]["p50_ms"] / v[EK_INT8]["p50_ms"]
+        speedups[r["model"]] = speedup(r, ORT_FP32, EK_INT8)
         cosines[r["model"]] = min(v[EK_FP32]["cosine_min"], v[EK_INT8]["cosine_min"])
         best = recommended(r)
-        rec_ratios[r["model"]] = (best, v[ORT_FP32]["p50_ms"] / v[best]["p50_ms"] if best else None)
+        rec_ratios[r["model"]] = (best, speedup(r, ORT_FP32, best) if best else None)
     return [
         {"target": f"edgekit int8_static >= {INT8_SPEEDUP_TARGET}x faster than ORT FP32 (p50)",
          "figures": {m: f"{s:.2f}x" for m, s in speedups.items()},
@@ -231,7 +240,6 @@ def check_targets(results: list[dict]) -> list[dict]:
 
 def print_model(result: dict) -> None:
     v = result["variants"]
-    eager, ort = v[EAGER]["p50_ms"], v[ORT_FP32]["p50_ms"]
     print(f"\n== {result['model']} ({result['factory']}, input '{result['input']}' 1x3x224x224, batch 1, "
           f"{THREADS} threads) ==")
     print(f"edgekit export: status {result['edgekit_status']}, {result['edgekit_export_s']} s")
@@ -241,8 +249,8 @@ def print_model(result: dict) -> None:
         cos = f"{e['cosine_min']:.5f}" if "cosine_min" in e else "ref"
         agree = f"{e['top1_agreement']:.3f}" if "top1_agreement" in e else "ref"
         gate = ("" if "passed" not in e else "pass" if e["passed"] else f"REJECTED ({e['rejected_reason']})")
-        print(f"{name:<26}{e['p50_ms']:>9.2f}{e['p90_ms']:>9.2f}{eager / e['p50_ms']:>9.2f}x"
-              f"{ort / e['p50_ms']:>12.2f}x{cos:>10}{agree:>10}  {gate}")
+        print(f"{name:<26}{e['p50_ms']:>9.2f}{e['p90_ms']:>9.2f}{speedup(result, EAGER, name):>9.2f}x"
+              f"{speedup(result, ORT_FP32, name):>12.2f}x{cos:>10}{agree:>10}  {gate}")
     fusion = result["host_fusion"]
     print(f"int8_static host fusion (ORT 'all' on this host): integer ops {fusion['integer_ops']}; "
           f"float compute ops left: {fusion['float_compute_ops']}")

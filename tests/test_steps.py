@@ -89,7 +89,8 @@ def test_static_int8_is_qdq_and_within_budget(cnn):
     assert counts["QuantizeLinear"] > 0 and counts["DequantizeLinear"] > 0
     assert result.params["activation_type"] == "uint8" and result.params["per_channel"] is True
     fusion = result.details["host_fusion"]
-    assert fusion["integer_ops"].get("QLinearConv", 0) == 2 and fusion["float_compute_ops"] == 0
+    assert fusion["integer_ops"].get("QLinearConv", 0) == 2 and fusion["integer_ops"].get("QGemm", 0) == 1
+    assert fusion["float_compute_ops"] == 0
     feeds = {"x": smooth_images(1, seed=11)}
     assert cosine(_outputs(result.artifact.path, feeds), source.run(feeds)[0]) > 0.99
 

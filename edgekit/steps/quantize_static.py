@@ -18,6 +18,7 @@ from ..runtime.onnxrt import OnnxRunner
 from .base import Artifact, Step, StepContext, StepResult, register
 
 FLOAT_COMPUTE_OPS = ("Conv", "FusedConv", "ConvTranspose", "MatMul", "FusedMatMul", "Gemm", "NchwcConv")
+INTEGER_OPS = ("ConvInteger", "MatMulInteger", "QGemm", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QAttention")
 
 
 class _SampleReader:
@@ -78,6 +79,6 @@ def host_fusion_report(path: Path, scratch: str) -> dict:
     OnnxRunner(path, threads=1, optimization="all", optimized_model_path=optimized)
     model = onnx.load(str(optimized))
     counts = op_counts(model)
-    integer = {op: n for op, n in counts.items() if op.startswith("QLinear") or op in ("ConvInteger", "MatMulInteger")}
+    integer = {op: n for op, n in counts.items() if op.startswith("QLinear") or op in INTEGER_OPS}
     left = [f"{node.name or '?'} ({node.op_type})" for node in model.graph.node if node.op_type in FLOAT_COMPUTE_OPS]
     return {"integer_ops": integer, "float_compute_ops": len(left), "left_in_float": left[:50]}
