@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 
-from .stats import LatencyStats
+from .stats import LatencyStats, time_calls
 
 
 class OnnxRunner:
@@ -50,12 +49,4 @@ class OnnxRunner:
                   min_seconds: float = 0.0) -> LatencyStats:
         """Warm up, then time ``runs`` calls (more if ``min_seconds`` is not reached yet)."""
         bound = {n: feeds[n] for n in self.input_names}
-        for _ in range(warmup):
-            self.session.run(None, bound)
-        samples: list[float] = []
-        started = time.perf_counter()
-        while len(samples) < runs or time.perf_counter() - started < min_seconds:
-            t0 = time.perf_counter()
-            self.session.run(None, bound)
-            samples.append(time.perf_counter() - t0)
-        return LatencyStats.from_seconds(samples, warmup, self.threads)
+        return time_calls(lambda: self.session.run(None, bound), self.threads, warmup, runs, min_seconds)
