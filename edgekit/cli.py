@@ -42,8 +42,9 @@ def export(
     calib: Optional[Path] = typer.Option(None, "--calib", help="Calibration data: .npz keyed by input name, "
                                                               "or a folder of .npy/.npz."),
     val: Optional[Path] = typer.Option(None, "--val", help="Validation data (same format; 'labels' key optional)."),
-    format: Optional[Format] = typer.Option(None, "--format", "-f", help="Artifact format; this version builds "
-                                                                        "onnx (tflite and auto are planned)."),
+    format: Optional[Format] = typer.Option(None, "--format", "-f", help="onnx or tflite (every candidate must "
+                                            "pass), or auto: build all the target allows, pick the fastest that "
+                                            "passes. Default: auto if the target allows several formats."),
     dynamic_batch: Optional[bool] = typer.Option(None, "--dynamic-batch/--static-batch",
                                                  help="Make the first axis of every input dynamic."),
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Run onnxsim."),
@@ -51,6 +52,8 @@ def export(
     top1_min: Optional[float] = typer.Option(None, "--top1-min", help="Override the top-1 agreement budget."),
     max_abs_error: Optional[float] = typer.Option(None, "--max-abs-error", help="Override the max abs error budget."),
     benchmark: bool = typer.Option(True, "--benchmark/--no-benchmark", help="Measure host latency per artifact."),
+    rescue: bool = typer.Option(True, "--rescue/--no-rescue", help="If static INT8 breaks the budget, retry with "
+                                                                   "the most sensitive layers kept in float."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON on stdout."),
 ) -> None:
@@ -72,11 +75,11 @@ def export(
             inputs=inputs or (config and config.inputs) or None,
             calib=calib or (config and config.calib) or None,
             val=val or (config and config.val) or None,
-            format=(format.value if format else None) or (config and config.format) or "onnx",
+            format=(format.value if format else None) or (config and config.format) or None,
             dynamic_batch=dynamic_batch if dynamic_batch is not None else bool(config and config.dynamic_batch),
             simplify=simplify,
             accuracy={"cosine_min": cosine_min, "top1_agreement_min": top1_min, "max_abs_error": max_abs_error},
-            benchmark=benchmark, overwrite=overwrite,
+            benchmark=benchmark, rescue=rescue, overwrite=overwrite,
         )
         progress = SilentProgress() if as_json else RichProgress(err_console)
         result = run_export(model, progress=progress, **kwargs)

@@ -5,24 +5,25 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+_STATUS = {"selected": "[bold green]★ selected[/]", "passed": "[green]✓ passed[/]", "rejected": "[red]✗ rejected[/]"}
+
 
 def _fmt(value, spec: str, empty: str = "—") -> str:
     return empty if value is None else format(value, spec)
 
 
 def artifacts_table(manifest: dict) -> Table:
-    table = Table(title=f"edgekit export → target {manifest['target']['name']}")
-    for column in ("artifact", "precision", "size", "cosine min", "top-1 agree", "label acc", "p50 ms (host)",
-                   "pass"):
-        table.add_column(column, justify="right" if column not in ("artifact", "precision") else "left")
+    table = Table(title=f"edgekit export → target {manifest['target']['name']} (format {manifest['format']})")
+    for column in ("candidate", "file", "size", "cosine min", "top-1 agree", "label acc", "p50 ms", "p90 ms",
+                   "status"):
+        table.add_column(column, justify="left" if column in ("candidate", "file", "status") else "right")
     for art in manifest["artifacts"]:
         acc = art["accuracy"] or {}
         latency = art["latency_host"] or {}
-        mark = "[green]✓[/]" if art["passed"] else "[red]✗[/]"
-        name = art["file"] + (" [bold](recommended)[/]" if art["file"] == manifest["recommended"] else "")
-        table.add_row(name, art["precision"], f"{art['size_bytes'] / 1024:.1f} KiB", _fmt(acc.get("cosine_min"), ".5f"),
+        size = f"{art['size_bytes'] / 1024:.1f} KiB" if art["size_bytes"] is not None else "—"
+        table.add_row(art["name"], art["file"] or "—", size, _fmt(acc.get("cosine_min"), ".5f"),
                       _fmt(acc.get("top1_agreement"), ".2%"), _fmt(acc.get("label_accuracy"), ".2%"),
-                      _fmt(latency.get("p50_ms"), ".3f"), mark)
+                      _fmt(latency.get("p50_ms"), ".3f"), _fmt(latency.get("p90_ms"), ".3f"), _STATUS[art["status"]])
     return table
 
 
@@ -35,14 +36,17 @@ def print_export_summary(console: Console, manifest: dict, out_dir) -> None:
                       " validation samples")
     for art in manifest["artifacts"]:
         if art["rejected_reason"]:
-            console.print(f"[red]rejected[/] {art['file']}: {art['rejected_reason']}")
+            console.print(f"[red]✗[/] {art['name']}: {art['rejected_reason']}", soft_wrap=True)
+        for note in art["notes"]:
+            console.print(f"[yellow]![/] {art['name']}: {note}", soft_wrap=True)
         fusion = next((s["details"].get("host_fusion") for s in art["steps"] if "host_fusion" in s["details"]), None)
         if fusion and fusion["float_compute_ops"]:
-            console.print(f"[yellow]![/] {art['file']}: {fusion['float_compute_ops']} compute op(s) stay in float "
-                          f"on this host: {', '.join(fusion['left_in_float'][:5])}")
+            console.print(f"[yellow]![/] {art['name']}: {fusion['float_compute_ops']} compute op(s) stay in float "
+                          f"on this host: {', '.join(fusion['left_in_float'][:5])}", soft_wrap=True)
     for note in manifest["notes"]:
-        console.print(f"[yellow]![/] {note}")
-    console.print(f"artifact folder: [bold]{out_dir}[/] (manifest.json)")
+        console.print(f"[yellow]![/] {note}", soft_wrap=True)
+    console.print(f"artifact folder: [bold]{out_dir}[/] (manifest.json); recommended: "
+                  f"[bold]{manifest['recommended']}[/]")
 
 
 def targets_table(profiles: dict) -> Table:

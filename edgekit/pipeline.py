@@ -1,58 +1,28 @@
-"""``edgekit.export``: source -> ONNX -> simplify -> optimize -> per-precision candidates -> gate -> folder."""
+"""``edgekit.export``: source -> candidates per format and precision -> accuracy gate -> latency -> folder."""
 
 from __future__ import annotations
 
 import platform
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .accuracy import AccuracyReport, apply_budget, compare_outputs
 from .artifact_dir import StagedFolder
+from .builders import build_onnx, build_tflite
+from .candidates import REJECTED, Candidate, choose, gate, measure_latency, run_samples
 from .data import SampleSet, load_samples, synthetic_samples
-from .errors import AccuracyError, InputError
+from .errors import AccuracyError, ExportError, InputError
+from .manifest import build_manifest
 from .progress import SilentProgress
+from .rescue import rescue_static_int8
 from .runtime.onnxrt import OnnxRunner
-from .sources import OnnxSource, TorchSource, load_source, sha256_file
+from .sources import OnnxSource, TfliteSource, TorchSource, load_source
 from .specs import InputSpec, parse_input_spec
-from .steps import Artifact, StepContext, StepResult, get_step
-from .steps.export_onnx import export_onnx
+from .steps import Artifact, StepContext
 from .targets import Format, Precision, TargetProfile, load_target
 
-MANIFEST_SCHEMA = "edgekit.manifest/1"
 SYNTHETIC_SAMPLES = 32
-PRECISION_STEP = {Precision.fp16: "fp16", Precision.int8_static: "quantize_static",
-                  Precision.int8_dynamic: "quantize_dynamic"}
-
-
-@dataclass
-class Candidate:
-    """One produced model with its gate result and host latency."""
-
-    artifact: Artifact
-    steps: list[StepResult]
-    accuracy: AccuracyReport | None = None
-    latency: dict[str, Any] | None = None
-    rejected: str | None = None
-
-    @property
-    def passed(self) -> bool:
-        return self.rejected is None
-
-    def relocate(self, old_root: Path, new_root: Path) -> None:
-        path = new_root / self.artifact.path.relative_to(old_root)
-        self.artifact = Artifact(path, self.artifact.format, self.artifact.precision)
-
-    def to_dict(self, root: Path) -> dict[str, Any]:
-        path = self.artifact.path
-        return {"file": path.relative_to(root).as_posix(),
-                "format": self.artifact.format, "precision": self.artifact.precision,
-                "size_bytes": path.stat().st_size, "sha256": sha256_file(path), "passed": self.passed,
-                "rejected_reason": self.rejected, "steps": [s.to_dict() for s in self.steps],
-                "accuracy": self.accuracy.to_dict() if self.accuracy else None, "latency_host": self.latency}
 
 
 @dataclass
@@ -65,40 +35,59 @@ class ExportResult:
     def passed(self) -> bool:
         return self.manifest["status"] == "passed"
 
+    @property
+    def selected(self) -> Candidate | None:
+        return next((c for c in self.candidates if c.status == "selected"), None)
+
 
 def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str | Path | None = None,
            inputs: list[str | InputSpec] | None = None, calib: str | Path | None = None,
-           val: str | Path | None = None, format: str = "onnx", dynamic_batch: bool = False,
+           val: str | Path | None = None, format: str | None = None, dynamic_batch: bool = False,
            simplify: bool = True, accuracy: dict[str, float | None] | None = None, benchmark: bool = True,
-           overwrite: bool = False, progress: SilentProgress | None = None) -> ExportResult:
-    """Export ``model`` for ``target`` into an artifact folder; raises ``AccuracyError`` if a budget breaks.
+           rescue: bool = True, overwrite: bool = False, progress: SilentProgress | None = None) -> ExportResult:
+    """Export ``model`` for ``target`` into an artifact folder.
 
-    The folder is written either way (failing models under ``rejected/``) so the figures can be inspected.
+    ``format``: ``onnx`` or ``tflite`` build that format and every candidate must pass; ``auto`` (the default
+    when the profile allows several formats) builds all allowed formats and selects the fastest candidate that
+    passes. The folder is written either way (failing models under ``rejected/``) so the figures can be read;
+    then ``AccuracyError``/``ExportError`` is raised if the run failed.
     """
     progress = progress or SilentProgress()
     profile = target if isinstance(target, TargetProfile) else load_target(target)
     profile = profile.with_accuracy(**(accuracy or {}))
-    _check_format(format, profile)
+    formats, fmt = _resolve_formats(format, profile)
     specs = [parse_input_spec(s) if isinstance(s, str) else s for s in inputs or []]
     if dynamic_batch:
         specs = [s.with_dynamic_batch() for s in specs]
     with progress.step("load model"):
         source = load_source(model, specs or None)
     specs = source.inputs if not dynamic_batch else [s.with_dynamic_batch() for s in source.inputs]
+    _check_source_formats(source, formats, fmt)
     out_dir = Path(out) if out else Path("edgekit-out") / f"{_model_stem(source)}-{profile.name}"
     calibration, validation, data_notes = _load_data(calib, val, specs, progress)
     staged = StagedFolder(out_dir, overwrite=overwrite)
     try:
-        candidates, common_steps = _build(source, specs, profile, calibration, staged.path, dynamic_batch,
-                                          simplify, progress)
-        _gate(source, candidates, validation, profile, progress)
+        context = StepContext(profile=profile, inputs=specs, calibration=calibration)
+        candidates, common_steps, float_onnx = _build(source, context, formats, staged.path, dynamic_batch,
+                                                      simplify, progress)
+        if not any(c.artifact for c in candidates):
+            raise _failure(candidates, fmt, None)
+        notes = _evaluate(source, candidates, context, validation, float_onnx, rescue and fmt != "tflite", progress)
         if benchmark:
-            _benchmark(candidates, validation, profile, progress)
+            with progress.step(f"host latency ({profile.threads} threads)"):
+                sample = next(iter(validation))
+                for candidate in (c for c in candidates if c.usable):
+                    measure_latency(candidate, sample, profile.threads)
+        selected, choice_notes = choose(candidates, auto=fmt == "auto")
+        notes += choice_notes + _host_notes(profile, benchmark)
+        status = _status(candidates, selected, fmt)
         for candidate in candidates:
-            if not candidate.passed:
+            if candidate.status == REJECTED and candidate.artifact is not None:
                 _move_to_rejected(candidate, staged.path)
-        manifest = _manifest(source, specs, profile, calibration, validation, data_notes, common_steps,
-                             candidates, format, progress, staged.path)
+        data = {"calibration": calibration.describe(), "validation": validation.describe(), "notes": data_notes}
+        manifest = build_manifest(source=source, specs=specs, profile=profile, fmt=fmt, data=data,
+                                  common_steps=common_steps, candidates=candidates, selected=selected, notes=notes,
+                                  timings=progress.timings, status=status, root=staged.path)
         staged.write_json("manifest.json", manifest)
         shutil.rmtree(staged.path / "work", ignore_errors=True)
         final = staged.commit()
@@ -108,28 +97,36 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
     for candidate in candidates:
         candidate.relocate(staged.path, final)
     result = ExportResult(final, manifest, candidates)
-    if not result.passed:
-        failed = [c for c in candidates if not c.passed]
-        raise AccuracyError("; ".join(f"{c.artifact.precision}: {c.rejected}" for c in failed),
-                            figures={c.artifact.precision: c.accuracy.to_dict() for c in failed if c.accuracy},
-                            hint=f"figures in {final / 'manifest.json'}; relax the budget with --cosine-min/"
-                                 "--top1-min, give better calibration data, or drop that precision")
+    if status != "passed":
+        raise _failure(candidates, fmt, final)
     return result
 
 
-def _check_format(fmt: str, profile: TargetProfile) -> None:
+def _resolve_formats(fmt: str | None, profile: TargetProfile) -> tuple[list[str], str]:
+    allowed = [f.value for f in profile.formats]
     valid = [f.value for f in Format]
+    if fmt is None:
+        fmt = "auto" if len(allowed) > 1 else allowed[0]
     if fmt not in valid:
-        raise InputError(f"unknown format '{fmt}'; valid formats: {', '.join(valid)}", hint="use --format onnx")
-    if fmt != Format.onnx.value:
-        raise InputError(f"format '{fmt}' is not available in this version of edgekit; only 'onnx' is",
-                         hint="use --format onnx")
-    if Format.onnx not in profile.formats:
-        raise InputError(f"target '{profile.name}' does not allow format 'onnx' (it allows "
-                         f"{[f.value for f in profile.formats]})", hint="choose another target or format")
+        raise InputError(f"unknown format '{fmt}'; valid formats: {', '.join(valid)}", hint="use --format auto")
+    if fmt == "auto":
+        return allowed, fmt
+    if fmt not in allowed:
+        raise InputError(f"target '{profile.name}' does not allow format '{fmt}' (it allows {allowed})",
+                         hint="choose another target or format, or add the format to the profile")
+    return [fmt], fmt
 
 
-def _model_stem(source: TorchSource | OnnxSource) -> str:
+def _check_source_formats(source, formats: list[str], fmt: str) -> None:
+    if isinstance(source, OnnxSource) and fmt == "tflite":
+        raise InputError("an .onnx model cannot be converted to TFLite by edgekit",
+                         hint="export from the PyTorch model instead, or use --format onnx")
+    if isinstance(source, TfliteSource) and fmt == "onnx":
+        raise InputError("a .tflite model cannot be converted to ONNX by edgekit",
+                         hint="use --format tflite (the file is validated and benchmarked as it is)")
+
+
+def _model_stem(source) -> str:
     if source.path is not None:
         return Path(source.path).stem
     return source.reference.rpartition(":")[2] or "model"
@@ -154,58 +151,96 @@ def _load_data(calib, val, specs: list[InputSpec], progress) -> tuple[SampleSet,
     return calibration, validation, notes
 
 
-def _build(source, specs, profile: TargetProfile, calibration: SampleSet, folder: Path, dynamic_batch: bool,
-           simplify: bool, progress) -> tuple[list[Candidate], list[StepResult]]:
-    work = folder / "work"
-    work.mkdir()
-    context = StepContext(profile=profile, inputs=specs, calibration=calibration)
-    common: list[StepResult] = []
-    if isinstance(source, TorchSource):
-        with progress.step("export to ONNX"):
-            common.append(export_onnx(source, work / "exported.onnx", context, dynamic_batch))
-        current = common[-1].artifact
-    else:
-        current = Artifact(source.path, "onnx", "fp32")
-    chain = (["simplify"] if simplify else []) + (["optimize"] if profile.graph_optimization != "disabled" else [])
-    for name in chain:
-        with progress.step(name):
-            common.append(get_step(name).run(current, work / f"{name}.onnx", context))
-        current = common[-1].artifact
-    fp32_path = folder / "model.fp32.onnx"
-    shutil.copyfile(current.path, fp32_path)
-    base = Artifact(fp32_path, "onnx", "fp32")
-    candidates = []
-    for precision in profile.precisions:
-        if precision == Precision.fp32:
-            candidates.append(Candidate(base, []))
-            continue
-        step = get_step(PRECISION_STEP[precision])
-        with progress.step(f"{step.name}"):
-            result = step.run(base, folder / f"model.{precision.value}.onnx", context)
-        candidates.append(Candidate(result.artifact, [result]))
-    return candidates, common
+def _build(source, context: StepContext, formats: list[str], folder: Path, dynamic_batch: bool, simplify: bool,
+           progress) -> tuple[list[Candidate], list, Path | None]:
+    """Candidates in profile order of formats; returns them, the common ONNX steps and the FP32 ONNX path."""
+    candidates: list[Candidate] = []
+    common: list = []
+    float_onnx = None
+    for fmt in formats:
+        if isinstance(source, TfliteSource):
+            candidates.append(_given_tflite(source, folder))
+        elif fmt == Format.onnx.value:
+            built, common = build_onnx(source, context, folder, dynamic_batch, simplify, progress)
+            candidates += built
+            float_onnx = next((c.artifact.path for c in built if c.precision == "fp32" and c.artifact), None)
+        elif isinstance(source, OnnxSource):
+            candidates += [_skipped(fmt, p, "an .onnx source cannot be converted to TFLite") for p in
+                           context.profile.precisions]
+        elif dynamic_batch:
+            candidates += [_skipped(fmt, p, "TFLite export needs static shapes (drop --dynamic-batch)")
+                           for p in context.profile.precisions]
+        else:
+            candidates += build_tflite(source, context, folder, progress)
+    return candidates, common, float_onnx
 
 
-def _gate(source, candidates: list[Candidate], validation: SampleSet, profile: TargetProfile, progress) -> None:
+def _given_tflite(source: TfliteSource, folder: Path) -> Candidate:
+    """A .tflite MODEL is taken as it is: copied into the folder to be benchmarked (and validated on devices)."""
+    path = folder / "model.tflite"
+    shutil.copyfile(source.path, path)
+    return Candidate("tflite", source.precision, Artifact(path, "tflite", source.precision),
+                     runner_options={"input_names": [s.name for s in source.inputs]})
+
+
+def _skipped(fmt: str, precision: Precision, reason: str) -> Candidate:
+    candidate = Candidate(fmt, precision.value)
+    candidate.reject("conversion", reason)
+    return candidate
+
+
+def _evaluate(source, candidates, context, validation, float_onnx, rescue: bool, progress) -> list[str]:
+    """Gate every built candidate against the original; rescue failing static INT8 ONNX candidates."""
+    built = [c for c in candidates if c.artifact is not None]
+    if isinstance(source, TfliteSource):
+        return ["the source is a .tflite file: there is no original to compare it with, so no accuracy gate ran"]
+    if not built:
+        return []
+    profile = context.profile
     with progress.step(f"accuracy gate on {len(validation)} samples"):
-        reference_run = source.run if isinstance(source, TorchSource) else \
-            OnnxRunner(source.path, threads=profile.threads, optimization="disabled").run
-        reference = [reference_run(sample) for sample in validation]
-        for candidate in candidates:
-            runner = OnnxRunner(candidate.artifact.path, threads=profile.threads)
-            outputs = [runner.run(sample) for sample in validation]
-            report = compare_outputs(reference, outputs, runner.output_names, validation.labels)
-            candidate.accuracy = apply_budget(report, profile.accuracy)
-            if not report.passed:
-                candidate.rejected = "accuracy: " + "; ".join(report.violations)
+        if isinstance(source, TorchSource):
+            reference = [source.run(sample) for sample in validation]
+        else:
+            reference = run_samples(OnnxRunner(source.path, threads=profile.threads, optimization="disabled"),
+                                    validation)
+        for candidate in built:
+            gate(candidate, reference, validation, profile.accuracy, profile.threads)
+    for candidate in built:
+        if (rescue and candidate.failure == "accuracy" and candidate.name == "onnx/int8_static"
+                and float_onnx is not None):
+            rescue_static_int8(candidate, context, reference, validation, float_onnx, progress)
+    return []
 
 
-def _benchmark(candidates: list[Candidate], validation: SampleSet, profile: TargetProfile, progress) -> None:
-    sample = next(iter(validation))
-    with progress.step(f"host latency ({profile.threads} threads)"):
-        for candidate in candidates:
-            runner = OnnxRunner(candidate.artifact.path, threads=profile.threads)
-            candidate.latency = runner.benchmark(sample, warmup=10, runs=30, min_seconds=1.0).to_dict()
+def _host_notes(profile: TargetProfile, benchmarked: bool) -> list[str]:
+    host_arch = platform.machine().replace("aarch64", "arm64")
+    if benchmarked and profile.arch not in ("any", host_arch):
+        return [f"latency measured on this {platform.machine()} host, not on the {profile.arch} target: "
+                "run `edgekit validate` on the device before trusting the choice"]
+    return []
+
+
+def _status(candidates: list[Candidate], selected: Candidate | None, fmt: str) -> str:
+    """auto passes when something was selected; an explicit format needs every candidate to pass."""
+    if fmt == "auto":
+        return "passed" if selected is not None else "failed"
+    return "passed" if all(c.usable for c in candidates) else "failed"
+
+
+def _failure(candidates: list[Candidate], fmt: str, folder: Path | None) -> Exception:
+    """The error for a failed run; ``folder`` is None when nothing was built (and nothing written)."""
+    failed = [c for c in candidates if c.status == REJECTED and c.failure != "speed"]
+    summary = "; ".join(f"{c.name}: {c.reason}" for c in failed)
+    prefix = "no candidate passed: " if fmt == "auto" else ""
+    if folder is None:
+        return ExportError(prefix + summary, hint="replace the unsupported op, or export the model to ONNX or "
+                                                  "TFLite yourself and pass that file")
+    hint = f"figures in {folder / 'manifest.json'}"
+    if any(c.failure == "accuracy" for c in failed):
+        return AccuracyError(prefix + summary, figures={c.name: c.accuracy.to_dict() for c in failed if c.accuracy},
+                             hint=hint + "; relax the budget with --cosine-min/--top1-min, give better calibration "
+                                         "data, or drop that precision from the profile")
+    return ExportError(prefix + summary, hint=hint)
 
 
 def _move_to_rejected(candidate: Candidate, folder: Path) -> None:
@@ -213,73 +248,4 @@ def _move_to_rejected(candidate: Candidate, folder: Path) -> None:
     rejected.mkdir(exist_ok=True)
     target = rejected / candidate.artifact.path.name
     shutil.move(candidate.artifact.path, target)
-    candidate.artifact = Artifact(target, candidate.artifact.format, candidate.artifact.precision)
-
-
-def _recommend(candidates: list[Candidate]) -> tuple[Candidate | None, list[str]]:
-    """The fastest passing candidate on this host, with notes on any precision that did not pay off."""
-    passing = [c for c in candidates if c.passed]
-    if not passing:
-        return None, []
-    if any(c.latency is None for c in passing):
-        return passing[0], ["not benchmarked: the first passing artifact in profile order is listed"]
-    best = min(passing, key=lambda c: c.latency["p50_ms"])
-    notes = []
-    fp32 = next((c for c in candidates if c.artifact.precision == "fp32" and c.latency), None)
-    for c in passing:
-        if fp32 and c is not fp32 and c.latency["p50_ms"] >= fp32.latency["p50_ms"]:
-            notes.append(f"{c.artifact.precision} is not faster than fp32 on this host "
-                         f"({c.latency['p50_ms']:.3f} ms vs {fp32.latency['p50_ms']:.3f} ms p50)")
-    return best, notes
-
-
-def _manifest(source, specs, profile, calibration, validation, data_notes, common_steps, candidates, fmt,
-              progress, root: Path) -> dict[str, Any]:
-    best, notes = _recommend(candidates)
-    host_arch = platform.machine()
-    benchmarked = any(c.latency for c in candidates)
-    if benchmarked and profile.arch not in ("any", host_arch.replace("aarch64", "arm64")):
-        notes.append(f"latency measured on this {host_arch} host, not on the {profile.arch} target: "
-                     "run `edgekit validate` on the device before trusting the choice")
-    output_names = OnnxRunner(candidates[0].artifact.path).output_names
-    return {
-        "schema": MANIFEST_SCHEMA,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "status": "passed" if all(c.passed for c in candidates) else "failed",
-        "recommended": best.artifact.path.relative_to(root).as_posix() if best else None,
-        "format": fmt,
-        "source": source.describe(),
-        "inputs": [s.to_dict() for s in specs],
-        "outputs": output_names,
-        "versions": _versions(),
-        "host": {"arch": host_arch, "cpu": _cpu_name(), "python": platform.python_version()},
-        "target": profile.model_dump(mode="json"),
-        "data": {"calibration": calibration.describe(), "validation": validation.describe(), "notes": data_notes},
-        "steps": [s.to_dict() for s in common_steps],
-        "timings_s": {k: round(v, 3) for k, v in progress.timings.items()},
-        "artifacts": [c.to_dict(root) for c in candidates],
-        "notes": notes,
-    }
-
-
-def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    versions = {"edgekit": __version__}
-    for package in ("onnx", "onnxruntime", "onnxsim", "torch", "numpy"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "Hardware", "Model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
+    candidate.relocate(candidate.artifact.path.parent, rejected)

@@ -68,6 +68,22 @@ class OnnxSource:
                 "sha256": sha256_file(self.path)}
 
 
+@dataclass
+class TfliteSource:
+    """An existing .tflite file: benchmarked (and validated on devices) as it is."""
+
+    reference: str
+    path: Path
+    inputs: list[InputSpec]
+    precision: str = "given"
+
+    kind = "tflite"
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "reference": self.reference, "path": str(self.path),
+                "sha256": sha256_file(self.path)}
+
+
 def _flatten(out: Any) -> list:
     if isinstance(out, (list, tuple)):
         return [t for item in out for t in _flatten(item)]
@@ -80,9 +96,11 @@ def load_source(reference: str, input_specs: list[InputSpec] | None = None) -> T
     """Resolve MODEL as given on the command line."""
     if reference.endswith(".onnx"):
         return _load_onnx(reference, input_specs)
-    if reference.endswith((".tflite", ".pt", ".pth", ".pkl", ".bin")):
+    if reference.endswith(".tflite"):
+        return _load_tflite(reference, input_specs)
+    if reference.endswith((".pt", ".pth", ".pkl", ".bin")):
         raise InputError(f"unsupported model file '{reference}'",
-                         hint="pass an .onnx file or a factory as path/to/file.py:factory or package.module:factory "
+                         hint="pass an .onnx/.tflite file or a factory as path/to/file.py:factory or pkg.mod:factory "
                               "(TorchScript/pickle files are never loaded: they can run code)")
     if ":" not in reference:
         raise InputError(f"cannot tell what model '{reference}' is",
@@ -105,6 +123,17 @@ def _load_onnx(reference: str, input_specs: list[InputSpec] | None) -> OnnxSourc
     initializer_names = {init.name for init in model.graph.initializer}
     graph_specs = [_spec_from_value_info(v) for v in model.graph.input if v.name not in initializer_names]
     return OnnxSource(reference, path.resolve(), _merge_specs(graph_specs, input_specs, str(path)))
+
+
+def _load_tflite(reference: str, input_specs: list[InputSpec] | None) -> TfliteSource:
+    from .runtime.litert import LiteRtRunner
+
+    path = Path(reference)
+    runner = LiteRtRunner(path)  # raises InputError for a missing or damaged file
+    model_inputs = runner.io_quantization()["inputs"]
+    graph_specs = [InputSpec(name, tuple(info["shape"]), "float32" if info["dtype"] in ("int8", "uint8", "int16")
+                             and "scale" in info else info["dtype"]) for name, info in model_inputs.items()]
+    return TfliteSource(reference, path.resolve(), _merge_specs(graph_specs, input_specs, str(path)))
 
 
 def _spec_from_value_info(value) -> InputSpec:

@@ -72,6 +72,7 @@ class TargetProfile(_Strict):
     threads: int = Field(1, ge=1, le=256)
     opset: int = Field(18, ge=13, le=23)
     graph_optimization: Literal["disabled", "basic"] = "basic"
+    channels_last_io: bool = False
     quantization: QuantizationSettings = QuantizationSettings()
     accuracy: AccuracyBudget = AccuracyBudget()
     latency: LatencyBudget = LatencyBudget()

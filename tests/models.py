@@ -107,3 +107,25 @@ def raises():
 
 def not_a_module():
     return {"weights": [1, 2, 3]}
+
+
+class OutlierChannel(nn.Module):
+    """One huge activation channel that the output ignores: per-tensor INT8 of that activation crushes the
+    channels that matter. Keeping the layers around it in float rescues the accuracy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.first = nn.Conv2d(3, 8, 3, padding=1)
+        self.second = nn.Conv2d(8, 8, 3, padding=1)
+        self.head = nn.Linear(8, 4)
+        with torch.no_grad():
+            self.first.weight[0] *= 400.0
+            self.second.weight[:, 0] = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.second(torch.relu(self.first(x))).mean((2, 3)))
+
+
+def outlier_channel():
+    return OutlierChannel().eval(), torch.zeros(1, 3, 8, 8)

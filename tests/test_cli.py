@@ -21,7 +21,7 @@ def invoke(*args: str):
 def good_onnx(tmp_path_factory, cnn_data) -> Path:
     out = tmp_path_factory.mktemp("cli") / "good"
     result = invoke("export", model_ref("tiny_cnn"), "--out", out, "--calib", cnn_data["calib"], "--val",
-                    cnn_data["val"], "--top1-min", "0.85", "--no-benchmark")
+                    cnn_data["val"], "--top1-min", "0.85", "--no-benchmark", "--format", "onnx")
     assert result.exit_code == 0, result.output
     return out / "model.fp32.onnx"
 
@@ -29,16 +29,17 @@ def good_onnx(tmp_path_factory, cnn_data) -> Path:
 def test_export_prints_table_and_writes_folder(tmp_path, cnn_data):
     out = tmp_path / "cnn"
     result = invoke("export", model_ref("tiny_cnn"), "--target", "x86", "--out", out, "--calib", cnn_data["calib"],
-                    "--val", cnn_data["val"], "--top1-min", "0.85")
+                    "--val", cnn_data["val"], "--top1-min", "0.85", "--format", "onnx")
     assert result.exit_code == 0, result.output
-    for text in ("model.fp32.onnx", "model.int8_static.onnx", "recommended", "p50 ms", "✓ export to ONNX"):
+    for text in ("model.fp32.onnx", "onnx/int8_static", "recommended:", "p50 ms", "✓ export to ONNX"):
         assert text in result.output
     assert json.loads((out / "manifest.json").read_text())["status"] == "passed"
 
 
 def test_export_json_is_the_manifest(tmp_path, cnn_data):
     result = runner.invoke(app, ["export", model_ref("tiny_cnn"), "--out", str(tmp_path / "j"), "--calib",
-                                 str(cnn_data["calib"]), "--json", "--no-benchmark", "--top1-min", "0.85"])
+                                 str(cnn_data["calib"]), "--json", "--no-benchmark", "--top1-min", "0.85",
+                                 "--format", "onnx"])
     assert result.exit_code == 0, result.output
     manifest = json.loads(result.stdout)
     assert manifest == json.loads((tmp_path / "j" / "manifest.json").read_text())
@@ -48,9 +49,9 @@ def test_accuracy_failure_exits_5_with_figures(tmp_path):
     data = tmp_path / "d.npz"
     np.savez(data, x=smooth_images(8, seed=3))
     result = invoke("export", model_ref("unstable"), "--out", tmp_path / "u", "--calib", data, "--cosine-min",
-                    "0.9999", "--no-benchmark")
+                    "0.9999", "--no-benchmark", "--format", "onnx", "--no-rescue")
     assert result.exit_code == 5
-    assert "int8_static: accuracy: cosine_min" in result.output and "manifest.json" in result.output
+    assert "onnx/int8_static: accuracy: cosine_min" in result.output and "manifest.json" in result.output
 
 
 def test_targets_list_and_show():
@@ -66,10 +67,11 @@ def test_edgekit_toml_supplies_the_model(tmp_path, monkeypatch, cnn_data):
     (tmp_path / "edgekit.toml").write_text(
         f'model = "{MODELS}:tiny_cnn"\ncalib = "{cnn_data["calib"]}"\nout = "built"\n')
     monkeypatch.chdir(tmp_path)
-    result = invoke("export", "--target", "x86", "--no-benchmark", "--top1-min", "0.85")
+    result = invoke("export", "--target", "x86", "--no-benchmark", "--top1-min", "0.85", "--format", "onnx")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "built" / "manifest.json").exists()
-    override = invoke("export", "--target", "rpi", "--out", "other", "--no-benchmark", "--top1-min", "0.85")
+    override = invoke("export", "--target", "rpi", "--out", "other", "--no-benchmark", "--top1-min", "0.85",
+                      "--format", "onnx")
     assert override.exit_code == 0 and json.loads((tmp_path / "other" / "manifest.json").read_text())[
         "target"]["name"] == "rpi"
 
@@ -140,7 +142,7 @@ BAD_INPUTS = {
     "calib wrong shape": (lambda t, g: ["export", g, "--calib", _calib(t, x=np.zeros((2, 3, 4, 4), np.float32))],
                           2, "the model wants"),
     "out not writable": (lambda t, g: ["export", g, "--out", _not_writable_out(t)], 2, "cannot write to"),
-    "format not built yet": (lambda t, g: ["export", g, "--format", "tflite"], 2, "only 'onnx' is"),
+    "onnx to tflite": (lambda t, g: ["export", g, "--format", "tflite"], 2, "cannot be converted to TFLite"),
 }
 
 

@@ -33,7 +33,12 @@ class _SampleReader:
 
 @register
 class QuantizeStatic(Step):
+    """``exclude_nodes`` keeps those nodes in float (the accuracy rescue uses it)."""
+
     name = "quantize_static"
+
+    def __init__(self, exclude_nodes: list[str] | None = None):
+        self.exclude_nodes = list(exclude_nodes or [])
 
     def apply(self, artifact: Artifact, out_path: Path, context: StepContext) -> StepResult:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -49,7 +54,7 @@ class QuantizeStatic(Step):
         params = {"format": "QDQ", "calibration": settings.calibration, "calibration_samples": count,
                   "calibration_data": context.calibration.origin, "activation_type": settings.activation_type,
                   "weight_type": settings.weight_type, "per_channel": settings.per_channel,
-                  "reduce_range": settings.reduce_range}
+                  "reduce_range": settings.reduce_range, "nodes_kept_in_float": self.exclude_nodes}
         with tempfile.TemporaryDirectory(prefix="edgekit-calib-") as scratch:
             prepared = Path(scratch) / "prepared.onnx"
             try:
@@ -60,6 +65,7 @@ class QuantizeStatic(Step):
                                     reduce_range=settings.reduce_range,
                                     activation_type=types[settings.activation_type],
                                     weight_type=types[settings.weight_type], calibrate_method=method,
+                                    nodes_to_exclude=self.exclude_nodes or None,
                                     calibration_cache_path=Path(scratch) / "calibration.cache")
             except Exception as exc:
                 raise ExportError(f"static INT8 quantization failed: {type(exc).__name__}: {exc}",

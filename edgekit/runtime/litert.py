@@ -1,0 +1,150 @@
+"""LiteRT (TFLite) runner: the default XNNPACK CPU interpreter, float in -> float out, and a benchmark loop."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ExportError, InputError
+from ..quiet import quiet
+from .stats import LatencyStats, time_calls
+
+_QUANTIZED_DTYPES = (np.int8, np.uint8, np.int16)
+_POSITIONAL = re.compile(r"(?:args|output)_(\d+)")
+
+
+def _load_interpreter_class():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError as exc:
+            raise ExportError("LiteRT is needed to run .tflite models but neither ai-edge-litert nor "
+                              "tflite-runtime is installed",
+                              hint="pip install 'edgekit[tflite]' (or 'edgekit[agent]' on a device)") from exc
+    return Interpreter
+
+
+def _ordered(details: list[dict], signature: dict[str, int]) -> list[tuple[str, dict]]:
+    """(name, details) in positional order. Signatures list names alphabetically (args_10 before args_2), so
+    litert-torch's positional names are sorted by number; other names keep the subgraph's order."""
+    names = {index: name for name, index in signature.items()}
+    entries = [(names.get(d["index"], d["name"]), d) for d in details]
+    numbers = [_POSITIONAL.fullmatch(name) for name, _ in entries]
+    if all(numbers):
+        return [entry for _, entry in sorted(zip((int(m[1]) for m in numbers), entries), key=lambda p: p[0])]
+    return entries
+
+
+def _quantization(details: dict) -> tuple[float, int] | None:
+    scale, zero_point = details["quantization"]
+    return (scale, zero_point) if details["dtype"] in _QUANTIZED_DTYPES and scale != 0 else None
+
+
+class LiteRtRunner:
+    """One LiteRT interpreter on ``threads`` CPU threads. ``input_names`` renames the model's inputs (given in
+    its positional order); ``channels_last_inputs`` transposes NCHW feeds to the model's NHWC 4-D inputs."""
+
+    format = "tflite"
+
+    def __init__(self, path: str | Path, threads: int = 1, input_names: list[str] | None = None,
+                 channels_last_inputs: bool = False):
+        interpreter_class = _load_interpreter_class()
+        self.path = Path(path)
+        self.threads = threads
+        self.channels_last_inputs = channels_last_inputs
+        if not self.path.is_file():
+            raise InputError(f"{self.path} does not exist")
+        try:
+            with quiet(native=True):
+                self.interpreter = interpreter_class(model_path=str(path), num_threads=threads)
+                self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+            raise InputError(f"{self.path} is not a loadable TFLite model: {reason}") from exc
+        signatures = self.interpreter._get_full_signature_list()
+        signature = next(iter(signatures.values())) if len(signatures) == 1 else {"inputs": {}, "outputs": {}}
+        inputs = _ordered(self.interpreter.get_input_details(), signature["inputs"])
+        outputs = _ordered(self.interpreter.get_output_details(), signature["outputs"])
+        if input_names is not None and len(input_names) != len(inputs):
+            raise InputError(f"{self.path} has {len(inputs)} inputs {[n for n, _ in inputs]} but "
+                             f"{len(input_names)} input names were given: {input_names}")
+        self.input_names = list(input_names) if input_names is not None else [n for n, _ in inputs]
+        self.output_names = [n for n, _ in outputs]
+        self._inputs = dict(zip(self.input_names, (d for _, d in inputs)))
+        self._outputs = [d for _, d in outputs]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        self._set_inputs(self._prepare(feeds))
+        self.interpreter.invoke()
+        results = []
+        for details in self._outputs:
+            value = self.interpreter.get_tensor(details["index"])
+            quantization = _quantization(details)
+            if quantization is not None:
+                value = ((value.astype(np.float32) - quantization[1]) * quantization[0]).astype(np.float32)
+            elif np.issubdtype(value.dtype, np.floating):
+                value = value.astype(np.float32)
+            results.append(value)
+        return results
+
+    def benchmark(self, feeds: dict[str, np.ndarray], warmup: int = 10, runs: int = 50,
+                  min_seconds: float = 0.0) -> LatencyStats:
+        """Warm up, then time input copy + invoke ``runs`` times (more if ``min_seconds`` is not reached yet)."""
+        prepared = self._prepare(feeds)
+
+        def call() -> None:
+            self._set_inputs(prepared)
+            self.interpreter.invoke()
+
+        return time_calls(call, self.threads, warmup, runs, min_seconds)
+
+    def io_quantization(self) -> dict:
+        """{"inputs": {name: {dtype, shape[, scale, zero_point]}}, "outputs": {...}} as the model stores them."""
+        def describe(details: dict) -> dict:
+            entry = {"dtype": np.dtype(details["dtype"]).name, "shape": [int(s) for s in details["shape"]]}
+            quantization = _quantization(details)
+            if quantization is not None:
+                entry.update(scale=float(quantization[0]), zero_point=int(quantization[1]))
+            return entry
+
+        return {"inputs": {n: describe(d) for n, d in self._inputs.items()},
+                "outputs": {n: describe(d) for n, d in zip(self.output_names, self._outputs)}}
+
+    def _prepare(self, feeds: dict[str, np.ndarray]) -> list[tuple[dict, np.ndarray]]:
+        """Each feed laid out, quantized and cast the way its input tensor wants it; resizes if the shape changed."""
+        missing = [n for n in self.input_names if n not in feeds]
+        if missing:
+            raise KeyError(f"missing inputs {missing}; the model takes {self.input_names}")
+        prepared = []
+        for name, details in self._inputs.items():
+            value = np.asarray(feeds[name])
+            if self.channels_last_inputs and value.ndim == 4:
+                value = value.transpose(0, 2, 3, 1)
+            quantization = _quantization(details)
+            if quantization is not None:
+                limits = np.iinfo(details["dtype"])
+                value = np.clip(np.round(value / quantization[0] + quantization[1]), limits.min, limits.max)
+            value = np.ascontiguousarray(value, dtype=details["dtype"])
+            self._fit_shape(name, details, value.shape)
+            prepared.append((details, value))
+        return prepared
+
+    def _fit_shape(self, name: str, details: dict, shape: tuple[int, ...]) -> None:
+        current = tuple(int(s) for s in details["shape"])
+        if shape == current:
+            return
+        flexible = [i == 0 or s == -1 for i, s in enumerate(details["shape_signature"])]
+        if len(shape) != len(current) or any(a != b and not flexible[i]
+                                             for i, (a, b) in enumerate(zip(shape, current))):
+            raise InputError(f"input '{name}' has shape {list(shape)} but {self.path.name} takes {list(current)}")
+        self.interpreter.resize_tensor_input(details["index"], list(shape))
+        self.interpreter.allocate_tensors()
+        details["shape"] = np.array(shape, dtype=np.int32)
+
+    def _set_inputs(self, prepared: list[tuple[dict, np.ndarray]]) -> None:
+        for details, value in prepared:
+            self.interpreter.set_tensor(details["index"], value)
