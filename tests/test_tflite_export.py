@@ -125,6 +125,14 @@ def test_channels_last_takes_nhwc(converted, expected):
     assert np.abs(run_tflite(result, VAL.transpose(0, 2, 3, 1)) - expected).max() < 1e-5
 
 
+def test_channels_last_leaves_non_image_inputs_alone(tmp_path, context):
+    source = load_source(model_ref("tiny_mlp"))
+    result = export_tflite(source, tmp_path / "mlp.tflite", "fp32", StepContext(context.profile, source.inputs),
+                           channels_last=True)
+    assert result.params["input_layout"] == "NCHW" and result.details["inputs"][0]["shape"] == [1, 4, 32]
+    assert result.details["verify_max_abs_diff"] < 1e-5
+
+
 def test_int8_static_keeps_residual_adds_integer(tmp_path, context):
     import torch
 

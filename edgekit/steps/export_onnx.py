@@ -42,7 +42,7 @@ def export_onnx(source: TorchSource, out_path: Path, context: StepContext, dynam
             exporter = name
             break
         except Exception as exc:  # the exporters raise many types; each is recorded with its reason
-            errors[name] = f"{type(exc).__name__}: {_first_lines(str(exc))}"
+            errors[name] = f"{type(exc).__name__}: {first_lines(str(exc))}"
             full_errors.append(str(exc))
     if exporter is None:
         ops = sorted({m for text in full_errors for m in _OP_PATTERN.findall(text)})
@@ -104,6 +104,6 @@ def verify_against_torch(source: TorchSource, onnx_path: Path, context: StepCont
     return worst
 
 
-def _first_lines(text: str, count: int = 2) -> str:
+def first_lines(text: str, count: int = 2) -> str:
     lines = [line.strip() for line in _ANSI.sub("", text).strip().splitlines() if line.strip()]
     return " | ".join(lines[:count])
