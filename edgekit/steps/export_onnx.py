@@ -8,15 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ExportError, OutputMismatchError
+from ..errors import ExportError
 from ..quiet import quiet
 from ..sources import TorchSource
 from .base import Artifact, StepContext, StepResult
+from .verify import check_outputs, first_lines
 
 DYNAMO_MIN_OPSET = 18
-VERIFY_ATOL = 1e-4
-VERIFY_RTOL = 1e-3
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _OP_PATTERN = re.compile(r"(aten::[A-Za-z0-9_.]+|aten\.[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?|[a-z_]+::[A-Za-z0-9_]+)")
 
 
@@ -83,27 +81,6 @@ def verify_against_torch(source: TorchSource, onnx_path: Path, context: StepCont
     """Max abs difference between ONNX Runtime and PyTorch; a mismatch is an ``OutputMismatchError``."""
     from ..runtime.onnxrt import OnnxRunner
 
-    runner = OnnxRunner(onnx_path, threads=context.profile.threads)
-    expected = source.run(source.examples)
-    got = runner.run(source.examples)
-    if len(expected) != len(got):
-        raise OutputMismatchError(f"exported ONNX model has {len(got)} outputs, PyTorch gives {len(expected)}",
-                                  float("inf"))
-    worst = 0.0
-    for index, (ref, out) in enumerate(zip(expected, got)):
-        if ref.shape != out.shape:
-            raise OutputMismatchError(f"output {index}: ONNX shape {out.shape} != PyTorch shape {ref.shape}",
-                                      float("inf"))
-        diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
-        worst = max(worst, float(diff.max(initial=0.0)))
-        if not np.all(diff <= VERIFY_ATOL + VERIFY_RTOL * np.abs(ref)):
-            raise OutputMismatchError(
-                f"exported ONNX output {index} differs from PyTorch: max abs diff {float(diff.max()):.3g} "
-                f"(tolerance {VERIFY_ATOL} + {VERIFY_RTOL}*|ref|)", float(diff.max()),
-                hint="the exporter mistranslated an op; try another opset in the target profile")
-    return worst
-
-
-def first_lines(text: str, count: int = 2) -> str:
-    lines = [line.strip() for line in _ANSI.sub("", text).strip().splitlines() if line.strip()]
-    return " | ".join(lines[:count])
+    got = OnnxRunner(onnx_path, threads=context.profile.threads).run(source.examples)
+    return check_outputs(source.run(source.examples), got, "exported ONNX",
+                         hint="the exporter mistranslated an op; try another opset in the target profile")

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ExportError, InputError, OutputMismatchError
+from ..errors import ExportError, InputError
 from ..quiet import quiet
 from ..sources import TorchSource
 from ..targets import Precision
 from .base import Artifact, StepContext, StepResult
-from .export_onnx import VERIFY_ATOL, VERIFY_RTOL, first_lines
+from .verify import check_outputs, first_lines
 
 # An op litert-torch cannot lower shows as "Lowering not found: ns.op.overload" or torch.ops.ns.op; else ns::op.
 _DOTTED_OP = re.compile(r"(?:Lowering not found: |torch\.ops\.)(\w+)\.(\w+)")
@@ -151,23 +151,8 @@ def verify_tflite(source: TorchSource, content: bytes, nhwc: list[int], threads:
     with quiet(native=True):
         out = runner(**{f"args_{i}": a for i, a in enumerate(_model_inputs(source, source.examples, nhwc))})
     got = [out[f"output_{i}"] for i in range(len(out))]
-    expected = source.run(source.examples)
-    if len(expected) != len(got):
-        raise OutputMismatchError(f"converted TFLite model has {len(got)} outputs, PyTorch gives {len(expected)}",
-                                  float("inf"))
-    worst = 0.0
-    for index, (ref, res) in enumerate(zip(expected, got)):
-        if ref.shape != res.shape:
-            raise OutputMismatchError(f"output {index}: TFLite shape {res.shape} != PyTorch shape {ref.shape}",
-                                      float("inf"))
-        diff = np.abs(res.astype(np.float64) - ref.astype(np.float64))
-        worst = max(worst, float(diff.max(initial=0.0)))
-        if not np.all(diff <= VERIFY_ATOL + VERIFY_RTOL * np.abs(ref)):
-            raise OutputMismatchError(
-                f"converted TFLite output {index} differs from PyTorch: max abs diff {float(diff.max()):.3g} "
-                f"(tolerance {VERIFY_ATOL} + {VERIFY_RTOL}*|ref|)", float(diff.max()),
-                hint="litert-torch mistranslated an op; export to ONNX instead or report it to litert-torch")
-    return worst
+    return check_outputs(source.run(source.examples), got, "converted TFLite",
+                         hint="litert-torch mistranslated an op; export to ONNX instead or report it to litert-torch")
 
 
 def _describe(content: bytes, source: TorchSource) -> dict:
