@@ -18,7 +18,7 @@ app = typer.Typer(help="Take a trained model to an edge device and prove it runs
 targets_app = typer.Typer(help="List and show target profiles.", no_args_is_help=True)
 app.add_typer(targets_app, name="targets")
 
-_PIPE_WIDTH = 130  # rich uses 80 columns when not on a terminal, which truncates the tables
+_PIPE_WIDTH = 150  # rich uses 80 columns when not on a terminal, which truncates the tables
 out_console = Console() if sys.stdout.isatty() else Console(width=_PIPE_WIDTH)
 err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=_PIPE_WIDTH)
 

@@ -14,9 +14,9 @@ def _fmt(value, spec: str, empty: str = "—") -> str:
 
 def artifacts_table(manifest: dict) -> Table:
     table = Table(title=f"edgekit export → target {manifest['target']['name']} (format {manifest['format']})")
-    for column in ("candidate", "file", "size", "cosine min", "top-1 agree", "label acc", "p50 ms", "p90 ms",
-                   "status"):
-        table.add_column(column, justify="left" if column in ("candidate", "file", "status") else "right")
+    for column in ("candidate", "file", "size", "cosine min", "top-1", "label acc", "p50 ms", "p90 ms", "status"):
+        table.add_column(column, justify="left" if column in ("candidate", "file", "status") else "right",
+                         no_wrap=True)
     for art in manifest["artifacts"]:
         acc = art["accuracy"] or {}
         latency = art["latency_host"] or {}

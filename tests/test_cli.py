@@ -95,8 +95,8 @@ def _truncated(good: Path, tmp: Path) -> Path:
     return path
 
 
-def _garbage(tmp: Path) -> Path:
-    path = tmp / "garbage.onnx"
+def _garbage(tmp: Path, suffix: str = ".onnx") -> Path:
+    path = tmp / f"garbage{suffix}"
     path.write_bytes(np.random.default_rng(0).bytes(512))
     return path
 
@@ -128,6 +128,7 @@ BAD_INPUTS = {
     "no shapes": (lambda t, g: ["export", model_ref("tiny_cnn_no_examples")], 2, "no input shapes"),
     "pickle file": (lambda t, g: ["export", t / "model.pt"], 2, "never loaded"),
     "garbage onnx": (lambda t, g: ["export", _garbage(t)], 2, "not a valid ONNX model"),
+    "garbage tflite": (lambda t, g: ["export", _garbage(t, ".tflite")], 2, "not a loadable TFLite model"),
     "truncated onnx": (lambda t, g: ["export", _truncated(g, t)], 2, "not a valid ONNX model"),
     "spec mismatch torch": (lambda t, g: ["export", model_ref("tiny_cnn"), "--input", "x:1x5"], 2,
                             "the model rejects inputs"),

@@ -191,3 +191,19 @@ def test_auto_selects_the_measured_fastest_passing_candidate(tmp_path, cnn_data)
     assert result.selected.latency["p50_ms"] <= fastest_fp32
     for candidate in result.candidates:
         assert candidate.usable or candidate.reason
+
+
+def test_tflite_file_as_model_is_benchmarked_as_it_is(tmp_path, cnn_data):
+    pytest.importorskip("litert_torch")
+    built = export(model_ref("tiny_cnn"), "x86", out=tmp_path / "built", calib=cnn_data["calib"], format="tflite",
+                   benchmark=False, accuracy=LOOSE_TOP1)
+    given = built.out_dir / "model.int8_static.tflite"
+    result = export(str(given), "x86", out=tmp_path / "given", format="tflite")
+    assert result.manifest["source"]["kind"] == "tflite"
+    only = result.manifest["artifacts"]
+    assert [a["file"] for a in only] == ["model.tflite"] and only[0]["status"] == "selected"
+    assert only[0]["sha256"] == result.manifest["source"]["sha256"]
+    assert only[0]["latency_host"]["p50_ms"] > 0
+    assert any("no accuracy gate" in n for n in result.manifest["notes"])
+    with pytest.raises(InputError, match="cannot be converted to ONNX"):
+        export(str(given), "x86", out=tmp_path / "as-onnx", format="onnx")

@@ -57,21 +57,23 @@ class LiteRtRunner:
         self.threads = threads
         self.channels_last_inputs = channels_last_inputs
         if not self.path.is_file():
-            raise InputError(f"{self.path} does not exist")
+            raise InputError(f"{self.path} does not exist", hint="check the path")
         try:
             with quiet(native=True):
                 self.interpreter = interpreter_class(model_path=str(path), num_threads=threads)
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-            raise InputError(f"{self.path} is not a loadable TFLite model: {reason}") from exc
+            raise InputError(f"{self.path} is not a loadable TFLite model: {reason}",
+                             hint="re-export the model; the file may be truncated or not TFLite at all") from exc
         signatures = self.interpreter._get_full_signature_list()
         signature = next(iter(signatures.values())) if len(signatures) == 1 else {"inputs": {}, "outputs": {}}
         inputs = _ordered(self.interpreter.get_input_details(), signature["inputs"])
         outputs = _ordered(self.interpreter.get_output_details(), signature["outputs"])
         if input_names is not None and len(input_names) != len(inputs):
             raise InputError(f"{self.path} has {len(inputs)} inputs {[n for n, _ in inputs]} but "
-                             f"{len(input_names)} input names were given: {input_names}")
+                             f"{len(input_names)} input names were given: {input_names}",
+                             hint="give one name per model input, in the model's order")
         self.input_names = list(input_names) if input_names is not None else [n for n, _ in inputs]
         self.output_names = [n for n, _ in outputs]
         self._inputs = dict(zip(self.input_names, (d for _, d in inputs)))
@@ -140,7 +142,8 @@ class LiteRtRunner:
         flexible = [i == 0 or s == -1 for i, s in enumerate(details["shape_signature"])]
         if len(shape) != len(current) or any(a != b and not flexible[i]
                                              for i, (a, b) in enumerate(zip(shape, current))):
-            raise InputError(f"input '{name}' has shape {list(shape)} but {self.path.name} takes {list(current)}")
+            raise InputError(f"input '{name}' has shape {list(shape)} but {self.path.name} takes {list(current)}",
+                             hint="feed the shape the model was converted with")
         self.interpreter.resize_tensor_input(details["index"], list(shape))
         self.interpreter.allocate_tensors()
         details["shape"] = np.array(shape, dtype=np.int32)
