@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from .cli_agent import agent_app
 from .errors import AccuracyError, EdgekitError, InputError
 from .targets import Format
 
@@ -17,6 +18,7 @@ app = typer.Typer(help="Take a trained model to an edge device and prove it runs
                   no_args_is_help=True, add_completion=False)
 targets_app = typer.Typer(help="List and show target profiles.", no_args_is_help=True)
 app.add_typer(targets_app, name="targets")
+app.add_typer(agent_app, name="agent")
 
 _PIPE_WIDTH = 150  # rich uses 80 columns when not on a terminal, which truncates the tables
 out_console = Console() if sys.stdout.isatty() else Console(width=_PIPE_WIDTH)
@@ -128,3 +130,7 @@ def targets_show(name: str = typer.Argument(..., help="Target name or path to a 
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

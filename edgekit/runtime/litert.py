@@ -116,6 +116,17 @@ class LiteRtRunner:
         return {"inputs": {n: describe(d) for n, d in self._inputs.items()},
                 "outputs": {n: describe(d) for n, d in zip(self.output_names, self._outputs)}}
 
+    def input_specs(self) -> dict[str, dict]:
+        """What callers feed: {name: {"shape", "dtype"}} — float for quantized inputs, NCHW for NHWC ones."""
+        specs = {}
+        for name, details in self._inputs.items():
+            shape = [int(s) for s in details["shape"]]
+            if self.channels_last_inputs and len(shape) == 4:
+                shape = [shape[0], shape[3], shape[1], shape[2]]
+            dtype = "float32" if _quantization(details) else np.dtype(details["dtype"]).name
+            specs[name] = {"shape": shape, "dtype": dtype}
+        return specs
+
     def _prepare(self, feeds: dict[str, np.ndarray]) -> list[tuple[dict, np.ndarray]]:
         """Each feed laid out, quantized and cast the way its input tensor wants it; resizes if the shape changed."""
         missing = [n for n in self.input_names if n not in feeds]

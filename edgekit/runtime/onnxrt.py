@@ -9,12 +9,20 @@ import numpy as np
 from .stats import LatencyStats, time_calls
 
 
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+              "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8",
+              "tensor(bool)": "bool"}
+
+
 class OnnxRunner:
-    """One ONNX Runtime CPU session. ``threads`` fixes intra-op threads; inter-op is 1 (sequential)."""
+    """One ONNX Runtime CPU session. ``threads`` fixes intra-op threads; inter-op is 1 (sequential).
+
+    ``model`` is a path, or the model's bytes: loaded from bytes, a model cannot reach external data files.
+    """
 
     format = "onnx"
 
-    def __init__(self, path: str | Path, threads: int = 1, optimization: str = "all",
+    def __init__(self, model: str | Path | bytes, threads: int = 1, optimization: str = "all",
                  optimized_model_path: str | Path | None = None):
         import onnxruntime as ort
 
@@ -31,11 +39,17 @@ class OnnxRunner:
         }[optimization]
         if optimized_model_path is not None:
             options.optimized_model_filepath = str(optimized_model_path)
-        self.path = Path(path)
+        self.path = None if isinstance(model, bytes) else Path(model)
         self.threads = threads
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        source = model if isinstance(model, bytes) else str(model)
+        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def input_specs(self) -> dict[str, dict]:
+        """{name: {"shape", "dtype"}}; symbolic dimensions are given as their names."""
+        return {i.name: {"shape": [d if isinstance(d, int) else str(d) for d in i.shape],
+                         "dtype": _ORT_TYPES.get(i.type, "float32")} for i in self.session.get_inputs()}
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         missing = [n for n in self.input_names if n not in feeds]

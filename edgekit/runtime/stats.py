@@ -24,6 +24,7 @@ class LatencyStats:
     p90_ms: float
     p99_ms: float
     peak_rss_mb: float | None = None
+    p50_ci_ms: tuple[float, float] | None = None
 
     @classmethod
     def from_seconds(cls, samples: list[float], warmup: int, threads: int,
@@ -32,10 +33,25 @@ class LatencyStats:
         p50, p90, p99 = np.percentile(ms, [50, 90, 99])
         return cls(runs=len(ms), warmup=warmup, threads=threads, mean_ms=float(ms.mean()), std_ms=float(ms.std()),
                    min_ms=float(ms.min()), max_ms=float(ms.max()), p50_ms=float(p50), p90_ms=float(p90),
-                   p99_ms=float(p99), peak_rss_mb=peak_rss_mb)
+                   p99_ms=float(p99), peak_rss_mb=peak_rss_mb, p50_ci_ms=median_ci(ms))
 
     def to_dict(self) -> dict:
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        out = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        if self.p50_ci_ms is not None:
+            out["p50_ci_ms"] = [round(v, 4) for v in self.p50_ci_ms]
+        return out
+
+
+def median_ci(samples_ms: np.ndarray, z: float = 1.96) -> tuple[float, float] | None:
+    """Distribution-free ~95 % confidence interval of the median from order statistics (None below 6 runs)."""
+    n = len(samples_ms)
+    if n < 6:
+        return None
+    ordered = np.sort(samples_ms)
+    half_width = z * np.sqrt(n) / 2
+    low = max(int(np.floor(n / 2 - half_width)), 0)
+    high = min(int(np.ceil(n / 2 + half_width)), n - 1)
+    return float(ordered[low]), float(ordered[high])
 
 
 def peak_rss_mb() -> float:

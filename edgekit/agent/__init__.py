@@ -1,0 +1,1 @@
+"""The on-device agent: server, store, isolated worker, client."""

@@ -1,0 +1,307 @@
+"""The agent's HTTP API (FastAPI): authenticated, size-bounded, one model run at a time, each in a child.
+
+See docs/agent-api.md. ``create_app`` builds the app; ``serve`` runs it with uvicorn.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import ipaddress
+import sys
+import tempfile
+import threading
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import Path as PathParam
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from .. import __version__
+from .auth import AgentSetupError, token_matches
+from .conditions import conditions, device_info
+from .isolation import JobOutcome, run_job
+from .store import ArtifactStore, UnsupportedModel, sniff_format
+from .worker import TEST_HOOKS_ENV
+
+DIGEST_PATTERN = r"^[0-9a-f]{64}$"
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class AgentLimits:
+    max_upload_bytes: int = 512 * 1024 * 1024
+    max_request_bytes: int = 64 * 1024 * 1024
+    memory_limit_mb: int | None = 4096
+    max_timeout_s: float = 600.0
+    check_timeout_s: float = 60.0
+    queue_size: int = 2
+
+
+class RunnerOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    input_names: list[str] | None = Field(None, max_length=256)
+    channels_last_inputs: bool = False
+    test_fault: Literal["segv", "abort", "hang", "memory"] | None = None
+
+
+class InputShape(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    shape: list[int] = Field(max_length=8)
+    dtype: Literal["float32", "float16", "int64", "int32", "int8", "uint8", "bool"] = "float32"
+
+
+class BenchmarkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    digest: str = Field(pattern=DIGEST_PATTERN)
+    threads: int = Field(1, ge=1, le=64)
+    warmup: int = Field(10, ge=0, le=10_000)
+    runs: int = Field(50, ge=1, le=100_000)
+    min_seconds: float = Field(0.0, ge=0.0, le=300.0)
+    timeout_s: float = Field(120.0, gt=0.0, le=3600.0)
+    runner_options: RunnerOptions = RunnerOptions()
+    inputs: dict[str, InputShape] | None = Field(None, max_length=64)
+    inputs_npz_b64: str | None = None
+
+
+class InferRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    digest: str = Field(pattern=DIGEST_PATTERN)
+    threads: int = Field(1, ge=1, le=64)
+    timeout_s: float = Field(120.0, gt=0.0, le=3600.0)
+    runner_options: RunnerOptions = RunnerOptions()
+    inputs_npz_b64: str
+
+
+class RunResult(BaseModel):
+    status: Literal["ok", "error", "runtime_crashed", "timeout"]
+    signal: str | None = None
+    error: str | None = None
+    wall_s: float
+
+
+class BenchmarkResult(RunResult):
+    latency: dict[str, Any] | None = None
+    conditions_before: dict[str, Any]
+    conditions_after: dict[str, Any]
+
+
+class InferResult(RunResult):
+    outputs_npz_b64: str | None = None
+    output_names: list[str] | None = None
+
+
+class ArtifactMeta(BaseModel):
+    digest: str
+    format: Literal["onnx", "tflite"]
+    size_bytes: int
+    stored_at: str
+    created: bool | None = None
+
+
+class ModelRuns:
+    """One model run at a time; at most ``queue_size`` requests wait, the rest get 429."""
+
+    def __init__(self, limits: AgentLimits, test_hooks: bool):
+        self.limits = limits
+        self.env = {TEST_HOOKS_ENV: "1" if test_hooks else "0"}
+        self._run = threading.Lock()
+        self._slots = threading.BoundedSemaphore(limits.queue_size + 1)
+
+    def __call__(self, job: dict, timeout_s: float) -> JobOutcome:
+        if not self._slots.acquire(blocking=False):
+            raise HTTPException(429, "the agent is busy with other model runs", headers={"Retry-After": "5"})
+        try:
+            with self._run:
+                return run_job(job, min(timeout_s, self.limits.max_timeout_s), self.limits.memory_limit_mb, self.env)
+        finally:
+            self._slots.release()
+
+
+def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLimits(),
+               test_hooks: bool = False, announce: str | None = None) -> FastAPI:
+    """The agent app. ``token=None`` disables auth (refused by ``serve`` unless bound to loopback)."""
+    store = ArtifactStore(store_dir)
+    runs = ModelRuns(limits, test_hooks)
+    bearer = HTTPBearer(auto_error=False)
+
+    def authenticated(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if token is not None and not token_matches(credentials.credentials if credentials else None, token):
+            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        if announce:
+            print(announce, file=sys.stderr, flush=True)
+        yield
+
+    app = FastAPI(title="edgekit agent", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
+    auth = [Depends(authenticated)]
+
+    @app.middleware("http")
+    async def bound_request_size(request: Request, call_next):
+        if request.method in ("POST", "PUT"):
+            length = request.headers.get("content-length")
+            limit = limits.max_upload_bytes if request.method == "PUT" else limits.max_request_bytes
+            if length is None and request.method == "POST":
+                return _json_error(411, "Content-Length is required")
+            if length is not None and (not length.isdigit() or int(length) > limit):
+                return _json_error(413, f"request body over the {limit} byte limit")
+        return await call_next(request)
+
+    @app.get("/v1/health")
+    def health() -> dict:
+        return {"status": "ok", "agent": "edgekit", "version": __version__}
+
+    @app.get("/v1/openapi.json", dependencies=auth, include_in_schema=False)
+    def openapi() -> dict:
+        return app.openapi()
+
+    @app.get("/v1/info", dependencies=auth)
+    def info() -> dict:
+        return device_info()
+
+    @app.get("/v1/artifacts", dependencies=auth)
+    def list_artifacts() -> dict:
+        return {"artifacts": store.list()}
+
+    @app.head("/v1/artifacts/{digest}", dependencies=auth)
+    @app.get("/v1/artifacts/{digest}", dependencies=auth, response_model=ArtifactMeta)
+    def get_artifact(digest: str = PathParam(pattern=DIGEST_PATTERN)) -> dict:
+        meta = store.meta(digest)
+        if meta is None:
+            raise HTTPException(404, f"no artifact {digest}")
+        return meta
+
+    @app.delete("/v1/artifacts/{digest}", dependencies=auth, status_code=204)
+    def delete_artifact(digest: str = PathParam(pattern=DIGEST_PATTERN)) -> Response:
+        if not store.delete(digest):
+            raise HTTPException(404, f"no artifact {digest}")
+        return Response(status_code=204)
+
+    @app.put("/v1/artifacts/{digest}", dependencies=auth, response_model=ArtifactMeta, status_code=201,
+             responses={200: {"model": ArtifactMeta}, 400: {}, 413: {}, 415: {}, 422: {}})
+    async def put_artifact(request: Request, response: Response,
+                           digest: str = PathParam(pattern=DIGEST_PATTERN)) -> dict:
+        handle = await run_in_threadpool(store.incoming)
+        path = Path(handle.name)
+        try:
+            hasher, size, head = hashlib.sha256(), 0, b""
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limits.max_upload_bytes:
+                    raise HTTPException(413, f"upload over the {limits.max_upload_bytes} byte limit")
+                hasher.update(chunk)
+                head = (head + chunk)[:16] if len(head) < 16 else head
+                await run_in_threadpool(handle.write, chunk)
+            handle.close()
+            if hasher.hexdigest() != digest:
+                raise HTTPException(422, f"sha256 of the body is {hasher.hexdigest()}, not {digest}")
+            existing = store.meta(digest)
+            if existing is not None:
+                response.status_code = 200
+                return {**existing, "created": False}
+            try:
+                fmt = sniff_format(head)
+            except UnsupportedModel as exc:
+                raise HTTPException(415, f"not an ONNX or TFLite model: {exc}") from None
+            path = path.rename(path.with_suffix(f".{fmt}"))
+            outcome = await run_in_threadpool(runs, {"kind": "check", "model": str(path)}, limits.check_timeout_s)
+            if outcome.status != "ok":
+                raise HTTPException(400, f"the {fmt} model does not load: {outcome.error or outcome.status}")
+            return {**await run_in_threadpool(store.commit, path, digest, fmt, size), "created": True}
+        finally:
+            handle.close()
+            path.unlink(missing_ok=True)
+
+    @app.post("/v1/benchmark", dependencies=auth, response_model=BenchmarkResult)
+    def benchmark(request: BenchmarkRequest) -> dict:
+        model = _model_or_404(store, request.digest)
+        with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as scratch:
+            job = {"kind": "benchmark", "model": str(model), "threads": request.threads, "warmup": request.warmup,
+                   "runs": request.runs, "min_seconds": request.min_seconds,
+                   "runner_options": request.runner_options.model_dump(),
+                   "inputs": {k: v.model_dump() for k, v in (request.inputs or {}).items()} or None}
+            if request.inputs_npz_b64 is not None:
+                job["inputs_npz"] = _write_npz(request.inputs_npz_b64, Path(scratch) / "inputs.npz")
+            before = conditions()
+            outcome = runs(job, request.timeout_s)
+            return {**_run_fields(outcome), "latency": outcome.result.get("latency"),
+                    "conditions_before": before, "conditions_after": conditions()}
+
+    @app.post("/v1/infer", dependencies=auth, response_model=InferResult)
+    def infer(request: InferRequest) -> dict:
+        model = _model_or_404(store, request.digest)
+        with tempfile.TemporaryDirectory(prefix="edgekit-infer-") as scratch:
+            outputs = Path(scratch) / "outputs.npz"
+            job = {"kind": "infer", "model": str(model), "threads": request.threads,
+                   "runner_options": request.runner_options.model_dump(),
+                   "inputs_npz": _write_npz(request.inputs_npz_b64, Path(scratch) / "inputs.npz"),
+                   "outputs_npz": str(outputs)}
+            outcome = runs(job, request.timeout_s)
+            encoded = base64.b64encode(outputs.read_bytes()).decode() if outcome.status == "ok" else None
+            return {**_run_fields(outcome), "outputs_npz_b64": encoded,
+                    "output_names": outcome.result.get("output_names")}
+
+    return app
+
+
+def _model_or_404(store: ArtifactStore, digest: str) -> Path:
+    path = store.model_path(digest)
+    if path is None or store.meta(digest) is None:
+        raise HTTPException(404, f"no artifact {digest}; upload it first")
+    return path
+
+
+def _write_npz(encoded: str, path: Path) -> str:
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+            if not npz.files:
+                raise ValueError("no arrays")
+    except (binascii.Error, ValueError, OSError, EOFError) as exc:
+        raise HTTPException(422, f"inputs_npz_b64 is not a base64 .npz of arrays: {exc}") from None
+    path.write_bytes(raw)
+    return str(path)
+
+
+def _run_fields(outcome: JobOutcome) -> dict:
+    return {"status": outcome.status, "signal": outcome.signal, "error": outcome.error,
+            "wall_s": round(outcome.wall_s, 3)}
+
+
+def _json_error(status: int, detail: str) -> Response:
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(host: str, port: int, store_dir: Path, token: str | None, limits: AgentLimits = AgentLimits(),
+          test_hooks: bool = False) -> None:
+    """Run the agent until interrupted. Refuses a non-loopback address without a token."""
+    import uvicorn
+
+    if token is None and not is_loopback(host):
+        raise AgentSetupError(f"refusing to listen on {host} without a token",
+                              hint="drop --no-token, or bind 127.0.0.1")
+    app = create_app(store_dir, token, limits, test_hooks,
+                     announce=f"edgekit agent listening on http://{host}:{port}")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

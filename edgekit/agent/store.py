@@ -1,0 +1,110 @@
+"""Content-addressed artifact store: ``<digest>.<format>`` plus ``<digest>.json``, written atomically.
+
+A file is listed only once its metadata exists, and the metadata is written (temp, fsync, rename) after the
+model file is in place, so an agent killed mid-upload never lists a partial artifact. Leftovers from such a
+kill (temp files, a model without metadata) are removed when the store opens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+DIGEST = re.compile(r"^[0-9a-f]{64}$")
+FORMATS = ("onnx", "tflite")
+
+
+class UnsupportedModel(ValueError):
+    """Not a model the agent runs (pickle, zip/TorchScript, empty, …)."""
+
+
+def sniff_format(head: bytes) -> str:
+    """The model format from the first bytes; raises ``UnsupportedModel`` for anything else we can name."""
+    if not head:
+        raise UnsupportedModel("empty file")
+    if head[:1] == b"\x80" and len(head) > 1 and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        raise UnsupportedModel("a Python pickle (never loaded: unpickling runs code)")
+    if head[:4] == b"PK\x03\x04":
+        raise UnsupportedModel("a zip archive (TorchScript or a PyTorch checkpoint?)")
+    if head[4:8] == b"TFL3":
+        return "tflite"
+    if head[:1] in (b"{", b"<", b"#") or head[:4] == b"\x89HDF":
+        raise UnsupportedModel("text, HTML or HDF5, not ONNX or TFLite")
+    return "onnx"  # protobuf has no magic number; the worker's parse decides
+
+
+class ArtifactStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.files = self.root / "artifacts"
+        self.scratch = self.root / "incoming"
+        self.files.mkdir(parents=True, exist_ok=True)
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        self._recover()
+
+    def _recover(self) -> None:
+        for leftover in self.scratch.iterdir():
+            leftover.unlink(missing_ok=True)
+        for path in self.files.iterdir():
+            digest = path.name.split(".")[0]
+            if path.name.endswith(".json.tmp") or (path.suffix != ".json" and not self._meta_path(digest).exists()):
+                path.unlink(missing_ok=True)
+            elif path.suffix == ".json" and self.model_path(digest) is None:
+                path.unlink(missing_ok=True)
+
+    def _meta_path(self, digest: str) -> Path:
+        return self.files / f"{digest}.json"
+
+    def model_path(self, digest: str) -> Path | None:
+        if not DIGEST.match(digest):
+            return None
+        return next((p for p in (self.files / f"{digest}.{f}" for f in FORMATS) if p.exists()), None)
+
+    def meta(self, digest: str) -> dict | None:
+        if not DIGEST.match(digest) or not self._meta_path(digest).exists() or self.model_path(digest) is None:
+            return None
+        return json.loads(self._meta_path(digest).read_text())
+
+    def list(self) -> list[dict]:
+        metas = (self.meta(p.stem) for p in sorted(self.files.glob("*.json")))
+        return [m for m in metas if m is not None]
+
+    def delete(self, digest: str) -> bool:
+        if self.meta(digest) is None:
+            return False
+        self._meta_path(digest).unlink()
+        self.model_path(digest).unlink()
+        return True
+
+    def incoming(self):
+        """A temp file for an upload, on the store's filesystem (so the final rename is atomic)."""
+        return tempfile.NamedTemporaryFile(dir=self.scratch, delete=False)
+
+    def commit(self, temp_path: Path, digest: str, fmt: str, size: int) -> dict:
+        """Move a verified upload into place, then publish its metadata."""
+        final = self.files / f"{digest}.{fmt}"
+        with open(temp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(temp_path, final)
+        meta = {"digest": digest, "format": fmt, "size_bytes": size,
+                "stored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        pending = self.files / f"{digest}.json.tmp"
+        with open(pending, "w") as fh:
+            json.dump(meta, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(pending, self._meta_path(digest))
+        _fsync_dir(self.files)
+        return meta
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,102 @@
+"""The child process that touches models: ``python -m edgekit.agent.worker JOB.json RESULT.json``.
+
+It loads the model, benchmarks it or runs inference, and writes a JSON result. Whatever the model does to
+this process (segfault, abort, hang, memory blow-up) stays here: the parent only reads the exit status.
+ONNX models are loaded from bytes, so they cannot pull external data files from anywhere on the device.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+TEST_HOOKS_ENV = "EDGEKIT_AGENT_TEST_HOOKS"
+
+
+def _runner(job: dict):
+    path = Path(job["model"])
+    options = job.get("runner_options") or {}
+    if path.suffix == ".onnx":
+        from ..runtime.onnxrt import OnnxRunner
+
+        return OnnxRunner(path.read_bytes(), threads=job.get("threads", 1))
+    from ..runtime.litert import LiteRtRunner
+
+    return LiteRtRunner(path, threads=job.get("threads", 1), input_names=options.get("input_names"),
+                        channels_last_inputs=bool(options.get("channels_last_inputs")))
+
+
+def _fault_for_tests(job: dict) -> None:
+    """Only when the agent was started with test hooks: crash or hang on request, to test isolation."""
+    fault = (job.get("runner_options") or {}).get("test_fault")
+    if not fault or os.environ.get(TEST_HOOKS_ENV) != "1":
+        return
+    if fault == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif fault == "abort":
+        os.abort()
+    elif fault == "hang":
+        while True:
+            time.sleep(1)
+    elif fault == "memory":
+        hog = [np.ones(1 << 27) for _ in range(1 << 10)]  # 1 GiB chunks until the limit stops it
+        del hog
+
+
+def _random_feeds(runner, shapes: dict | None) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    own = runner.input_specs()
+    feeds = {}
+    for name in runner.input_names:
+        spec = (shapes or {}).get(name) or own[name]
+        dtype = np.dtype(spec.get("dtype", "float32"))
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in spec["shape"]]
+        feeds[name] = (rng.standard_normal(shape).astype(dtype) if np.issubdtype(dtype, np.floating)
+                       else rng.integers(0, 10, shape).astype(dtype))
+    return feeds
+
+
+def _load_npz(path: str) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def run(job: dict) -> dict:
+    _fault_for_tests(job)
+    runner = _runner(job)
+    if job["kind"] == "check":
+        return {"inputs": runner.input_names, "outputs": runner.output_names}
+    if job["kind"] == "benchmark":
+        if job.get("inputs_npz"):
+            arrays = _load_npz(job["inputs_npz"])
+            feeds = {name: arrays[name][:1] for name in runner.input_names}
+        else:
+            feeds = _random_feeds(runner, job.get("inputs"))
+        stats = runner.benchmark(feeds, warmup=job["warmup"], runs=job["runs"], min_seconds=job["min_seconds"])
+        return {"latency": stats.to_dict()}
+    arrays = _load_npz(job["inputs_npz"])
+    count = len(arrays[runner.input_names[0]])
+    results = [runner.run({name: arrays[name][i:i + 1] for name in runner.input_names}) for i in range(count)]
+    outputs = {f"output_{k}": np.concatenate([r[k] for r in results]) for k in range(len(runner.output_names))}
+    np.savez(job["outputs_npz"], **outputs)
+    return {"output_names": runner.output_names}
+
+
+def main(argv: list[str]) -> int:
+    job = json.loads(Path(argv[1]).read_text())
+    try:
+        result = {"status": "ok", **run(job)}
+    except Exception as exc:  # any failure of the model or its inputs is reported, never raised to the agent
+        result = {"status": "error", "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+    Path(argv[2]).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
