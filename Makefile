@@ -10,7 +10,7 @@ $(BIN)/edgekit: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, from the pinned CPU wheel, so nothing can pull a CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev,tflite]"
+	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(BIN)/edgekit
 
 setup: $(BIN)/edgekit

@@ -196,8 +196,9 @@ def bench_model(name: str, rounds: int, workdir: Path) -> dict:
     for variant, runner in runners.items():
         variants[variant].update(fidelity(runner, reference, val_inputs), file=str(paths[variant].relative_to(folder)))
     for variant, artifact in built.items():
+        own = artifact["latency_host"]
         variants[variant].update(status=artifact["status"], rejected_reason=artifact["rejected_reason"],
-                                 precision=artifact["precision"])
+                                 precision=artifact["precision"], edgekit_p50_ms=own and own["p50_ms"])
     selected = next((a["name"] for a in manifest["artifacts"] if a["status"] == "selected"), None)
     return {"model": name, "factory": f"bench/models.py:{factory}", "input": input_name,
             "edgekit_status": manifest["status"], "edgekit_export_s": round(export_seconds, 1),
@@ -266,11 +267,12 @@ def check_targets(results: list[dict]) -> list[dict]:
 
 
 def gate_text(entry: dict) -> str:
-    """edgekit's verdict on a candidate row; empty for the non-edgekit variants."""
-    status = entry.get("status")
-    if status == "rejected":
-        return "REJECTED"
-    return {"selected": "SELECTED (auto)", "passed": "pass"}.get(status, "")
+    """edgekit's verdict on a candidate row and the p50 it measured itself; empty for the other variants."""
+    if "status" not in entry:
+        return ""
+    verdict = {"selected": "SELECTED (auto)", "passed": "pass", "rejected": "REJECTED"}[entry["status"]]
+    own = entry["edgekit_p50_ms"]
+    return verdict + (f" ({own:.2f} ms)" if own is not None else "")
 
 
 def print_model(result: dict) -> None:
@@ -280,7 +282,7 @@ def print_model(result: dict) -> None:
     print(f"edgekit export --format auto: status {result['edgekit_status']}, {result['edgekit_export_s']} s wall; "
           "steps: " + ", ".join(f"{k} {s:.1f}" for k, s in result["edgekit_timings_s"].items()))
     print(f"{'variant':<28}{'p50 ms':>9}{'p90 ms':>9}{'vs eager':>10}{'vs ORT fp32':>13}{'cos min':>10}"
-          f"{'top1 agr':>10}  edgekit")
+          f"{'top1 agr':>10}  edgekit (its own p50)")
     for name, e in v.items():
         cos = f"{e['cosine_min']:.5f}" if "cosine_min" in e else "ref"
         agree = f"{e['top1_agreement']:.3f}" if "top1_agreement" in e else "ref"

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from .cli_agent import agent_app
-from .errors import AccuracyError, EdgekitError, InputError
+from .errors import AccuracyError, EdgekitError, ExportError, InputError
 from .targets import Format
 
 app = typer.Typer(help="Take a trained model to an edge device and prove it runs well there.",
@@ -60,9 +60,14 @@ def export(
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON on stdout."),
 ) -> None:
     """Export MODEL for a target: ONNX, simplify, optimize, quantize, accuracy gate, artifact folder."""
-    from .pipeline import export as run_export
     from .progress import RichProgress, SilentProgress
     from .project import load_project
+
+    try:
+        from .pipeline import export as run_export
+    except ImportError as exc:
+        _fail(ExportError(f"`edgekit export` needs the export extra ({exc.name} is not installed)",
+                          hint="pip install 'edgekit[export]'"))
 
     try:
         project = load_project()

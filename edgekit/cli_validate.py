@@ -100,8 +100,6 @@ def print_validation(console, result) -> None:
         console.print(table)
         for note in device["notes"] + [f"{c['file']}: {n}" for c in device["artifacts"] for n in c["notes"]]:
             console.print(f"[yellow]![/] {device['agent']}: {note}", soft_wrap=True, highlight=False)
-    for note in result.report["data"]["notes"]:
-        console.print(f"[yellow]![/] {note}", soft_wrap=True, highlight=False)
     verdict = "[green]passed[/]" if result.passed else "[red]failed[/]"
     console.print(f"validation {verdict} on {len(result.devices)} device(s); results: [bold]{result.path}[/]",
                   highlight=False)

@@ -169,8 +169,8 @@ def _merge_specs(graph_specs: list[InputSpec], given: list[InputSpec] | None, wh
 def _load_factory(reference: str, input_specs: list[InputSpec] | None) -> TorchSource:
     try:
         import torch
-    except ImportError as exc:  # pragma: no cover - torch is a core dependency
-        raise ExportError("PyTorch is needed to export a PyTorch model", hint="pip install edgekit") from exc
+    except ImportError as exc:
+        raise ExportError("PyTorch is needed to export a PyTorch model", hint="pip install 'edgekit[export]'") from exc
 
     target, _, attr = reference.rpartition(":")
     path: Path | None = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import stat
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,7 @@ VALIDATION_SCHEMA = "edgekit.validation/1"
 VALIDATION_FILE = "validation.json"
 MAX_SAMPLES = 64
 SYNTHETIC_SAMPLES = 32
+HOT_C = 80.0
 PASSED, BUDGET = "passed", "failed"  # artifact statuses besides the agent's runtime_crashed / timeout / error
 _ARCH = {"aarch64": "arm64", "armv7l": "armv7", "amd64": "x86_64"}
 
@@ -346,6 +348,7 @@ def _check(client: AgentClient, label: str, artifact: Artifact, data: SampleSet,
     check.accuracy = report.to_dict()
     check.violations = [f"device vs host: {v}" for v in report.violations]
     check.violations += _latency_violations(check.benchmark.get("latency") or {}, profile, check.notes)
+    check.notes += [f"after the benchmark: {n}" for n in _heat_notes(check.benchmark.get("conditions_after") or {})]
     check.status = BUDGET if check.violations else PASSED
     return check
 
@@ -396,14 +399,20 @@ def _device_notes(info: dict, profile, threads: int) -> list[str]:
     governor = conditions.get("governor")
     if governor and governor != "performance":
         notes.append(f"CPU governor is '{governor}', not 'performance': latency varies with frequency scaling")
-    if conditions.get("throttled") not in (None, "0x0", "0"):
-        notes.append(f"the device reports throttling (get_throttled={conditions['throttled']})")
-    temperature = conditions.get("temperature_c")
-    if temperature is not None and temperature >= 80:
-        notes.append(f"the CPU is at {temperature:.0f} °C: it may throttle during the benchmark")
+    notes += _heat_notes(conditions)
     load = conditions.get("load_1min")
     if load is not None and cores and load > cores / 2:
         notes.append(f"load average {load:.2f} on {cores} cores: other work competes with the benchmark")
+    return notes
+
+
+def _heat_notes(conditions: dict) -> list[str]:
+    notes = []
+    if conditions.get("throttled") not in (None, "0x0", "0"):
+        notes.append(f"the device reports throttling (get_throttled={conditions['throttled']})")
+    temperature = conditions.get("temperature_c")
+    if temperature is not None and temperature >= HOT_C:
+        notes.append(f"the CPU is at {temperature:.0f} °C: it may throttle")
     return notes
 
 
@@ -416,6 +425,7 @@ def _write_atomically(path: Path, data: dict) -> Path:
     """temp file beside ``path``, fsync, rename over it, fsync the folder: readers see the old or the new file."""
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     try:
+        os.fchmod(fd, stat.S_IMODE((path.parent / "manifest.json").stat().st_mode))  # as readable as the manifest
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, indent=2, default=_jsonable)
             fh.write("\n")

@@ -104,13 +104,14 @@ class AgentClient:
     """One agent at ``url`` (``http://HOST:PORT``). ``timeout``: seconds for the quick calls; benchmark and
     inference wait for their own ``timeout_s`` plus a margin."""
 
-    def __init__(self, url: str, token: str | None, timeout: float = 30.0, busy_retries: int = BUSY_RETRIES):
+    def __init__(self, url: str, token: str | None, timeout: float = 30.0, busy_retries: int = BUSY_RETRIES,
+                 transport: httpx.BaseTransport | None = None):
         self.url = check_url(url)
         self.timeout = timeout
         self.busy_retries = busy_retries
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.url, headers=headers,
-                                  timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+                                  timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), transport=transport)
 
     def close(self) -> None:
         self._http.close()
