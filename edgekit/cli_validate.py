@@ -75,10 +75,12 @@ def print_validation(console, result) -> None:
     from rich.table import Table
 
     for device in result.report["devices"]:
-        info = device["device"] or {}
-        where = (f"{info.get('cpu', '?')} ({info.get('arch', '?')}, {info.get('cores', '?')} cores)"
-                 if info else "unreachable")
-        table = Table(title=f"edgekit validate → {device['agent']}: {where}")
+        if device["error"]:  # nothing ran there: the reason is printed as an error line
+            console.print(f"[red]✗[/] {device['agent']}: not validated", highlight=False)
+            continue
+        info = device["device"]
+        table = Table(title=f"edgekit validate → {device['agent']}: {info.get('cpu', '?')} "
+                            f"({info.get('arch', '?')}, {info.get('cores', '?')} cores)")
         for column in ("artifact", "status", "p50 ms", "p90 ms", "p99 ms", "p50 CI ms", "cosine min", "top-1",
                        "upload", "budget"):
             table.add_column(column, justify="left" if column in ("artifact", "status", "upload", "budget")

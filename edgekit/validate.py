@@ -26,7 +26,6 @@ import numpy as np
 from .accuracy import apply_budget, compare_outputs
 from .agent.client import (RUN_TIMEOUT_S, AgentClient, AgentError, check_url, outputs_of, resolve_token, run_failure,
                            sha256_file)
-from .candidates import run_samples
 from .data import SampleSet, load_samples, synthetic_samples
 from .errors import EdgekitError, InputError, TargetError
 from .progress import SilentProgress
@@ -38,6 +37,7 @@ VALIDATION_FILE = "validation.json"
 MAX_SAMPLES = 64
 SYNTHETIC_SAMPLES = 32
 HOT_C = 80.0
+DEVICE_VS_HOST = "device vs host"
 PASSED, BUDGET = "passed", "failed"  # artifact statuses besides the agent's runtime_crashed / timeout / error
 _ARCH = {"aarch64": "arm64", "armv7l": "armv7", "amd64": "x86_64"}
 
@@ -145,9 +145,15 @@ class ValidationResult:
                     found.append((check.error["message"], check.error["hint"]))
                 elif check.violations:
                     found.append((f"budget broken on {device.agent}: {check.file}: " + "; ".join(check.violations),
-                                  "choose a faster or more accurate artifact, or relax the target's budget "
-                                  "(--max-p50/--max-p90 for latency)"))
+                                  _budget_hint(check.violations)))
         return found
+
+
+def _budget_hint(violations: list[str]) -> str:
+    if any(v.startswith(DEVICE_VS_HOST) for v in violations):
+        return ("the device computes different numbers than this host from the same file: compare the runtime "
+                "versions in validation.json (device.runtimes) with this host's")
+    return "choose a faster artifact (--all shows every candidate), or relax the latency budget (--max-p50/--max-p90)"
 
 
 def validate(artifact_dir: str | Path, agents: list[str], *, token: str | None = None,
@@ -182,7 +188,9 @@ def validate(artifact_dir: str | Path, agents: list[str], *, token: str | None =
     for artifact in artifacts:
         with progress.step(f"host run of {artifact.file} on {len(data)} samples ({threads} threads)"):
             runner = open_runner(artifact.path, threads=threads, **artifact.runner_options)
-            artifact.host_outputs, artifact.output_names = run_samples(runner, data), list(runner.output_names)
+            # candidates.run_samples, inlined: that module imports the export steps and so onnx (export extra)
+            artifact.host_outputs = [runner.run(sample) for sample in data]
+            artifact.output_names = list(runner.output_names)
     settings = {"threads": threads, "warmup": warmup, "runs": runs, "min_seconds": min_seconds,
                 "timeout_s": timeout_s}
     with ThreadPoolExecutor(max_workers=len(agents)) as pool:
@@ -260,8 +268,8 @@ def _select(manifest: dict, folder: Path, all_candidates: bool) -> list[Artifact
             raise InputError(f"{path} is listed in the manifest but missing", hint="re-run `edgekit export`")
         digest = sha256_file(path)
         if entry.get("sha256") and digest != entry["sha256"]:
-            raise InputError(f"{path} changed since the export (sha256 {digest[:12]}… , manifest "
-                             f"{entry['sha256'][:12]}…)", hint="re-run `edgekit export` so the figures match the file")
+            raise InputError(f"{path} changed since the export (sha256 {digest[:12]}…, manifest "
+                             f"{entry['sha256'][:12]}…)", hint="re-run `edgekit export` so manifest and file agree")
         artifacts.append(Artifact(entry["name"], entry["file"], path, digest, entry["format"], entry["precision"],
                                   dict(entry.get("runner_options") or {})))
     return artifacts
@@ -346,7 +354,7 @@ def _check(client: AgentClient, label: str, artifact: Artifact, data: SampleSet,
     report = apply_budget(compare_outputs(artifact.host_outputs, device, artifact.output_names, data.labels),
                           profile.accuracy)
     check.accuracy = report.to_dict()
-    check.violations = [f"device vs host: {v}" for v in report.violations]
+    check.violations = [f"{DEVICE_VS_HOST}: {v}" for v in report.violations]
     check.violations += _latency_violations(check.benchmark.get("latency") or {}, profile, check.notes)
     check.notes += [f"after the benchmark: {n}" for n in _heat_notes(check.benchmark.get("conditions_after") or {})]
     check.status = BUDGET if check.violations else PASSED
@@ -427,7 +435,7 @@ def _write_atomically(path: Path, data: dict) -> Path:
     try:
         os.fchmod(fd, stat.S_IMODE((path.parent / "manifest.json").stat().st_mode))  # as readable as the manifest
         with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, default=_jsonable)
+            json.dump(data, fh, indent=2)
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -445,10 +453,3 @@ def _write_atomically(path: Path, data: dict) -> Path:
         os.close(folder_fd)
     return path
 
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -16,14 +16,11 @@ from typer.testing import CliRunner
 
 from agent_process import free_port, start_agent
 from conftest import model_ref
-from edgekit import cli_validate
 from edgekit.agent.client import AgentClient, AgentError
 from edgekit.cli import app
 from edgekit.pipeline import export
 from edgekit.validate import validate
 
-if not any(command.name == "validate" for command in app.registered_commands):
-    cli_validate.register(app)
 
 runner = CliRunner()
 FAST = {"runs": 10, "warmup": 1, "min_seconds": 0.0}
@@ -251,3 +248,65 @@ def test_client_infer_equals_host_runner_and_unknown_digest_is_404(agents, onnx_
     assert device.shape == host.shape == (5, 5)
     np.testing.assert_allclose(device, host, rtol=0, atol=1e-6)
     assert caught.value.status_code == 404 and "HTTP 404" in caught.value.message and caught.value.exit_code == 6
+
+
+def test_missing_validation_data_falls_back_to_synthetic_and_says_so(agents, onnx_folder, tmp_path, cnn_data):
+    agent, _, token_file = agents
+    folder = copy_of(onnx_folder, tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["data"]["validation"]["origin"] = str(tmp_path / "moved-away.npz")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+    synthetic = validate(folder, [agent.url], token_file=token_file, **FAST)
+    assert synthetic.passed and synthetic.report["data"]["synthetic"] is True
+    assert synthetic.devices[0].artifacts[0].accuracy["samples"] == 32
+    assert "is not found from here" in synthetic.report["data"]["notes"][0]
+    assert "weak evidence; pass --val" in synthetic.report["data"]["notes"][0]
+
+    given = validate(folder, [agent.url], token_file=token_file, val=cnn_data["val"], samples=10, **FAST)
+    assert given.report["data"]["synthetic"] is False and given.devices[0].artifacts[0].accuracy["samples"] == 10
+
+
+def _tampered(folder: Path) -> None:
+    with open(folder / "model.fp32.onnx", "ab") as fh:
+        fh.write(b"\0")
+
+
+def _nothing_recommended(folder: Path) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["recommended"] = None
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+BAD_FOLDERS = {
+    "no manifest": (lambda f: (f / "manifest.json").unlink(), "no manifest.json in"),
+    "file changed": (_tampered, "changed since the export"),
+    "nothing recommended": (_nothing_recommended, "has no recommended artifact"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FOLDERS))
+def test_bad_folder_exits_2_and_writes_nothing(case, onnx_folder, tmp_path):
+    spoil, message = BAD_FOLDERS[case]
+    folder = copy_of(onnx_folder, tmp_path)
+    spoil(folder)
+    before = digests(folder)
+    token = tmp_path / "token"
+    token.write_text("x" * 40)
+    result = invoke(folder, "--agent", f"http://127.0.0.1:{free_port()}", "--token-file", token)
+    assert result.exit_code == 2 and message in result.output and "hint:" in result.output, result.output
+    assert digests(folder) == before
+
+
+def test_a_web_server_that_is_not_an_agent_is_named_as_such():
+    html = httpx.MockTransport(lambda request: httpx.Response(404, text="<!DOCTYPE html>\n<p>nope</p>"))
+    with AgentClient("http://device:1", "t", transport=html) as client:
+        with pytest.raises(AgentError) as caught:
+            client.health()
+    assert "HTTP 404" in caught.value.message and "is not an edgekit agent" in caught.value.hint
+
+    not_json = httpx.MockTransport(lambda request: httpx.Response(200, text="hello"))
+    with AgentClient("http://device:1", "t", transport=not_json) as client:
+        with pytest.raises(AgentError) as caught:
+            client.info()
+    assert "did not answer JSON" in caught.value.message and caught.value.exit_code == 6

@@ -125,20 +125,26 @@ class AgentClient:
     # -- endpoints ---------------------------------------------------------------------------------------
 
     def health(self) -> dict:
-        reply = self._request("GET", "/v1/health").json()
+        try:
+            reply = self._json("GET", "/v1/health")
+        except AgentError as error:
+            if error.status_code is None:
+                raise
+            error.hint = f"{self.url} answers HTTP but is not an edgekit agent: check the host and port"
+            raise
         if not isinstance(reply, dict) or reply.get("agent") != "edgekit":
             raise AgentError(f"{self.url} answered /v1/health but is not an edgekit agent",
                              hint="check the host and port of `edgekit agent serve`", url=self.url)
         return reply
 
     def info(self) -> dict:
-        return self._request("GET", "/v1/info").json()
+        return self._json("GET", "/v1/info")
 
     def has(self, digest: str) -> bool:
         return self._request("HEAD", f"/v1/artifacts/{digest}", ok=(200, 404)).status_code == 200
 
     def metadata(self, digest: str) -> dict:
-        return self._request("GET", f"/v1/artifacts/{digest}").json()
+        return self._json("GET", f"/v1/artifacts/{digest}")
 
     def upload(self, path: str | Path) -> dict:
         """Store ``path`` on the agent unless it is there already; the agent's metadata plus ``uploaded``."""
@@ -147,13 +153,13 @@ class AgentClient:
         if self.has(digest):
             return {**self.metadata(digest), "uploaded": False}
         size = path.stat().st_size
-        reply = self._request("PUT", f"/v1/artifacts/{digest}", content=lambda: _chunks(path),
-                              headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
-                              timeout=max(self.timeout, 60.0 + size / 1e6))
-        return {**reply.json(), "uploaded": True}
+        reply = self._json("PUT", f"/v1/artifacts/{digest}", content=lambda: _chunks(path),
+                           headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+                           timeout=max(self.timeout, 60.0 + size / 1e6))
+        return {**reply, "uploaded": True}
 
     def list(self) -> list[dict]:
-        return self._request("GET", "/v1/artifacts").json()["artifacts"]
+        return self._json("GET", "/v1/artifacts")["artifacts"]
 
     def delete(self, digest: str) -> None:
         self._request("DELETE", f"/v1/artifacts/{digest}", ok=(204,))
@@ -168,14 +174,14 @@ class AgentClient:
         body = {"digest": digest, "threads": threads, "warmup": warmup, "runs": runs, "min_seconds": min_seconds,
                 "timeout_s": timeout_s, "runner_options": runner_options or {}, "inputs": inputs,
                 "inputs_npz_b64": encode_npz(arrays) if arrays is not None else None}
-        return self._request("POST", "/v1/benchmark", json=body, timeout=timeout_s + RUN_MARGIN_S).json()
+        return self._json("POST", "/v1/benchmark", json=body, timeout=timeout_s + RUN_MARGIN_S)
 
     def infer_raw(self, digest: str, arrays: dict[str, np.ndarray], *, threads: int = 1,
                   runner_options: dict | None = None, timeout_s: float = RUN_TIMEOUT_S) -> dict:
         """The agent's ``InferResult`` as it is (status not checked, outputs still encoded)."""
         body = {"digest": digest, "threads": threads, "timeout_s": timeout_s, "runner_options": runner_options or {},
                 "inputs_npz_b64": encode_npz(arrays)}
-        return self._request("POST", "/v1/infer", json=body, timeout=timeout_s + RUN_MARGIN_S).json()
+        return self._json("POST", "/v1/infer", json=body, timeout=timeout_s + RUN_MARGIN_S)
 
     def infer(self, digest: str, arrays: dict[str, np.ndarray], *, threads: int = 1,
               runner_options: dict | None = None, timeout_s: float = RUN_TIMEOUT_S) -> list[np.ndarray]:
@@ -187,6 +193,16 @@ class AgentClient:
         return outputs_of(reply)
 
     # -- plumbing ----------------------------------------------------------------------------------------
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise AgentError(f"{self.url}: {method} {path} did not answer JSON (HTTP {response.status_code}): "
+                             f"{_first_line(response.text)[:120]!r}", hint=f"is {self.url} an edgekit agent? Check "
+                             "the host and port of `edgekit agent serve`", url=self.url,
+                             status_code=response.status_code) from exc
 
     def _request(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201), timeout: float | None = None,
                  **kwargs: Any) -> httpx.Response:

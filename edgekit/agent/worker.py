@@ -19,16 +19,15 @@ import numpy as np
 TEST_HOOKS_ENV = "EDGEKIT_AGENT_TEST_HOOKS"
 
 
-def _runner(job: dict):
-    path = Path(job["model"])
-    options = job.get("runner_options") or {}
+def load_runner(path: Path, threads: int, options: dict):
+    """The runner for a stored model; ONNX from bytes so it cannot reach external data files."""
     if path.suffix == ".onnx":
         from ..runtime.onnxrt import OnnxRunner
 
-        return OnnxRunner(path.read_bytes(), threads=job.get("threads", 1))
+        return OnnxRunner(path.read_bytes(), threads=threads)
     from ..runtime.litert import LiteRtRunner
 
-    return LiteRtRunner(path, threads=job.get("threads", 1), input_names=options.get("input_names"),
+    return LiteRtRunner(path, threads=threads, input_names=options.get("input_names"),
                         channels_last_inputs=bool(options.get("channels_last_inputs")))
 
 
@@ -69,7 +68,7 @@ def _load_npz(path: str) -> dict[str, np.ndarray]:
 
 def run(job: dict) -> dict:
     _fault_for_tests(job)
-    runner = _runner(job)
+    runner = load_runner(Path(job["model"]), job.get("threads", 1), job.get("runner_options") or {})
     if job["kind"] == "check":
         return {"inputs": runner.input_names, "outputs": runner.output_names}
     if job["kind"] == "benchmark":
