@@ -252,3 +252,26 @@ def test_refuses_a_public_bind_without_token(tmp_path):
     result = subprocess.run([sys.executable, "-m", "edgekit.cli", "agent", "serve", "--host", "0.0.0.0", "--no-token",
                              "--store", str(tmp_path / "s")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 6 and "without a token" in result.stderr
+
+
+def test_kserve_v2_metadata_and_infer_match_the_host(agent, onnx_model):
+    put(agent, onnx_model)
+    digest = sha(onnx_model)
+    meta = httpx.get(f"{agent.url}/v2/models/{digest}", headers=agent.headers, timeout=60).json()
+    assert meta["platform"] == "onnxruntime_onnx" and meta["inputs"][0]["name"] == "x"
+    assert meta["inputs"][0]["shape"] == [1, 3, 8, 8] and meta["inputs"][0]["datatype"] == "FP32"
+    image = smooth_images(1, seed=3)
+    body = {"id": "r1", "inputs": [{"name": "x", "shape": [1, 3, 8, 8], "datatype": "FP32",
+                                    "data": image.ravel().tolist()}]}
+    reply = httpx.post(f"{agent.url}/v2/models/{digest}/infer", json=body, headers=agent.headers, timeout=60)
+    assert reply.status_code == 200, reply.text
+    out = reply.json()
+    assert out["id"] == "r1" and out["parameters"]["edgekit_compute_ms"] > 0
+    device = np.asarray(out["outputs"][0]["data"], dtype=np.float32).reshape(out["outputs"][0]["shape"])
+    np.testing.assert_allclose(device, OnnxRunner(onnx_model).run({"x": image})[0], rtol=1e-5, atol=1e-6)
+    bad = dict(body, inputs=[dict(body["inputs"][0], shape=[1, 3, 9, 9])])
+    assert httpx.post(f"{agent.url}/v2/models/{digest}/infer", json=bad, headers=agent.headers).status_code == 400
+    unknown = httpx.post(f"{agent.url}/v2/models/{'a' * 64}/infer", json=body, headers=agent.headers)
+    assert unknown.status_code == 404
+    unauthenticated = httpx.post(f"{agent.url}/v2/models/{digest}/infer", json=body)
+    assert unauthenticated.status_code == 401

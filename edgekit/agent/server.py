@@ -13,7 +13,7 @@ import ipaddress
 import sys
 import tempfile
 import threading
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +29,8 @@ from .. import __version__
 from .auth import AgentSetupError, token_matches
 from .conditions import conditions, device_info
 from .isolation import JobOutcome, run_job
+from .kserve_v2 import install_kserve_v2
+from .sessions import SessionPool
 from .store import ArtifactStore, UnsupportedModel, sniff_format
 from .worker import TEST_HOOKS_ENV
 
@@ -116,14 +118,20 @@ class ModelRuns:
         self._run = threading.Lock()
         self._slots = threading.BoundedSemaphore(limits.queue_size + 1)
 
-    def __call__(self, job: dict, timeout_s: float) -> JobOutcome:
+    @contextmanager
+    def slot(self):
+        """Wait for the single model-run slot, or answer 429 when too many requests already wait."""
         if not self._slots.acquire(blocking=False):
             raise HTTPException(429, "the agent is busy with other model runs", headers={"Retry-After": "5"})
         try:
             with self._run:
-                return run_job(job, min(timeout_s, self.limits.max_timeout_s), self.limits.memory_limit_mb, self.env)
+                yield
         finally:
             self._slots.release()
+
+    def __call__(self, job: dict, timeout_s: float) -> JobOutcome:
+        with self.slot():
+            return run_job(job, min(timeout_s, self.limits.max_timeout_s), self.limits.memory_limit_mb, self.env)
 
 
 def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLimits(),
@@ -131,6 +139,7 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
     """The agent app. ``token=None`` disables auth (refused by ``serve`` unless bound to loopback)."""
     store = ArtifactStore(store_dir)
     runs = ModelRuns(limits, test_hooks)
+    sessions = SessionPool(limits.memory_limit_mb)
     bearer = HTTPBearer(auto_error=False)
 
     def authenticated(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
@@ -142,6 +151,7 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
         if announce:
             print(announce, file=sys.stderr, flush=True)
         yield
+        sessions.close()
 
     app = FastAPI(title="edgekit agent", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
@@ -184,6 +194,7 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
 
     @app.delete("/v1/artifacts/{digest}", dependencies=auth, status_code=204)
     def delete_artifact(digest: str = PathParam(pattern=DIGEST_PATTERN)) -> Response:
+        sessions.drop(digest)
         if not store.delete(digest):
             raise HTTPException(404, f"no artifact {digest}")
         return Response(status_code=204)
@@ -252,6 +263,7 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
             return {**_run_fields(outcome), "outputs_npz_b64": encoded,
                     "output_names": outcome.result.get("output_names")}
 
+    install_kserve_v2(app, store, runs, sessions, auth)
     return app
 
 
