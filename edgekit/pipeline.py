@@ -154,13 +154,13 @@ def _load_data(calib, val, specs: list[InputSpec], progress) -> tuple[SampleSet,
 def _build(source, context: StepContext, formats: list[str], folder: Path, dynamic_batch: bool, simplify: bool,
            progress) -> tuple[list[Candidate], list, Path | None]:
     """Candidates in profile order of formats; returns them, the common ONNX steps and the FP32 ONNX path."""
+    if isinstance(source, TfliteSource):
+        return [_given_tflite(source, folder)], [], None
     candidates: list[Candidate] = []
     common: list = []
     float_onnx = None
     for fmt in formats:
-        if isinstance(source, TfliteSource):
-            candidates.append(_given_tflite(source, folder))
-        elif fmt == Format.onnx.value:
+        if fmt == Format.onnx.value:
             built, common = build_onnx(source, context, folder, dynamic_batch, simplify, progress)
             candidates += built
             float_onnx = next((c.artifact.path for c in built if c.precision == "fp32" and c.artifact), None)

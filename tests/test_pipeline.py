@@ -198,7 +198,7 @@ def test_tflite_file_as_model_is_benchmarked_as_it_is(tmp_path, cnn_data):
     built = export(model_ref("tiny_cnn"), "x86", out=tmp_path / "built", calib=cnn_data["calib"], format="tflite",
                    benchmark=False, accuracy=LOOSE_TOP1)
     given = built.out_dir / "model.int8_static.tflite"
-    result = export(str(given), "x86", out=tmp_path / "given", format="tflite")
+    result = export(str(given), "x86", out=tmp_path / "given")  # auto: the file is the only candidate
     assert result.manifest["source"]["kind"] == "tflite"
     only = result.manifest["artifacts"]
     assert [a["file"] for a in only] == ["model.tflite"] and only[0]["status"] == "selected"
