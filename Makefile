@@ -14,6 +14,7 @@ $(BIN)/edgekit: pyproject.toml
 	touch $(BIN)/edgekit
 
 setup: $(BIN)/edgekit
+	./scripts/install-chromium.sh
 
 demo: setup
 	$(BIN)/edgekit export samples/digits/model.py:build --target x86 \
