@@ -2,8 +2,9 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+MLSERVER_VENV := .venv-mlserver
 
-.PHONY: setup demo test bench clean
+.PHONY: setup mlserver demo test bench clean
 
 $(BIN)/edgekit: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,16 +17,23 @@ $(BIN)/edgekit: pyproject.toml
 setup: $(BIN)/edgekit
 	./scripts/install-chromium.sh
 
+# MLServer, a real third-party KServe v2 server for tests/test_compare.py, in its own venv (its pins clash with ours).
+$(MLSERVER_VENV)/bin/mlserver: scripts/setup-mlserver.sh
+	PY=$(PY) scripts/setup-mlserver.sh $(MLSERVER_VENV)
+	touch $@
+
+mlserver: $(MLSERVER_VENV)/bin/mlserver
+
 demo: setup
 	$(BIN)/edgekit export samples/digits/model.py:build --target x86 \
 		--calib samples/digits/calib.npz --val samples/digits/val.npz \
 		--out edgekit-out/digits-x86 --overwrite
 
-test: setup
+test: setup mlserver
 	$(BIN)/python -m pytest -q
 
 bench: setup
 	$(BIN)/python bench/bench_export.py
 
 clean:
-	rm -rf $(VENV) edgekit-out .pytest_cache
+	rm -rf $(VENV) $(MLSERVER_VENV) edgekit-out .pytest_cache

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from . import cli_report, cli_validate
+from . import cli_compare, cli_report, cli_validate
 from .cli_agent import agent_app
 from .errors import AccuracyError, EdgekitError, ExportError, InputError
 from .targets import Format
@@ -22,6 +22,7 @@ app.add_typer(targets_app, name="targets")
 app.add_typer(agent_app, name="agent")
 cli_validate.register(app)
 cli_report.register(app)
+cli_compare.register(app)
 
 _PIPE_WIDTH = 150  # rich uses 80 columns when not on a terminal, which truncates the tables
 out_console = Console() if sys.stdout.isatty() else Console(width=_PIPE_WIDTH)
