@@ -26,8 +26,8 @@ from .cloud.kserve import check_cloud_url
 from .errors import InputError
 from .progress import SilentProgress
 from .specs import InputSpec
-from .validate import (MAX_SAMPLES, PASSED, BUDGET, Artifact, DeviceResult, _on_device, _profile, _read_manifest,
-                       _select, _validation_data)
+from .devices import (BUDGET, MAX_SAMPLES, PASSED, Artifact, DeviceResult, check_device, read_manifest,
+                      select_artifacts, target_profile, validation_data)
 
 CLOUD_TOKEN_ENV = "EDGEKIT_CLOUD_TOKEN"
 
@@ -112,10 +112,10 @@ def compare(artifact_dir: str | Path, agents: list[str], *, cloud: str = "local"
     progress = progress or SilentProgress()
     folder = Path(artifact_dir)
     devices = parse_agents(agents)
-    manifest = _read_manifest(folder)
-    profile = _profile(manifest, None)
+    manifest = read_manifest(folder)
+    profile = target_profile(manifest, None)
     threads = threads or profile.threads
-    artifacts = _select(manifest, folder, all_candidates)
+    artifacts = select_artifacts(manifest, folder, all_candidates)
     profiles = reports.parse_rtt_profiles(rtt)
     for expression in fail_if or []:
         reports.parse_fail_if(expression)
@@ -131,7 +131,7 @@ def compare(artifact_dir: str | Path, agents: list[str], *, cloud: str = "local"
         reports.check_baseline({"model": model}, previous)
     reference = reference_model(manifest, folder)
     specs = [InputSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in manifest["inputs"]]
-    data, notes = _validation_data(val, manifest, specs, MAX_SAMPLES)
+    data, notes = validation_data(val, manifest, specs, MAX_SAMPLES)
     for note in notes:
         progress.note(note)
     secret = resolve_token(token, token_file)
@@ -148,7 +148,7 @@ def compare(artifact_dir: str | Path, agents: list[str], *, cloud: str = "local"
         settings = {"threads": threads, "warmup": warmup, "runs": runs, "min_seconds": min_seconds,
                     "timeout_s": timeout_s}
         with ThreadPoolExecutor(max_workers=len(devices)) as pool:
-            futures = [pool.submit(_on_device, url, secret, artifacts, data, profile, settings, progress)
+            futures = [pool.submit(check_device, url, secret, artifacts, data, profile, settings, progress)
                        for _, url in devices]
             results = [f.result() for f in futures]
         check = list(data.head(CHECK_SAMPLES))

@@ -12,7 +12,6 @@ import signal
 import socket
 import time
 import zipfile
-from pathlib import Path
 
 import httpx
 import numpy as np

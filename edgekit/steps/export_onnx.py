@@ -21,7 +21,6 @@ _OP_PATTERN = re.compile(r"(aten::[A-Za-z0-9_.]+|aten\.[A-Za-z0-9_]+(?:\.[A-Za-z
 def export_onnx(source: TorchSource, out_path: Path, context: StepContext, dynamic_batch: bool) -> StepResult:
     """Export, then run the ONNX model in ONNX Runtime against PyTorch on the example inputs."""
     start = time.perf_counter()
-    specs = context.inputs
     feeds = dict(source.examples)
     if dynamic_batch:  # torch.export specializes size-1 dims, so trace with a batch of 2
         feeds = {k: np.concatenate([v, v]) if v.shape and v.shape[0] == 1 else v for k, v in feeds.items()}
