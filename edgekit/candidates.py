@@ -78,8 +78,19 @@ def gate(candidate: Candidate, reference: list[list[np.ndarray]], validation: Sa
     return report
 
 
-def measure_latency(candidate: Candidate, sample: dict[str, np.ndarray], threads: int) -> None:
-    candidate.latency = candidate.runner(threads).benchmark(sample, warmup=10, runs=30, min_seconds=1.0).to_dict()
+def measure_latencies(candidates: list[Candidate], sample: dict[str, np.ndarray], threads: int,
+                      rounds: int = 3) -> None:
+    """Time every candidate once per round, rotating the order, and keep each one's median-p50 round: a busy
+    moment on a shared host then spoils one round of every candidate, not the only figure of one of them."""
+    runners = [(c, c.runner(threads)) for c in candidates]
+    measured: dict[int, list] = {id(c): [] for c in candidates}
+    for index in range(rounds if runners else 0):
+        shift = index % len(runners)
+        for candidate, runner in runners[shift:] + runners[:shift]:
+            measured[id(candidate)].append(runner.benchmark(sample, warmup=5, runs=20, min_seconds=0.5))
+    for candidate, _ in runners:
+        ordered = sorted(measured[id(candidate)], key=lambda stats: stats.p50_ms)
+        candidate.latency = ordered[len(ordered) // 2].to_dict()
 
 
 def choose(candidates: list[Candidate], auto: bool) -> tuple[Candidate | None, list[str]]:

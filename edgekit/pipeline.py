@@ -10,7 +10,7 @@ from typing import Any
 
 from .artifact_dir import StagedFolder
 from .builders import build_onnx, build_tflite
-from .candidates import REJECTED, Candidate, choose, gate, measure_latency, run_samples
+from .candidates import REJECTED, Candidate, choose, gate, measure_latencies, run_samples
 from .data import SampleSet, load_samples, synthetic_samples
 from .errors import AccuracyError, ExportError, InputError
 from .manifest import build_manifest
@@ -75,9 +75,7 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
         notes = _evaluate(source, candidates, context, validation, float_onnx, rescue and fmt != "tflite", progress)
         if benchmark:
             with progress.step(f"host latency ({profile.threads} threads)"):
-                sample = next(iter(validation))
-                for candidate in (c for c in candidates if c.usable):
-                    measure_latency(candidate, sample, profile.threads)
+                measure_latencies([c for c in candidates if c.usable], next(iter(validation)), profile.threads)
         selected, choice_notes = choose(candidates, auto=fmt == "auto")
         notes += choice_notes + _host_notes(profile, benchmark)
         status = _status(candidates, selected, fmt)
