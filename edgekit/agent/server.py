@@ -30,6 +30,7 @@ from .auth import AgentSetupError, token_matches
 from .conditions import conditions, device_info
 from .isolation import JobOutcome, run_job
 from .kserve_v2 import install_kserve_v2
+from .openapi import PUT_BODY, errors
 from .sessions import SessionPool
 from .store import ArtifactStore, UnsupportedModel, sniff_format
 from .worker import TEST_HOOKS_ENV
@@ -48,21 +49,26 @@ class AgentLimits:
     queue_size: int = 2
 
 
+def _hide_test_fault(schema: dict) -> None:
+    schema["properties"].pop("test_fault", None)
+
+
 class RunnerOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON true/"5"/1.0 are not integers; test_fault works only with --test-hooks, so it is not advertised
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_hide_test_fault)
     input_names: list[str] | None = Field(None, max_length=256)
     channels_last_inputs: bool = False
     test_fault: Literal["segv", "abort", "hang", "memory"] | None = None
 
 
 class InputShape(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     shape: list[int] = Field(max_length=8)
     dtype: Literal["float32", "float16", "int64", "int32", "int8", "uint8", "bool"] = "float32"
 
 
 class BenchmarkRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     digest: str = Field(pattern=DIGEST_PATTERN)
     threads: int = Field(1, ge=1, le=64)
     warmup: int = Field(10, ge=0, le=10_000)
@@ -75,7 +81,7 @@ class BenchmarkRequest(BaseModel):
 
 
 class InferRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     digest: str = Field(pattern=DIGEST_PATTERN)
     threads: int = Field(1, ge=1, le=64)
     timeout_s: float = Field(120.0, gt=0.0, le=3600.0)
@@ -176,23 +182,24 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
     def openapi() -> dict:
         return app.openapi()
 
-    @app.get("/v1/info", dependencies=auth)
+    @app.get("/v1/info", dependencies=auth, responses=errors(401))
     def info() -> dict:
         return device_info()
 
-    @app.get("/v1/artifacts", dependencies=auth)
+    @app.get("/v1/artifacts", dependencies=auth, responses=errors(401))
     def list_artifacts() -> dict:
         return {"artifacts": store.list()}
 
-    @app.head("/v1/artifacts/{digest}", dependencies=auth)
-    @app.get("/v1/artifacts/{digest}", dependencies=auth, response_model=ArtifactMeta)
+    @app.head("/v1/artifacts/{digest}", dependencies=auth, responses=errors(401, 404, 422))
+    @app.get("/v1/artifacts/{digest}", dependencies=auth, response_model=ArtifactMeta,
+             responses=errors(401, 404, 422))
     def get_artifact(digest: str = PathParam(pattern=DIGEST_PATTERN)) -> dict:
         meta = store.meta(digest)
         if meta is None:
             raise HTTPException(404, f"no artifact {digest}")
         return meta
 
-    @app.delete("/v1/artifacts/{digest}", dependencies=auth, status_code=204)
+    @app.delete("/v1/artifacts/{digest}", dependencies=auth, status_code=204, responses=errors(401, 404, 422))
     def delete_artifact(digest: str = PathParam(pattern=DIGEST_PATTERN)) -> Response:
         sessions.drop(digest)
         if not store.delete(digest):
@@ -200,7 +207,8 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
         return Response(status_code=204)
 
     @app.put("/v1/artifacts/{digest}", dependencies=auth, response_model=ArtifactMeta, status_code=201,
-             responses={200: {"model": ArtifactMeta}, 400: {}, 413: {}, 415: {}, 422: {}})
+             responses={200: {"model": ArtifactMeta}, **errors(400, 401, 413, 415, 422, 429)},
+             openapi_extra=PUT_BODY)
     async def put_artifact(request: Request, response: Response,
                            digest: str = PathParam(pattern=DIGEST_PATTERN)) -> dict:
         handle = await run_in_threadpool(store.incoming)
@@ -228,13 +236,15 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
             path = path.rename(path.with_suffix(f".{fmt}"))
             outcome = await run_in_threadpool(runs, {"kind": "check", "model": str(path)}, limits.check_timeout_s)
             if outcome.status != "ok":
-                raise HTTPException(400, f"the {fmt} model does not load: {outcome.error or outcome.status}")
+                reason = (outcome.error or outcome.status).replace(str(path), "the upload")
+                raise HTTPException(400, f"the {fmt} model does not load: {reason}")
             return {**await run_in_threadpool(store.commit, path, digest, fmt, size), "created": True}
         finally:
             handle.close()
             path.unlink(missing_ok=True)
 
-    @app.post("/v1/benchmark", dependencies=auth, response_model=BenchmarkResult)
+    @app.post("/v1/benchmark", dependencies=auth, response_model=BenchmarkResult,
+              responses=errors(400, 401, 404, 411, 413, 422, 429))
     def benchmark(request: BenchmarkRequest) -> dict:
         model = _model_or_404(store, request.digest)
         with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as scratch:
@@ -249,7 +259,8 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
             return {**_run_fields(outcome), "latency": outcome.result.get("latency"),
                     "conditions_before": before, "conditions_after": conditions()}
 
-    @app.post("/v1/infer", dependencies=auth, response_model=InferResult)
+    @app.post("/v1/infer", dependencies=auth, response_model=InferResult,
+              responses=errors(400, 401, 404, 411, 413, 422, 429))
     def infer(request: InferRequest) -> dict:
         model = _model_or_404(store, request.digest)
         with tempfile.TemporaryDirectory(prefix="edgekit-infer-") as scratch:
