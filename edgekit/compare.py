@@ -23,11 +23,11 @@ from typing import Any
 from .agent.client import RUN_TIMEOUT_S, AgentError, check_url, resolve_token
 from .cloud import CHECK_SAMPLES, Reference, open_cloud, reference_model
 from .cloud.kserve import check_cloud_url
+from .devices import (BUDGET, MAX_SAMPLES, PASSED, Artifact, DeviceResult, check_device, read_manifest,
+                      select_artifacts, target_profile, validation_data)
 from .errors import InputError
 from .progress import SilentProgress
 from .specs import InputSpec
-from .devices import (BUDGET, MAX_SAMPLES, PASSED, Artifact, DeviceResult, check_device, read_manifest,
-                      select_artifacts, target_profile, validation_data)
 
 CLOUD_TOKEN_ENV = "EDGEKIT_CLOUD_TOKEN"
 

@@ -16,13 +16,7 @@ from typing import Any
 import numpy as np
 
 from .accuracy import apply_budget, compare_outputs
-from .agent.client import (
-    AgentClient,
-    AgentError,
-    outputs_of,
-    run_failure,
-    sha256_file,
-)
+from .agent.client import AgentClient, AgentError, outputs_of, run_failure, sha256_file
 from .data import SampleSet, load_samples, synthetic_samples
 from .errors import EdgekitError, InputError, TargetError
 from .specs import InputSpec

@@ -7,32 +7,18 @@ results to ``validation.json`` in the artifact folder (atomically); no other fil
 from __future__ import annotations
 
 import json
-import os
 import platform
 import stat
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .agent.client import (
-    RUN_TIMEOUT_S,
-    AgentError,
-    check_url,
-    resolve_token,
-)
-from .devices import (
-    DEVICE_VS_HOST,
-    MAX_SAMPLES,
-    DeviceResult,
-    check_device,
-    read_manifest,
-    select_artifacts,
-    target_profile,
-    validation_data,
-)
+from .agent.client import RUN_TIMEOUT_S, AgentError, check_url, resolve_token
+from .atomic import write_text_atomic
+from .devices import (DEVICE_VS_HOST, MAX_SAMPLES, DeviceResult, check_device, read_manifest, select_artifacts,
+                      target_profile, validation_data)
 from .errors import InputError
 from .progress import SilentProgress
 from .runtime import open_runner
@@ -138,31 +124,6 @@ def validate(artifact_dir: str | Path, agents: list[str], *, token: str | None =
     }
     result = ValidationResult(folder, folder / VALIDATION_FILE, devices, report)
     report["exit_code"] = result.exit_code
-    _write_atomically(result.path, report)
+    manifest_mode = stat.S_IMODE((folder / "manifest.json").stat().st_mode)  # as readable as the manifest
+    write_text_atomic(result.path, json.dumps(report, indent=2) + "\n", mode=manifest_mode)
     return result
-
-
-def _write_atomically(path: Path, data: dict) -> Path:
-    """temp file beside ``path``, fsync, rename over it, fsync the folder: readers see the old or the new file."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        os.fchmod(fd, stat.S_IMODE((path.parent / "manifest.json").stat().st_mode))  # as readable as the manifest
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    try:
-        folder_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return path
-    try:
-        os.fsync(folder_fd)
-    finally:
-        os.close(folder_fd)
-    return path
-

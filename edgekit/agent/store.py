@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..atomic import fsync_dir
+
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 FORMATS = ("onnx", "tflite")
 
@@ -98,13 +100,5 @@ class ArtifactStore:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(pending, self._meta_path(digest))
-        _fsync_dir(self.files)
+        fsync_dir(self.files)
         return meta
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -8,10 +8,9 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from ..atomic import write_text_atomic
 from ..errors import InputError
 from .gates import (DEFAULT_MAX_REGRESSION, METRICS, SCHEMA, Gate, check_baseline, evaluate_gates, gates_section,
                     parse_fail_if, parse_regression)
@@ -27,31 +26,6 @@ __all__ = ["SCHEMA", "DEFAULT_RTT_PROFILES", "DEFAULT_MAX_REGRESSION", "METRICS"
 REQUIRED_KEYS = ("model", "artifacts", "devices", "cloud")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, fsync it, then rename it over ``path``."""
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # not every platform can open a folder
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_report(report: dict, folder: Path) -> tuple[Path, Path]:
     """Write ``report.json`` (indent 2) and ``report.html`` into ``folder``, each atomically; returns both paths.
 
@@ -64,12 +38,11 @@ def write_report(report: dict, folder: Path) -> tuple[Path, Path]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         json_path, html_path = folder / "report.json", folder / "report.html"
-        _write_atomic(json_path, text)
-        _write_atomic(html_path, page)
+        write_text_atomic(json_path, text)
+        write_text_atomic(html_path, page)
     except OSError as exc:
         raise InputError(f"cannot write the report into {folder}: {exc.strerror or exc}",
                          hint="choose a writable folder (--out)") from exc
-    _fsync_dir(folder)
     return json_path, html_path
 
 
