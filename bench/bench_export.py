@@ -202,7 +202,7 @@ def bench_model(name: str, rounds: int, workdir: Path) -> dict:
     for variant, runner in runners.items():
         variants[variant].update(fidelity(runner, reference, val_inputs), file=str(paths[variant].relative_to(folder)))
     for variant, artifact in built.items():
-        own = artifact["latency_host"]
+        own = artifact["latency"]
         variants[variant].update(status=artifact["status"], rejected_reason=artifact["rejected_reason"],
                                  precision=artifact["precision"], edgekit_p50_ms=own and own["p50_ms"])
     selected = next((a["name"] for a in manifest["artifacts"] if a["status"] == "selected"), None)

@@ -60,7 +60,7 @@ class Candidate:
                 "status": self.status, "passed": self.usable, "rejected_reason": self.reason,
                 "failure": self.failure, "runner_options": self.runner_options,
                 "steps": [s.to_dict() for s in self.steps], "notes": self.notes,
-                "accuracy": self.accuracy.to_dict() if self.accuracy else None, "latency_host": self.latency}
+                "accuracy": self.accuracy.to_dict() if self.accuracy else None, "latency": self.latency}
 
 
 def run_samples(runner, samples: SampleSet) -> list[list[np.ndarray]]:
@@ -91,6 +91,20 @@ def measure_latencies(candidates: list[Candidate], sample: dict[str, np.ndarray]
     for candidate, _ in runners:
         ordered = sorted(measured[id(candidate)], key=lambda stats: stats.p50_ms)
         candidate.latency = ordered[len(ordered) // 2].to_dict()
+
+
+def measure_on_agent(candidates: list[Candidate], client, sample: dict[str, np.ndarray], threads: int) -> None:
+    """Upload each candidate to a device's agent and benchmark it there; a run that fails on the device rejects
+    the candidate with the agent's status (runtime_crashed, timeout, error)."""
+    for candidate in candidates:
+        digest = client.upload(candidate.artifact.path)["digest"]
+        result = client.benchmark(digest, threads=threads, warmup=10, runs=30, min_seconds=1.0,
+                                  runner_options=candidate.runner_options, arrays=sample)
+        if result["status"] == "ok":
+            candidate.latency = result["latency"]
+        else:
+            detail = f" ({result['signal']})" if result.get("signal") else ""
+            candidate.reject("device", f"on the device: {result['status']}{detail}: {result.get('error')}")
 
 
 def choose(candidates: list[Candidate], auto: bool) -> tuple[Candidate | None, list[str]]:

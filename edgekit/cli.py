@@ -60,6 +60,10 @@ def export(
     benchmark: bool = typer.Option(True, "--benchmark/--no-benchmark", help="Measure host latency per artifact."),
     rescue: bool = typer.Option(True, "--rescue/--no-rescue", help="If static INT8 breaks the budget, retry with "
                                                                    "the most sensitive layers kept in float."),
+    agent: Optional[str] = typer.Option(None, "--agent", help="Measure candidate latency on this device's agent "
+                                                              "(http://HOST:PORT) instead of this host."),
+    token_file: Optional[Path] = typer.Option(None, "--token-file", help="The agent's token file. Default: "
+                                                                         "$EDGEKIT_AGENT_TOKEN."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON on stdout."),
 ) -> None:
@@ -90,7 +94,7 @@ def export(
             dynamic_batch=dynamic_batch if dynamic_batch is not None else bool(config and config.dynamic_batch),
             simplify=simplify,
             accuracy={"cosine_min": cosine_min, "top1_agreement_min": top1_min, "max_abs_error": max_abs_error},
-            benchmark=benchmark, rescue=rescue, overwrite=overwrite,
+            benchmark=benchmark, rescue=rescue, overwrite=overwrite, agent=agent, token_file=token_file,
         )
         progress = SilentProgress() if as_json else RichProgress(err_console)
         result = run_export(model, progress=progress, **kwargs)

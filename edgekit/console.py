@@ -14,12 +14,14 @@ def _fmt(value, spec: str, empty: str = "—") -> str:
 
 def artifacts_table(manifest: dict) -> Table:
     table = Table(title=f"edgekit export → target {manifest['target']['name']} (format {manifest['format']})")
-    for column in ("candidate", "file", "size", "cosine min", "top-1", "label acc", "p50 ms", "p90 ms", "status"):
+    where = (manifest.get("latency_measured_on") or {}).get("where", "host")
+    for column in ("candidate", "file", "size", "cosine min", "top-1", "label acc", f"p50 ms ({where})", "p90 ms",
+                   "status"):
         table.add_column(column, justify="left" if column in ("candidate", "file", "status") else "right",
                          no_wrap=True)
     for art in manifest["artifacts"]:
         acc = art["accuracy"] or {}
-        latency = art["latency_host"] or {}
+        latency = art["latency"] or {}
         size = f"{art['size_bytes'] / 1024:.1f} KiB" if art["size_bytes"] is not None else "—"
         table.add_row(art["name"], art["file"] or "—", size, _fmt(acc.get("cosine_min"), ".5f"),
                       _fmt(acc.get("top1_agreement"), ".2%"), _fmt(acc.get("label_accuracy"), ".2%"),

@@ -10,10 +10,11 @@ from typing import Any
 
 from .artifact_dir import StagedFolder
 from .builders import build_onnx, build_tflite
-from .candidates import REJECTED, Candidate, choose, gate, measure_latencies, run_samples
+from .agent.client import AgentClient, AgentError, check_url, resolve_token
+from .candidates import REJECTED, Candidate, choose, gate, measure_latencies, measure_on_agent, run_samples
 from .data import SampleSet, load_samples, synthetic_samples
 from .errors import AccuracyError, ExportError, InputError
-from .manifest import build_manifest
+from .manifest import build_manifest, cpu_name
 from .progress import SilentProgress
 from .rescue import rescue_static_int8
 from .runtime.onnxrt import OnnxRunner
@@ -23,6 +24,7 @@ from .steps import Artifact, StepContext
 from .targets import Format, Precision, TargetProfile, load_target
 
 SYNTHETIC_SAMPLES = 32
+_ARCH = {"aarch64": "arm64", "armv7l": "armv7", "amd64": "x86_64"}
 
 
 @dataclass
@@ -44,18 +46,21 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
            inputs: list[str | InputSpec] | None = None, calib: str | Path | None = None,
            val: str | Path | None = None, format: str | None = None, dynamic_batch: bool = False,
            simplify: bool = True, accuracy: dict[str, float | None] | None = None, benchmark: bool = True,
-           rescue: bool = True, overwrite: bool = False, progress: SilentProgress | None = None) -> ExportResult:
+           rescue: bool = True, overwrite: bool = False, agent: str | None = None, token: str | None = None,
+           token_file: str | Path | None = None, progress: SilentProgress | None = None) -> ExportResult:
     """Export ``model`` for ``target`` into an artifact folder.
 
     ``format``: ``onnx`` or ``tflite`` build that format and every candidate must pass; ``auto`` (the default
     when the profile allows several formats) builds all allowed formats and selects the fastest candidate that
     passes. The folder is written either way (failing models under ``rejected/``) so the figures can be read;
-    then ``AccuracyError``/``ExportError`` is raised if the run failed.
+    then ``AccuracyError``/``ExportError`` is raised if the run failed. With ``agent`` (a device's agent URL),
+    latency is measured on that device instead of this host, so the choice is made where the model will run.
     """
     progress = progress or SilentProgress()
     profile = target if isinstance(target, TargetProfile) else load_target(target)
     profile = profile.with_accuracy(**(accuracy or {}))
     formats, fmt = _resolve_formats(format, profile)
+    client = _agent_client(agent, token, token_file) if agent else None
     specs = [parse_input_spec(s) if isinstance(s, str) else s for s in inputs or []]
     if dynamic_batch:
         specs = [s.with_dynamic_batch() for s in specs]
@@ -73,11 +78,9 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
         if not any(c.artifact for c in candidates):
             raise _failure(candidates, fmt, None)
         notes = _evaluate(source, candidates, context, validation, float_onnx, rescue and fmt != "tflite", progress)
-        if benchmark:
-            with progress.step(f"host latency ({profile.threads} threads)"):
-                measure_latencies([c for c in candidates if c.usable], next(iter(validation)), profile.threads)
+        measured_on = _measure(candidates, validation, profile, client, progress) if benchmark else None
         selected, choice_notes = choose(candidates, auto=fmt == "auto")
-        notes += choice_notes + _host_notes(profile, benchmark)
+        notes += choice_notes + _arch_notes(profile, measured_on)
         status = _status(candidates, selected, fmt)
         for candidate in candidates:
             if candidate.status == REJECTED and candidate.artifact is not None:
@@ -85,7 +88,7 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
         data = {"calibration": calibration.describe(), "validation": validation.describe(), "notes": data_notes}
         manifest = build_manifest(source=source, specs=specs, profile=profile, fmt=fmt, data=data,
                                   common_steps=common_steps, candidates=candidates, selected=selected, notes=notes,
-                                  timings=progress.timings, status=status, root=staged.path)
+                                  timings=progress.timings, status=status, root=staged.path, measured_on=measured_on)
         staged.write_json("manifest.json", manifest)
         shutil.rmtree(staged.path / "work", ignore_errors=True)
         final = staged.commit()
@@ -210,11 +213,39 @@ def _evaluate(source, candidates, context, validation, float_onnx, rescue: bool,
     return []
 
 
-def _host_notes(profile: TargetProfile, benchmarked: bool) -> list[str]:
-    host_arch = platform.machine().replace("aarch64", "arm64")
-    if benchmarked and profile.arch not in ("any", host_arch):
-        return [f"latency measured on this {platform.machine()} host, not on the {profile.arch} target: "
-                "run `edgekit validate` on the device before trusting the choice"]
+def _agent_client(url: str, token: str | None, token_file) -> AgentClient:
+    secret = resolve_token(token, token_file)
+    if secret is None:
+        raise AgentError("no agent token given", hint="pass --token-file with the agent's token file, or set "
+                                                      "EDGEKIT_AGENT_TOKEN")
+    client = AgentClient(check_url(url), secret)
+    client.health()
+    return client
+
+
+def _measure(candidates: list[Candidate], validation: SampleSet, profile: TargetProfile, client, progress) -> dict:
+    """Latency of every usable candidate, on this host or on the agent's device; returns where it was measured."""
+    usable = [c for c in candidates if c.usable]
+    sample = next(iter(validation))
+    if client is None:
+        with progress.step(f"host latency ({profile.threads} threads)"):
+            measure_latencies(usable, sample, profile.threads)
+        return {"where": "host", "arch": platform.machine(), "cpu": cpu_name()}
+    with progress.step(f"device latency on {client.url} ({profile.threads} threads)"):
+        info = client.info()
+        measure_on_agent(usable, client, sample, profile.threads)
+    return {"where": "device", "agent": client.url, "arch": info["arch"], "cpu": info["cpu"],
+            "conditions": info["conditions"]}
+
+
+def _arch_notes(profile: TargetProfile, measured_on: dict | None) -> list[str]:
+    if measured_on is None:
+        return []
+    arch = _ARCH.get(measured_on["arch"], measured_on["arch"])
+    if profile.arch not in ("any", arch):
+        return [f"latency measured on this {measured_on['where']} ({measured_on['arch']}), not on the "
+                f"{profile.arch} target: pass --agent with the device's agent, or run `edgekit validate` there, "
+                "before trusting the choice"]
     return []
 
 

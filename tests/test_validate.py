@@ -310,3 +310,20 @@ def test_a_web_server_that_is_not_an_agent_is_named_as_such():
         with pytest.raises(AgentError) as caught:
             client.info()
     assert "did not answer JSON" in caught.value.message and caught.value.exit_code == 6
+
+
+def test_export_measures_candidates_on_the_agent(agents, tmp_path, monkeypatch):
+    """`edgekit export --agent URL`: the choice is made from latency measured on the device."""
+    first, _, token_file = agents
+    result = runner.invoke(app, ["export", model_ref("tiny_cnn"), "--target", "x86", "--format", "onnx",
+                                 "--out", str(tmp_path / "on-device"), "--top1-min", "0.5",
+                                 "--agent", first.url, "--token-file", str(token_file)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "on-device" / "manifest.json").read_text())
+    assert manifest["latency_measured_on"]["where"] == "device"
+    assert manifest["latency_measured_on"]["agent"] == first.url
+    usable = [a for a in manifest["artifacts"] if a["passed"]]
+    assert usable and all(a["latency"]["p50_ms"] > 0 and "p50_ci_ms" in a["latency"] for a in usable)
+    stored = {m["digest"] for m in AgentClient(first.url, first.token).list()}
+    assert {a["sha256"] for a in usable} <= stored
+    assert "p50 ms (device)" in result.output
