@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .agent.client import RUN_TIMEOUT_S, AgentError, check_url, resolve_token
+from .agent.client import RUN_TIMEOUT_S, check_url, require_token, resolve_token
 from .cloud import CHECK_SAMPLES, Reference, open_cloud, reference_model
 from .cloud.kserve import check_cloud_url
 from .devices import (BUDGET, MAX_SAMPLES, PASSED, Artifact, DeviceResult, check_device, read_manifest,
@@ -134,10 +134,7 @@ def compare(artifact_dir: str | Path, agents: list[str], *, cloud: str = "local"
     data, notes = validation_data(val, manifest, specs, MAX_SAMPLES)
     for note in notes:
         progress.note(note)
-    secret = resolve_token(token, token_file)
-    if secret is None:
-        raise AgentError("no agent token given", hint="pass --token-file with the agent's token file, or set "
-                                                      "EDGEKIT_AGENT_TOKEN")
+    secret = require_token(token, token_file)
     cloud_secret = (resolve_token(cloud_token, cloud_token_file) if cloud_token or cloud_token_file
                     else os.environ.get(CLOUD_TOKEN_ENV) or None)
 

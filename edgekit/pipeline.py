@@ -10,7 +10,7 @@ from typing import Any
 
 from .artifact_dir import StagedFolder
 from .builders import build_onnx, build_tflite
-from .agent.client import AgentClient, AgentError, check_url, resolve_token
+from .agent.client import AgentClient, check_url, require_token
 from .candidates import REJECTED, Candidate, choose, gate, measure_latencies, measure_on_agent, run_samples
 from .data import SampleSet, load_samples, synthetic_samples
 from .errors import AccuracyError, ExportError, InputError
@@ -214,11 +214,8 @@ def _evaluate(source, candidates, context, validation, float_onnx, rescue: bool,
 
 
 def _agent_client(url: str, token: str | None, token_file) -> AgentClient:
-    secret = resolve_token(token, token_file)
-    if secret is None:
-        raise AgentError("no agent token given", hint="pass --token-file with the agent's token file, or set "
-                                                      "EDGEKIT_AGENT_TOKEN")
-    client = AgentClient(check_url(url), secret)
+    """A client for ``--agent``, checked to be reachable before any export work starts."""
+    client = AgentClient(check_url(url), require_token(token, token_file))
     client.health()
     return client
 

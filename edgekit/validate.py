@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .agent.client import RUN_TIMEOUT_S, AgentError, check_url, resolve_token
+from .agent.client import RUN_TIMEOUT_S, check_url, require_token
 from .atomic import write_text_atomic
 from .devices import (DEVICE_VS_HOST, MAX_SAMPLES, DeviceResult, check_device, read_manifest, select_artifacts,
                       target_profile, validation_data)
@@ -92,10 +92,7 @@ def validate(artifact_dir: str | Path, agents: list[str], *, token: str | None =
     data, notes = validation_data(val, manifest, specs, samples)
     for note in notes:
         progress.note(note)
-    secret = resolve_token(token, token_file)
-    if secret is None:
-        raise AgentError("no agent token given", hint="pass --token-file with the agent's token file, or set "
-                                                      "EDGEKIT_AGENT_TOKEN")
+    secret = require_token(token, token_file)
     for artifact in artifacts:
         with progress.step(f"host run of {artifact.file} on {len(data)} samples ({threads} threads)"):
             runner = open_runner(artifact.path, threads=threads, **artifact.runner_options)

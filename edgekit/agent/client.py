@@ -70,6 +70,15 @@ def resolve_token(token: str | None = None, token_file: str | Path | None = None
     return os.environ.get(TOKEN_ENV) or None
 
 
+def require_token(token: str | None = None, token_file: str | Path | None = None) -> str:
+    """``resolve_token``, or an ``AgentError`` saying how to give one."""
+    secret = resolve_token(token, token_file)
+    if secret is None:
+        raise AgentError("no agent token given", hint="pass --token-file with the agent's token file, or set "
+                                                      "EDGEKIT_AGENT_TOKEN")
+    return secret
+
+
 def check_url(url: str) -> str:
     """``url`` without a trailing slash; an ``InputError`` unless it is ``http(s)://HOST[:PORT]``."""
     try:
