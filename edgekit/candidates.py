@@ -30,7 +30,7 @@ class Candidate:
     latency: dict[str, Any] | None = None
     status: str = PASSED
     reason: str | None = None
-    failure: str | None = None  # "conversion" or "accuracy" or "speed"
+    failure: str | None = None  # conversion | accuracy | speed | device
     notes: list[str] = field(default_factory=list)
 
     @property
