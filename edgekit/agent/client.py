@@ -220,17 +220,10 @@ class AgentClient:
             try:  # a callable content is a fresh stream per attempt
                 response = self._http.request(method, path, timeout=timeout or httpx.USE_CLIENT_DEFAULT,
                                               content=content() if callable(content) else content, **kwargs)
-            except httpx.ConnectError as exc:
-                raise AgentError(f"cannot connect to the agent at {self.url}: {_reason(exc)}",
-                                 hint=f"is `edgekit agent serve` running at {self.url}? Check host, port and "
-                                      "firewall", url=self.url) from exc
-            except httpx.TimeoutException as exc:
-                raise AgentError(f"the agent at {self.url} did not answer {method} {path} in time "
-                                 f"({type(exc).__name__})", hint="check that the device is up and not overloaded",
-                                 url=self.url) from exc
             except httpx.HTTPError as exc:
-                raise AgentError(f"{method} {self.url}{path} failed: {_reason(exc)}",
-                                 hint=f"is `edgekit agent serve` running at {self.url}?", url=self.url) from exc
+                raise transport_error(exc, AgentError, what="the agent", url=self.url, method=method, path=path,
+                                      server=f"`edgekit agent serve` running at {self.url}",
+                                      machine="device") from exc
             if response.status_code == 429 and attempt < self.busy_retries:
                 time.sleep(_retry_after(response))
                 continue
@@ -298,6 +291,18 @@ def _detail(response: httpx.Response) -> Any:
                              if isinstance(d, dict)) or detail
         return detail
     return body
+
+
+def transport_error(exc: httpx.HTTPError, error_type: type, *, what: str, url: str, method: str, path: str,
+                    server: str, machine: str, extra_hint: str = "") -> Exception:
+    """One readable error for an HTTP exchange that got no answer: refused, timed out, or broken on the way."""
+    if isinstance(exc, httpx.ConnectError):
+        return error_type(f"cannot connect to {what} at {url}: {_reason(exc)}",
+                          hint=f"is {server}? Check host, port and firewall{extra_hint}", url=url)
+    if isinstance(exc, httpx.TimeoutException):
+        return error_type(f"{what} at {url} did not answer {method} {path} in time ({type(exc).__name__})",
+                          hint=f"check that the {machine} is up and not overloaded", url=url)
+    return error_type(f"{method} {url}{path} failed: {_reason(exc)}", hint=f"is {server}?", url=url)
 
 
 def _reason(exc: Exception) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from ..agent.client import transport_error
 from . import CloudError, CloudModelMismatch, Reference, accuracy_dict, latency_dict
 
 V2_TYPES = {"FP32": "float32", "FP16": "float16", "FP64": "float64", "INT64": "int64", "INT32": "int32",
@@ -308,17 +309,10 @@ class KServeCloud:
                  **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, timeout=timeout or httpx.USE_CLIENT_DEFAULT, **kwargs)
-        except httpx.ConnectError as exc:
-            raise CloudError(f"cannot connect to the cloud endpoint at {self.url}: {_reason(exc)}",
-                             hint=f"is the KServe v2 server running at {self.url}? Check host, port and firewall "
-                                  "(or pass --cloud local)", url=self.url) from exc
-        except httpx.TimeoutException as exc:
-            raise CloudError(f"the cloud endpoint at {self.url} did not answer {method} {path} in time "
-                             f"({type(exc).__name__})", hint="check that the server is up and not overloaded",
-                             url=self.url) from exc
         except httpx.HTTPError as exc:
-            raise CloudError(f"{method} {self.url}{path} failed: {_reason(exc)}",
-                             hint=f"is a KServe v2 server running at {self.url}?", url=self.url) from exc
+            raise transport_error(exc, CloudError, what="the cloud endpoint", url=self.url, method=method, path=path,
+                                  server=f"a KServe v2 server running at {self.url}", machine="server",
+                                  extra_hint=" (or pass --cloud local)") from exc
         if response.status_code not in ok:
             code = response.status_code
             hint = ("wrong or missing token: pass --cloud-token-file with the server's bearer token"
@@ -367,8 +361,3 @@ def _detail_text(response: httpx.Response) -> str:
         if detail:
             return f": {detail}"
     return ""
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
