@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from html import escape
 
-from .verdict import cloud_by_rtt, cloud_figures, fmt_ms
+from .verdict import cloud_by_rtt, cloud_figures, fmt_ms, verdict_lines
 
 PALETTE = ("#1f6fb4", "#d9730d", "#2e8b3e", "#b8336a", "#7b4fb3", "#8c564b", "#0f8c8c", "#b59a00")
 CLOUD = "#444444"
@@ -291,16 +291,6 @@ def _table(headers: list[str], rows: list[list], left: int = 1) -> str:
     return f"<table>{f'<thead><tr>{head}</tr></thead>' if headers else ''}<tbody>{body}</tbody></table>"
 
 
-def _verdict_items(report: dict) -> list[tuple[str, str]]:
-    items = []
-    for device in report.get("devices") or []:
-        verdict = device.get("verdict")
-        if verdict:
-            based = f" [{verdict['artifact']}]" if verdict.get("artifact") else ""
-            items.append((verdict.get("kind", ""), f"{device['name']}{based}: {verdict.get('text', '')}"))
-    return items or [("", line) for line in report.get("verdicts") or []]
-
-
 def _gate_badge(gates: dict | None) -> str:
     if not gates:
         return '<span class="badge none">no gates</span>'
@@ -439,7 +429,7 @@ def render_html(report: dict) -> str:
     model = report.get("model") or {}
     source = model.get("source") or {}
     title = f"edgekit compare: {source.get('reference') or 'model'} → target {model.get('target') or '?'}"
-    verdicts = "".join(f'<li class="v-{_e(kind)}">{_e(text)}</li>' for kind, text in _verdict_items(report))
+    verdicts = "".join(f'<li class="v-{_e(kind)}">{_e(text)}</li>' for kind, text in verdict_lines(report))
     rtt = "".join(rtt_plots(report))
     devices = "".join(_device_section(report, d, i) for i, d in enumerate(report.get("devices") or []))
     return "".join([

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .verdict import cloud_by_rtt, cloud_figures, fmt_ms
+from .verdict import cloud_by_rtt, cloud_figures, fmt_ms, verdict_lines
 
 _KIND_STYLE = {"edge_wins_always": "green", "edge_wins_above": "blue", "edge_misses_budget": "red",
                "failed": "bold red"}
@@ -35,17 +35,6 @@ def device_table(device: dict) -> Table:
                       _fmt(latency.get("p99_ms")), f"{interval[0]:.4g}–{interval[1]:.4g}" if interval else "—",
                       _fmt(accuracy.get("cosine_min"), ".5f"), _fmt(accuracy.get("top1_agreement"), ".2%"), shown)
     return table
-
-
-def verdict_lines(report: dict) -> list[tuple[str, str]]:
-    """``(kind, "pi5 [tflite/int8_static]: edge wins …")`` per device; the report's ``verdicts`` as a fallback."""
-    lines = []
-    for device in report.get("devices") or []:
-        verdict = device.get("verdict")
-        if verdict:
-            based = f" [{verdict['artifact']}]" if verdict.get("artifact") else ""
-            lines.append((verdict.get("kind", ""), f"{device['name']}{based}: {verdict.get('text', '')}"))
-    return lines or [("", line) for line in report.get("verdicts") or []]
 
 
 def cloud_line(report: dict) -> str:

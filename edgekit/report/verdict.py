@@ -183,3 +183,14 @@ def fill_verdicts(report: dict) -> dict:
         lines.append(f"{device['name']}: {device['verdict']['text']}")
     report["verdicts"] = lines
     return report
+
+
+def verdict_lines(report: dict) -> list[tuple[str, str]]:
+    """``(kind, "pi5 [tflite/int8_static]: edge wins …")`` per device; the report's ``verdicts`` as a fallback."""
+    lines = []
+    for device in report.get("devices") or []:
+        verdict = device.get("verdict")
+        if verdict:
+            based = f" [{verdict['artifact']}]" if verdict.get("artifact") else ""
+            lines.append((verdict.get("kind", ""), f"{device['name']}{based}: {verdict.get('text', '')}"))
+    return lines or [("", line) for line in report.get("verdicts") or []]
