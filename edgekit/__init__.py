@@ -1,22 +1,31 @@
 """edgekit: take a trained model to an edge device and prove it runs well there.
 
 Public API (imported lazily so ``import edgekit`` stays fast and torch-free):
-``edgekit.export(...)``, ``edgekit.load_target(...)``.
+``edgekit.export(...)`` (``exporter/``), ``edgekit.validate(...)`` and ``edgekit.compare(...)`` (``evaluate/``),
+``edgekit.load_target(...)``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-__all__ = ["export", "load_target", "__version__"]
+from ._version import __version__
 
+__all__ = ["export", "validate", "compare", "load_target", "__version__"]
 
 def __getattr__(name: str) -> Any:
     if name == "export":
-        from .pipeline import export
+        from .exporter.pipeline import export
 
         return export
+    if name == "validate":
+        from .evaluate.validate import validate
+
+        return validate
+    if name == "compare":
+        from .evaluate.compare import compare
+
+        return compare
     if name == "load_target":
         from .targets import load_target
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -41,3 +42,51 @@ class RichProgress(SilentProgress):
 
     def note(self, message: str) -> None:
         self.console.print(f"[yellow]![/] {message}")
+
+
+class ThreadedProgress(SilentProgress):
+    """Steps from several device threads at once: one spinner naming what runs, a line per finished step."""
+
+    def __init__(self, console) -> None:
+        super().__init__()
+        self.console = console
+        self._lock = threading.Lock()
+        self._running: list[str] = []
+        self._status = None
+
+    @contextmanager
+    def step(self, label: str) -> Iterator[None]:
+        self._update(add=label)
+        start = time.perf_counter()
+        try:
+            yield
+        except BaseException:
+            self._update(remove=label)
+            self.console.print(f"[red]✗[/] {label} [dim]({time.perf_counter() - start:.1f} s)[/]", highlight=False)
+            raise
+        finally:
+            self.timings[label] = time.perf_counter() - start
+        self._update(remove=label)
+        self.console.print(f"[green]✓[/] {label} [dim]({self.timings[label]:.1f} s)[/]", highlight=False)
+
+    def note(self, message: str) -> None:
+        self.console.print(f"[yellow]![/] {message}", highlight=False, soft_wrap=True)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._status is not None:
+                self._status.stop()
+                self._status = None
+
+    def _update(self, add: str | None = None, remove: str | None = None) -> None:
+        with self._lock:
+            if add:
+                self._running.append(add)
+            if remove in self._running:
+                self._running.remove(remove)
+            text = "[bold]" + " · ".join(self._running) + "[/]…" if self._running else ""
+            if self._status is None and text:
+                self._status = self.console.status(text)
+                self._status.start()
+            elif self._status is not None:
+                self._status.update(text)

@@ -22,12 +22,12 @@ from agent_process import REPO, free_port, start_agent
 from conftest import model_ref
 from edgekit.agent.client import AgentClient
 from edgekit.cli import app
-from edgekit.cloud import CloudModelMismatch
-from edgekit.cloud.kserve import input_mismatches
-from edgekit.cloud.local import LITERT_CPU, ORT_CPU, ORT_CUDA, TORCH_CUDA_GRAPHS, choose_method
-from edgekit.compare import compare, parse_agents
+from edgekit.evaluate.cloud import CloudModelMismatch
+from edgekit.evaluate.cloud.v2_client import input_mismatches
+from edgekit.evaluate.cloud.local import LITERT_CPU, ORT_CPU, ORT_CUDA, TORCH_CUDA_GRAPHS, choose_method
+from edgekit.evaluate.compare import compare, parse_agents
 from edgekit.errors import InputError
-from edgekit.pipeline import export
+from edgekit.exporter.pipeline import export
 from edgekit.runtime.onnxrt import OnnxRunner
 
 runner = CliRunner()
@@ -395,7 +395,7 @@ def test_choose_method_prefers_a_real_gpu_path_and_says_why_not():
 
 def test_local_cloud_on_a_gpu_host_without_a_gpu_runtime_says_it_runs_on_the_cpu(onnx_folder, cnn_data,
                                                                                  monkeypatch):
-    from edgekit.cloud import local, reference_model
+    from edgekit.evaluate.cloud import local, reference_model
 
     monkeypatch.setattr(local, "nvidia_gpu_present", lambda: True)  # torch here is the CPU build: no CUDA
     reference = reference_model(json.loads((onnx_folder / "manifest.json").read_text()), onnx_folder)

@@ -12,7 +12,7 @@ from conftest import REPO, model_ref, smooth_images
 from edgekit import export
 from edgekit.errors import AccuracyError, InputError
 from edgekit.runtime.onnxrt import OnnxRunner
-from edgekit.sources import load_source
+from edgekit.exporter.sources import load_source
 
 # The tiny CNN has random weights, so its logits sit close together and INT8 flips a few argmaxes.
 LOOSE_TOP1 = {"top1_agreement_min": 0.85}

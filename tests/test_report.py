@@ -19,7 +19,7 @@ import typer
 from typer.testing import CliRunner
 
 from edgekit.errors import InputError
-from edgekit.report import (DEFAULT_RTT_PROFILES, SCHEMA, break_even_rtt, cloud_by_rtt, cloud_latency,
+from edgekit.evaluate.report import (DEFAULT_RTT_PROFILES, SCHEMA, break_even_rtt, cloud_by_rtt, cloud_latency,
                             device_verdict, evaluate_gates, fill_verdicts, gates_section, load_report, parse_fail_if,
                             parse_regression, parse_rtt_profiles, render_html, verdict_for_device, write_report)
 
@@ -435,7 +435,7 @@ def test_load_report_refuses_what_is_not_a_report(tmp_path, content, problem):
 
 
 def test_import_is_light():
-    code = ("import sys, edgekit.report; heavy = [m for m in ('torch', 'onnx', 'numpy', 'onnxruntime', 'rich') "
+    code = ("import sys, edgekit.evaluate.report; heavy = [m for m in ('torch', 'onnx', 'numpy', 'onnxruntime', 'rich') "
             "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -444,7 +444,7 @@ def test_import_is_light():
 # ----------------------------------------------------------------------------- `edgekit report show`
 
 def _cli() -> typer.Typer:
-    from edgekit.cli_report import register
+    from edgekit.cli.report import register
 
     app = typer.Typer()
     register(app)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.candidates import Candidate, choose
-from edgekit.steps import Artifact
+from edgekit.exporter.candidates import Candidate, choose
+from edgekit.exporter.steps import Artifact
 
 
 def candidate(fmt: str, precision: str, p50: float | None, status: str = "passed") -> Candidate:

@@ -8,12 +8,12 @@ import pytest
 
 from conftest import model_ref, smooth_images
 from edgekit.data import SampleSet
-from edgekit.onnx_graph import node_count, op_counts
+from edgekit.exporter.onnx_graph import node_count, op_counts
 from edgekit.runtime.onnxrt import OnnxRunner
-from edgekit.sources import load_source
+from edgekit.exporter.sources import load_source
 from edgekit.specs import InputSpec
-from edgekit.steps import STEPS, Artifact, StepContext, get_step
-from edgekit.steps.export_onnx import export_onnx
+from edgekit.exporter.steps import STEPS, Artifact, StepContext, get_step
+from edgekit.exporter.steps.export_onnx import export_onnx
 from edgekit.accuracy import cosine
 from edgekit.targets import load_target
 

@@ -18,8 +18,8 @@ from agent_process import free_port, start_agent
 from conftest import model_ref
 from edgekit.agent.client import AgentClient, AgentError
 from edgekit.cli import app
-from edgekit.pipeline import export
-from edgekit.validate import validate
+from edgekit.exporter.pipeline import export
+from edgekit.evaluate.validate import validate
 
 
 runner = CliRunner()

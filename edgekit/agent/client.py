@@ -8,7 +8,6 @@ reply that is not the agent's) becomes one ``AgentError`` with the agent's URL, 
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import os
 import time
@@ -20,6 +19,7 @@ import httpx
 import numpy as np
 
 from ..errors import EdgekitError, InputError
+from ..files import sha256_file
 
 TOKEN_ENV = "EDGEKIT_AGENT_TOKEN"
 CHUNK_BYTES = 1 << 20
@@ -89,13 +89,6 @@ def check_url(url: str) -> str:
         raise InputError(f"agent URL '{url}' is not http://HOST:PORT", hint="pass --agent http://HOST:PORT")
     return url.rstrip("/")
 
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def encode_npz(arrays: dict[str, np.ndarray]) -> str:

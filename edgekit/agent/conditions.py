@@ -9,7 +9,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 
 _RUNTIMES = ("onnxruntime", "ai-edge-litert", "tflite-runtime", "numpy")
 

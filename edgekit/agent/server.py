@@ -25,7 +25,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from .. import __version__
+from .._version import __version__
 from .auth import AgentSetupError, token_matches
 from .conditions import conditions, device_info
 from .isolation import JobOutcome, run_job

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..atomic import fsync_dir
+from ..files import fsync_dir
 
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 FORMATS = ("onnx", "tflite")

@@ -1,0 +1,55 @@
+"""``edgekit agent serve|token``: the device side of the CLI (no torch needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import EdgekitError
+from .common import fail
+
+agent_app = typer.Typer(help="Run the on-device agent (needs only numpy and ONNX Runtime and/or LiteRT).",
+                        no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``agent`` sub-command group to ``app``."""
+    app.add_typer(agent_app, name="agent")
+
+
+@agent_app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to bind; a non-loopback address needs the token."),
+    port: int = typer.Option(8765, help="TCP port."),
+    store: Path = typer.Option(Path("~/.cache/edgekit/agent").expanduser(), help="Artifact store folder."),
+    token_file: Optional[Path] = typer.Option(None, help="Token file (created, mode 0600, if missing). "
+                                                         "Default: ~/.config/edgekit/agent-token."),
+    no_token: bool = typer.Option(False, "--no-token", help="Disable auth (loopback only)."),
+    max_upload_mb: int = typer.Option(512, min=1, help="Largest artifact accepted."),
+    memory_limit_mb: int = typer.Option(4096, min=64, help="Address-space limit of each model run."),
+    test_hooks: bool = typer.Option(False, "--test-hooks", hidden=True, help="Let requests inject faults."),
+) -> None:
+    """Serve the agent until interrupted."""
+    from ..agent.auth import default_token_path, load_or_create_token
+    from ..agent.server import AgentLimits
+    from ..agent.server import serve as run_server
+
+    try:
+        token = None if no_token else load_or_create_token(token_file or default_token_path())
+        limits = AgentLimits(max_upload_bytes=max_upload_mb * 1024 * 1024, memory_limit_mb=memory_limit_mb)
+        run_server(host, port, store, token, limits, test_hooks)
+    except EdgekitError as error:
+        fail(error)
+
+
+@agent_app.command("token")
+def show_token(token_file: Optional[Path] = typer.Option(None, help="Token file (created if missing).")) -> None:
+    """Print the agent's token, to copy to the workstation that runs `edgekit validate`."""
+    from ..agent.auth import default_token_path, load_or_create_token
+
+    try:
+        typer.echo(load_or_create_token(token_file or default_token_path()))
+    except EdgekitError as error:
+        fail(error)

@@ -1,0 +1,39 @@
+"""What every command shares: the two consoles, one way to print an error and exit, and the token option."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import NoReturn, Optional
+
+import typer
+from rich.console import Console
+
+from ..errors import EdgekitError
+
+_PIPE_WIDTH = 150  # rich uses 80 columns when not on a terminal, which truncates the tables
+out_console = Console() if sys.stdout.isatty() else Console(width=_PIPE_WIDTH)
+err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=_PIPE_WIDTH)
+
+
+def print_problem(message: str, hint: str | None = None) -> None:
+    """One red error line and, where there is one, a hint line (on stderr)."""
+    err_console.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    if hint:
+        err_console.print(f"[dim]hint:[/] {hint}", highlight=False, soft_wrap=True)
+
+
+def fail(error: EdgekitError) -> NoReturn:
+    """Print ``error`` for a person and exit with its code: no traceback reaches the user."""
+    print_problem(error.message, error.hint)
+    raise typer.Exit(error.exit_code)
+
+
+def fmt(value, spec: str, empty: str = "—") -> str:
+    """``value`` formatted by ``spec`` for a table cell, or a dash where there is no figure."""
+    return empty if value is None else format(value, spec)
+
+
+def token_file_option(help_text: str = "The agent's token file. Default: $EDGEKIT_AGENT_TOKEN.") -> Optional[Path]:
+    """``--token-file``, spelled the same by every command that talks to an agent."""
+    return typer.Option(None, "--token-file", help=help_text)

@@ -1,0 +1,135 @@
+"""``edgekit export``: a thin shell over ``edgekit.export``, and the table that shows its result."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import AccuracyError, EdgekitError, ExportError, InputError
+from ..targets import Format
+from .common import err_console, fail, fmt, out_console, token_file_option
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``export`` command to ``app``."""
+    app.command("export")(export_command)
+
+
+def export_command(
+    model: Optional[str] = typer.Argument(None, help="file.py:factory, package.module:factory, or model.onnx. "
+                                                     "Defaults to 'model' in ./edgekit.toml."),
+    target: Optional[str] = typer.Option(None, "--target", "-t", help="Target name (see `edgekit targets list`) "
+                                                                      "or path to a profile .toml. Default: x86."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Artifact folder. Default: edgekit-out/NAME-TARGET."),
+    inputs: Optional[list[str]] = typer.Option(None, "--input", "-i",
+                                               help="NAME:1x3x224x224[:float32]; repeat per input."),
+    calib: Optional[Path] = typer.Option(None, "--calib", help="Calibration data: .npz keyed by input name, "
+                                                              "or a folder of .npy/.npz."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Validation data (same format; 'labels' key optional)."),
+    format: Optional[Format] = typer.Option(None, "--format", "-f", help="onnx or tflite (every candidate must "
+                                            "pass), or auto: build all the target allows, pick the fastest that "
+                                            "passes. Default: auto if the target allows several formats."),
+    dynamic_batch: Optional[bool] = typer.Option(None, "--dynamic-batch/--static-batch",
+                                                 help="Make the first axis of every input dynamic."),
+    simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Run onnxsim."),
+    cosine_min: Optional[float] = typer.Option(None, "--cosine-min", help="Override the profile's cosine budget."),
+    top1_min: Optional[float] = typer.Option(None, "--top1-min", help="Override the top-1 agreement budget."),
+    max_abs_error: Optional[float] = typer.Option(None, "--max-abs-error", help="Override the max abs error budget."),
+    benchmark: bool = typer.Option(True, "--benchmark/--no-benchmark", help="Measure host latency per artifact."),
+    rescue: bool = typer.Option(True, "--rescue/--no-rescue", help="If static INT8 breaks the budget, retry with "
+                                                                   "the most sensitive layers kept in float."),
+    agent: Optional[str] = typer.Option(None, "--agent", help="Measure candidate latency on this device's agent "
+                                                              "(http://HOST:PORT) instead of this host."),
+    token_file: Optional[Path] = token_file_option(),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON on stdout."),
+) -> None:
+    """Export MODEL for a target: ONNX, simplify, optimize, quantize, accuracy gate, artifact folder."""
+    from ..exporter.project import load_project
+    from ..progress import RichProgress, SilentProgress
+
+    try:
+        from ..exporter.pipeline import export as run_export
+    except ImportError as exc:
+        fail(ExportError(f"`edgekit export` needs the export extra ({exc.name} is not installed)",
+                         hint="pip install 'edgekit[export]'"))
+
+    try:
+        project = load_project()
+        config = project[0] if project else None
+        model = model or (config.model if config else None)
+        if not model:
+            raise InputError("no MODEL given and no 'model' in ./edgekit.toml",
+                             hint="pass MODEL (file.py:factory or model.onnx) or run where an edgekit.toml names it")
+        kwargs = dict(
+            target=target or (config and config.target) or "x86",
+            out=out or (config and config.out and Path(config.out)) or None,
+            inputs=inputs or (config and config.inputs) or None,
+            calib=calib or (config and config.calib) or None,
+            val=val or (config and config.val) or None,
+            format=(format.value if format else None) or (config and config.format) or None,
+            dynamic_batch=dynamic_batch if dynamic_batch is not None else bool(config and config.dynamic_batch),
+            simplify=simplify,
+            accuracy={"cosine_min": cosine_min, "top1_agreement_min": top1_min, "max_abs_error": max_abs_error},
+            benchmark=benchmark, rescue=rescue, overwrite=overwrite, agent=agent, token_file=token_file,
+        )
+        progress = SilentProgress() if as_json else RichProgress(err_console)
+        result = run_export(model, progress=progress, **kwargs)
+    except AccuracyError as error:
+        if as_json and error.figures:
+            out_console.print_json(json.dumps({"error": error.message, "figures": error.figures}))
+        fail(error)
+    except EdgekitError as error:
+        fail(error)
+    if as_json:
+        sys.stdout.write(json.dumps(result.manifest, indent=2) + "\n")
+    else:
+        print_export_summary(out_console, result.manifest, result.out_dir)
+
+
+_STATUS = {"selected": "[bold green]★ selected[/]", "passed": "[green]✓ passed[/]", "rejected": "[red]✗ rejected[/]"}
+
+
+def artifacts_table(manifest: dict) -> Table:
+    table = Table(title=f"edgekit export → target {manifest['target']['name']} (format {manifest['format']})")
+    where = (manifest.get("latency_measured_on") or {}).get("where", "host")
+    for column in ("candidate", "file", "size", "cosine min", "top-1", "label acc", f"p50 ms ({where})", "p90 ms",
+                   "status"):
+        table.add_column(column, justify="left" if column in ("candidate", "file", "status") else "right",
+                         no_wrap=True)
+    for art in manifest["artifacts"]:
+        acc = art["accuracy"] or {}
+        latency = art["latency"] or {}
+        size = f"{art['size_bytes'] / 1024:.1f} KiB" if art["size_bytes"] is not None else "—"
+        table.add_row(art["name"], art["file"] or "—", size, fmt(acc.get("cosine_min"), ".5f"),
+                      fmt(acc.get("top1_agreement"), ".2%"), fmt(acc.get("label_accuracy"), ".2%"),
+                      fmt(latency.get("p50_ms"), ".3f"), fmt(latency.get("p90_ms"), ".3f"), _STATUS[art["status"]])
+    return table
+
+
+def print_export_summary(console: Console, manifest: dict, out_dir) -> None:
+    console.print(artifacts_table(manifest))
+    reference = next((a["accuracy"]["reference_label_accuracy"] for a in manifest["artifacts"]
+                      if a["accuracy"] and a["accuracy"]["reference_label_accuracy"] is not None), None)
+    if reference is not None:
+        console.print(f"original model label accuracy: {reference:.2%} on {manifest['data']['validation']['samples']}"
+                      " validation samples")
+    for art in manifest["artifacts"]:
+        if art["rejected_reason"]:
+            console.print(f"[red]✗[/] {art['name']}: {art['rejected_reason']}", soft_wrap=True)
+        for note in art["notes"]:
+            console.print(f"[yellow]![/] {art['name']}: {note}", soft_wrap=True)
+        fusion = next((s["details"].get("host_fusion") for s in art["steps"] if "host_fusion" in s["details"]), None)
+        if fusion and fusion["float_compute_ops"]:
+            console.print(f"[yellow]![/] {art['name']}: {fusion['float_compute_ops']} compute op(s) stay in float "
+                          f"on this host: {', '.join(fusion['left_in_float'][:5])}", soft_wrap=True)
+    for note in manifest["notes"]:
+        console.print(f"[yellow]![/] {note}", soft_wrap=True)
+    console.print(f"artifact folder: [bold]{out_dir}[/] (manifest.json); recommended: "
+                  f"[bold]{manifest['recommended']}[/]")

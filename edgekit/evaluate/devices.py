@@ -1,0 +1,319 @@
+"""Running an artifact folder's models on devices through their agents (used by validate and compare).
+
+For every agent: health, device info, upload (skipped when the agent has the file), benchmark on the device,
+inference on the validation inputs. The device's outputs are compared with this host's outputs of the same file
+by the export's own gate (``compare_outputs`` + ``apply_budget``), and its latency with the target's budget.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..accuracy import apply_budget, compare_outputs
+from ..agent.client import AgentClient, AgentError, outputs_of, run_failure
+from ..data import SampleSet, load_samples, synthetic_samples
+from ..errors import EdgekitError, InputError, TargetError
+from ..files import sha256_file
+from ..specs import InputSpec
+
+MAX_SAMPLES = 64
+SYNTHETIC_SAMPLES = 32
+HOT_C = 80.0
+DEVICE_VS_HOST = "device vs host"
+PASSED, BUDGET = "passed", "failed"  # artifact statuses besides the agent's runtime_crashed / timeout / error
+_ARCH = {"aarch64": "arm64", "armv7l": "armv7", "amd64": "x86_64"}
+
+
+@dataclass
+class Artifact:
+    """One model file of the folder, with the host's outputs on the validation inputs."""
+
+    name: str
+    file: str
+    path: Path
+    sha256: str
+    format: str
+    precision: str
+    runner_options: dict[str, Any]
+    host_outputs: list[list[np.ndarray]] = field(default_factory=list, repr=False)
+    output_names: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "file": self.file, "sha256": self.sha256, "format": self.format,
+                "precision": self.precision, "runner_options": self.runner_options, "output_names": self.output_names}
+
+
+@dataclass
+class ArtifactCheck:
+    """One artifact on one device. ``status``: passed, failed (a budget broken), or the agent's runtime_crashed,
+    timeout or error; ``error`` holds the message and hint for the last three."""
+
+    name: str
+    file: str
+    status: str = PASSED
+    upload: dict | None = None
+    benchmark: dict | None = None
+    accuracy: dict | None = None
+    violations: list[str] = field(default_factory=list)
+    error: dict | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+    def fail(self, error: EdgekitError, status: str = "error") -> None:
+        self.status = status
+        self.error = _error_dict(error)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "file": self.file, "status": self.status, "passed": self.passed,
+                "upload": self.upload, "benchmark": self.benchmark, "accuracy": self.accuracy,
+                "violations": self.violations, "error": self.error, "notes": self.notes}
+
+
+@dataclass
+class DeviceResult:
+    agent: str
+    info: dict | None = None
+    artifacts: list[ArtifactCheck] = field(default_factory=list)
+    error: dict | None = None  # the agent could not be used at all (unreachable, wrong token, …)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and all(a.passed for a in self.artifacts)
+
+    @property
+    def exit_code(self) -> int:
+        codes = [self.error["exit_code"]] if self.error else []
+        codes += [a.error["exit_code"] for a in self.artifacts if a.error]
+        if codes:
+            return max(codes)
+        return 5 if any(a.status == BUDGET for a in self.artifacts) else 0
+
+    def to_dict(self) -> dict:
+        return {"agent": self.agent, "passed": self.passed, "device": self.info, "error": self.error,
+                "artifacts": [a.to_dict() for a in self.artifacts], "notes": self.notes,
+                "seconds": round(self.seconds, 3)}
+
+
+def read_manifest(folder: Path) -> dict:
+    path = folder / "manifest.json"
+    if not path.is_file():
+        raise InputError(f"no manifest.json in {folder}", hint="pass an artifact folder written by `edgekit export`")
+    try:
+        manifest = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not valid JSON: {exc}", hint="re-run `edgekit export`") from exc
+    if not str(manifest.get("schema", "")).startswith("edgekit.manifest/"):
+        raise InputError(f"{path} is not an edgekit manifest (schema {manifest.get('schema')!r})",
+                         hint="pass an artifact folder written by `edgekit export`")
+    return manifest
+
+
+def target_profile(manifest: dict, latency: dict[str, float | None] | None):
+    from pydantic import ValidationError
+
+    from ..targets import TargetProfile
+
+    try:
+        profile = TargetProfile.model_validate(manifest["target"])
+        given = {k: v for k, v in (latency or {}).items() if v is not None}
+        if given:
+            profile = profile.model_copy(update={"latency": profile.latency.model_validate(
+                {**profile.latency.model_dump(), **given})})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise TargetError(f"the manifest's target profile or a budget override is invalid: {problems}",
+                          hint="latency budgets must be positive numbers of milliseconds") from exc
+    return profile
+
+
+def select_artifacts(manifest: dict, folder: Path, all_candidates: bool) -> list[Artifact]:
+    entries = [a for a in manifest["artifacts"] if a.get("file")]
+    if all_candidates:
+        chosen = [a for a in entries if a.get("passed")]
+        if not chosen:
+            raise InputError(f"no usable artifact in {folder}: every candidate was rejected",
+                             hint="see manifest.json for why; re-export with a looser budget")
+    else:
+        chosen = [a for a in entries if a["file"] == manifest.get("recommended")]
+        if not chosen:
+            raise InputError(f"{folder} has no recommended artifact (export status: {manifest.get('status')})",
+                             hint="pass --all to validate every usable candidate, or re-export")
+    artifacts = []
+    for entry in chosen:
+        path = folder / entry["file"]
+        if not path.is_file():
+            raise InputError(f"{path} is listed in the manifest but missing", hint="re-run `edgekit export`")
+        digest = sha256_file(path)
+        if entry.get("sha256") and digest != entry["sha256"]:
+            raise InputError(f"{path} changed since the export (sha256 {digest[:12]}…, manifest "
+                             f"{entry['sha256'][:12]}…)", hint="re-run `edgekit export` so manifest and file agree")
+        artifacts.append(Artifact(entry["name"], entry["file"], path, digest, entry["format"], entry["precision"],
+                                  dict(entry.get("runner_options") or {})))
+    return artifacts
+
+
+def validation_data(val, manifest: dict, specs: list[InputSpec], limit: int) -> tuple[SampleSet, list[str]]:
+    notes: list[str] = []
+    if val is not None:
+        data = load_samples(val, specs)
+    else:
+        described = manifest.get("data", {}).get("validation", {})
+        origin = described.get("origin")
+        if not described.get("synthetic") and origin and Path(origin).exists():
+            data = load_samples(origin, specs)
+        else:
+            reason = (f"the export's validation data {origin} is not found from here" if origin and
+                      not described.get("synthetic") else "the export used synthetic validation data")
+            notes.append(f"{reason}: comparing device and host on {SYNTHETIC_SAMPLES} random inputs, which is weak "
+                         "evidence; pass --val with real inputs")
+            return synthetic_samples(specs, SYNTHETIC_SAMPLES), notes
+    if len(data) > limit:
+        notes.append(f"using the first {limit} of {len(data)} validation samples")
+        data = data.head(limit)
+    return data, notes
+
+
+def check_device(url: str, token: str, artifacts: list[Artifact], data: SampleSet, profile, settings: dict,
+               progress) -> DeviceResult:
+    started = time.perf_counter()
+    result = DeviceResult(url)
+    label = url.split("://", 1)[-1]
+    with AgentClient(url, token) as client:
+        try:
+            with progress.step(f"{label}: health and device info"):
+                client.health()
+                result.info = client.info()
+            result.notes += _device_notes(result.info, profile, settings["threads"])
+        except EdgekitError as error:
+            result.error = _error_dict(error)
+        else:
+            for artifact in artifacts:
+                result.artifacts.append(_check(client, label, artifact, data, profile, settings, progress))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _check(client: AgentClient, label: str, artifact: Artifact, data: SampleSet, profile, settings: dict,
+           progress) -> ArtifactCheck:
+    check = ArtifactCheck(artifact.name, artifact.file)
+    options = artifact.runner_options
+    try:
+        with progress.step(f"{label}: upload {artifact.file}"):
+            check.upload = client.upload(artifact.path)
+        if not check.upload["uploaded"]:
+            check.notes.append("upload skipped: the agent already had this file")
+        with progress.step(f"{label}: benchmark {artifact.file} ({settings['threads']} threads)"):
+            check.benchmark = client.benchmark(
+                artifact.sha256, threads=settings["threads"], warmup=settings["warmup"], runs=settings["runs"],
+                min_seconds=settings["min_seconds"], runner_options=options, arrays=data.head(1).inputs,
+                timeout_s=settings["timeout_s"])
+        if check.benchmark.get("status") != "ok":
+            check.fail(run_failure(client.url, f"benchmark of {artifact.file}", check.benchmark,
+                                   settings["timeout_s"]), status=check.benchmark.get("status") or "error")
+            check.notes.append("inference skipped: the benchmark did not succeed")
+            return check
+        with progress.step(f"{label}: inference of {artifact.file} on {len(data)} samples"):
+            reply = client.infer_raw(artifact.sha256, data.inputs, threads=settings["threads"], runner_options=options,
+                                     timeout_s=settings["timeout_s"])
+        if reply.get("status") != "ok":
+            check.fail(run_failure(client.url, f"inference of {artifact.file}", reply, settings["timeout_s"]),
+                       status=reply.get("status") or "error")
+            return check
+        device = _per_sample(outputs_of(reply), artifact, len(data))
+    except AgentError as error:
+        check.fail(error)
+        return check
+    except (KeyError, TypeError, ValueError) as exc:
+        check.fail(AgentError(f"agent {client.url}: its reply for {artifact.file} does not fit the API: "
+                              f"{type(exc).__name__}: {exc}",
+                              hint="are client and agent the same edgekit version?", url=client.url))
+        return check
+    report = apply_budget(compare_outputs(artifact.host_outputs, device, artifact.output_names, data.labels),
+                          profile.accuracy)
+    check.accuracy = report.to_dict()
+    check.violations = [f"{DEVICE_VS_HOST}: {v}" for v in report.violations]
+    check.violations += _latency_violations(check.benchmark.get("latency") or {}, profile, check.notes)
+    check.notes += [f"after the benchmark: {n}" for n in _heat_notes(check.benchmark.get("conditions_after") or {})]
+    check.status = BUDGET if check.violations else PASSED
+    return check
+
+
+def _per_sample(outputs: list[np.ndarray], artifact: Artifact, count: int) -> list[list[np.ndarray]]:
+    """The device's stacked outputs cut into per-sample outputs shaped like the host's."""
+    if len(outputs) != len(artifact.output_names):
+        raise ValueError(f"the device returned {len(outputs)} outputs, the host runner has "
+                         f"{len(artifact.output_names)} ({artifact.output_names})")
+    per_output = []
+    for index, stacked in enumerate(outputs):
+        shape = artifact.host_outputs[0][index].shape
+        if stacked.shape == (count, *shape):
+            per_output.append([stacked[i] for i in range(count)])
+        elif shape and stacked.shape == (count * shape[0], *shape[1:]):
+            per_output.append([stacked[i * shape[0]:(i + 1) * shape[0]] for i in range(count)])
+        else:
+            raise ValueError(f"output {index} has shape {list(stacked.shape)} for {count} samples, but one sample's "
+                             f"output on the host has shape {list(shape)}")
+    return [[per_output[o][s] for o in range(len(outputs))] for s in range(count)]
+
+
+def _latency_violations(latency: dict, profile, notes: list[str]) -> list[str]:
+    violations = []
+    for key, budget in (("p50_ms", profile.latency.p50_ms), ("p90_ms", profile.latency.p90_ms)):
+        measured = latency.get(key)
+        if budget is None or measured is None:
+            continue
+        if measured > budget:
+            violations.append(f"{key[:3]} latency {measured:.4g} ms > budget {budget:g} ms")
+        interval = latency.get("p50_ci_ms") if key == "p50_ms" else None
+        if interval and interval[0] <= budget <= interval[1]:
+            notes.append(f"the p50 budget {budget:g} ms lies inside the median's confidence interval "
+                         f"[{interval[0]:.4g}, {interval[1]:.4g}] ms: the verdict is marginal; raise --runs")
+    return violations
+
+
+def _device_notes(info: dict, profile, threads: int) -> list[str]:
+    """Why a device's numbers may mislead: another architecture, frequency scaling, heat, throttling, load."""
+    notes = []
+    arch = _ARCH.get(str(info.get("arch")).lower(), str(info.get("arch")))
+    if profile.arch != "any" and arch != profile.arch:
+        notes.append(f"the artifact was built for {profile.arch} (target {profile.name}) but this device is {arch}")
+    cores = info.get("cores")
+    if cores and threads > cores:
+        notes.append(f"{threads} threads on {cores} cores: the benchmark oversubscribes the CPU")
+    conditions = info.get("conditions") or {}
+    governor = conditions.get("governor")
+    if governor and governor != "performance":
+        notes.append(f"CPU governor is '{governor}', not 'performance': latency varies with frequency scaling")
+    notes += _heat_notes(conditions)
+    load = conditions.get("load_1min")
+    if load is not None and cores and load > cores / 2:
+        notes.append(f"load average {load:.2f} on {cores} cores: other work competes with the benchmark")
+    return notes
+
+
+def _heat_notes(conditions: dict) -> list[str]:
+    notes = []
+    if conditions.get("throttled") not in (None, "0x0", "0"):
+        notes.append(f"the device reports throttling (get_throttled={conditions['throttled']})")
+    temperature = conditions.get("temperature_c")
+    if temperature is not None and temperature >= HOT_C:
+        notes.append(f"the CPU is at {temperature:.0f} °C: it may throttle")
+    return notes
+
+
+def _error_dict(error: EdgekitError) -> dict:
+    return {"type": type(error).__name__, "message": error.message, "hint": error.hint,
+            "exit_code": error.exit_code, "status_code": getattr(error, "status_code", None)}
+
+

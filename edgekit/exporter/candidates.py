@@ -1,0 +1,137 @@
+"""Candidates: every (format, precision) model an export produces, its gate result, latency and verdict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..accuracy import AccuracyReport, apply_budget, compare_outputs
+from ..data import SampleSet
+from ..files import sha256_file
+from ..runtime import open_runner
+from .steps import Artifact, StepResult
+
+PASSED, SELECTED, REJECTED = "passed", "selected", "rejected"
+
+
+@dataclass
+class Candidate:
+    """One model the export tried to produce. ``artifact`` is None when it could not be built."""
+
+    format: str
+    precision: str
+    artifact: Artifact | None = None
+    steps: list[StepResult] = field(default_factory=list)
+    runner_options: dict[str, Any] = field(default_factory=dict)
+    accuracy: AccuracyReport | None = None
+    latency: dict[str, Any] | None = None
+    status: str = PASSED
+    reason: str | None = None
+    failure: str | None = None  # conversion | accuracy | speed | device
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.format}/{self.precision}"
+
+    @property
+    def usable(self) -> bool:
+        return self.status in (PASSED, SELECTED)
+
+    def reject(self, failure: str, reason: str) -> None:
+        self.status, self.failure, self.reason = REJECTED, failure, reason
+
+    def runner(self, threads: int):
+        return open_runner(self.artifact.path, threads=threads, **self.runner_options)
+
+    def relocate(self, old_root: Path, new_root: Path) -> None:
+        if self.artifact is not None:
+            path = new_root / self.artifact.path.relative_to(old_root)
+            self.artifact = Artifact(path, self.artifact.format, self.artifact.precision)
+
+    def to_dict(self, root: Path) -> dict[str, Any]:
+        path = self.artifact.path if self.artifact else None
+        return {"name": self.name, "file": path.relative_to(root).as_posix() if path else None,
+                "format": self.format, "precision": self.precision,
+                "size_bytes": path.stat().st_size if path else None, "sha256": sha256_file(path) if path else None,
+                "status": self.status, "passed": self.usable, "rejected_reason": self.reason,
+                "failure": self.failure, "runner_options": self.runner_options,
+                "steps": [s.to_dict() for s in self.steps], "notes": self.notes,
+                "accuracy": self.accuracy.to_dict() if self.accuracy else None, "latency": self.latency}
+
+
+def run_samples(runner, samples: SampleSet) -> list[list[np.ndarray]]:
+    return [runner.run(sample) for sample in samples]
+
+
+def gate(candidate: Candidate, reference: list[list[np.ndarray]], validation: SampleSet, budget,
+         threads: int) -> AccuracyReport:
+    """Compare the candidate with the original on every validation sample and apply the budget."""
+    runner = candidate.runner(threads)
+    report = compare_outputs(reference, run_samples(runner, validation), runner.output_names, validation.labels)
+    candidate.accuracy = apply_budget(report, budget)
+    if not report.passed:
+        candidate.reject("accuracy", "accuracy: " + "; ".join(report.violations))
+    return report
+
+
+def measure_latencies(candidates: list[Candidate], sample: dict[str, np.ndarray], threads: int,
+                      rounds: int = 3) -> None:
+    """Time every candidate once per round, rotating the order, and keep each one's median-p50 round: a busy
+    moment on a shared host then spoils one round of every candidate, not the only figure of one of them."""
+    runners = [(c, c.runner(threads)) for c in candidates]
+    measured: dict[int, list] = {id(c): [] for c in candidates}
+    for index in range(rounds if runners else 0):
+        shift = index % len(runners)
+        for candidate, runner in runners[shift:] + runners[:shift]:
+            measured[id(candidate)].append(runner.benchmark(sample, warmup=5, runs=20, min_seconds=0.5))
+    for candidate, _ in runners:
+        ordered = sorted(measured[id(candidate)], key=lambda stats: stats.p50_ms)
+        candidate.latency = ordered[len(ordered) // 2].to_dict()
+
+
+def measure_on_agent(candidates: list[Candidate], client, sample: dict[str, np.ndarray], threads: int) -> None:
+    """Upload each candidate to a device's agent and benchmark it there; a run that fails on the device rejects
+    the candidate with the agent's status (runtime_crashed, timeout, error)."""
+    for candidate in candidates:
+        digest = client.upload(candidate.artifact.path)["digest"]
+        result = client.benchmark(digest, threads=threads, warmup=10, runs=30, min_seconds=1.0,
+                                  runner_options=candidate.runner_options, arrays=sample)
+        if result["status"] == "ok":
+            candidate.latency = result["latency"]
+        else:
+            detail = f" ({result['signal']})" if result.get("signal") else ""
+            candidate.reject("device", f"on the device: {result['status']}{detail}: {result.get('error')}")
+
+
+def choose(candidates: list[Candidate], auto: bool) -> tuple[Candidate | None, list[str]]:
+    """Mark the fastest usable candidate as selected.
+
+    A quantized candidate that is not faster than its format's FP32 is rejected in auto mode (it has no reason
+    to exist) and reported otherwise. Without latencies, the first usable candidate in profile order wins.
+    """
+    notes: list[str] = []
+    usable = [c for c in candidates if c.usable]
+    if usable and all(c.latency for c in usable):
+        fp32 = {c.format: c for c in usable if c.precision == "fp32"}
+        for c in usable:
+            base = fp32.get(c.format)
+            if base is not None and c is not base and c.latency["p50_ms"] >= base.latency["p50_ms"]:
+                text = (f"{c.name} is not faster than {base.name} on this host "
+                        f"({c.latency['p50_ms']:.3f} ms vs {base.latency['p50_ms']:.3f} ms p50)")
+                if auto:
+                    c.reject("speed", f"slower than fp32: {text}")
+                else:
+                    notes.append(text)
+        usable = [c for c in candidates if c.usable]
+        best = min(usable, key=lambda c: c.latency["p50_ms"]) if usable else None
+    else:
+        best = usable[0] if usable else None
+        if best is not None:
+            notes.append("not benchmarked: the first passing candidate in profile order is recommended")
+    if best is not None:
+        best.status = SELECTED
+    return best, notes

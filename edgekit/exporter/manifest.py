@@ -1,0 +1,58 @@
+"""The artifact folder's ``manifest.json``: what was built from what, how, and what it measured."""
+
+from __future__ import annotations
+
+import platform
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from .candidates import Candidate
+
+MANIFEST_SCHEMA = "edgekit.manifest/2"
+_VERSIONED = ("onnx", "onnxruntime", "onnxsim", "torch", "numpy", "litert-torch", "ai-edge-litert")
+
+
+def build_manifest(*, source, specs, profile, fmt: str, data: dict, common_steps, candidates: list[Candidate],
+                   selected: Candidate | None, notes: list[str], timings: dict[str, float], status: str,
+                   root: Path, measured_on: dict | None = None) -> dict[str, Any]:
+    return {
+        "schema": MANIFEST_SCHEMA,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "status": status,
+        "recommended": selected.artifact.path.relative_to(root).as_posix() if selected else None,
+        "format": fmt,
+        "source": source.describe(),
+        "inputs": [s.to_dict() for s in specs],
+        "versions": versions(),
+        "host": {"arch": platform.machine(), "cpu": cpu_name(), "python": platform.python_version()},
+        "target": profile.model_dump(mode="json"),
+        "data": data,
+        "steps": [s.to_dict() for s in common_steps],
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "latency_measured_on": measured_on,
+        "artifacts": [c.to_dict(root) for c in candidates],
+        "notes": notes,
+    }
+
+
+def versions() -> dict[str, str]:
+    found = {"edgekit": __version__}
+    for package in _VERSIONED:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Hardware", "Model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

@@ -1,0 +1,62 @@
+"""``edgekit.toml``: a project file naming the model, inputs, data, target and output folder."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..errors import InputError
+
+PROJECT_FILE = "edgekit.toml"
+
+
+class ProjectConfig(BaseModel):
+    """Every field is optional; command-line options override it. Paths are relative to the file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    target: str | None = None
+    inputs: list[str] | None = None
+    dynamic_batch: bool | None = None
+    calib: str | None = None
+    val: str | None = None
+    out: str | None = None
+    format: str | None = None
+
+
+def load_project(folder: Path | None = None) -> tuple[ProjectConfig, Path] | None:
+    """Read ``edgekit.toml`` in ``folder`` (default: cwd), with paths made absolute; None if absent."""
+    path = (folder or Path.cwd()) / PROJECT_FILE
+    if not path.is_file():
+        return None
+    try:
+        config = ProjectConfig.model_validate(tomllib.loads(path.read_text()))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML: {exc}", hint="fix the TOML syntax") from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors())
+        raise InputError(f"{path}: {problems}", hint="see the README's edgekit.toml section") from exc
+    base = path.parent
+    updates = {}
+    for key in ("calib", "val", "out"):
+        value = getattr(config, key)
+        if value is not None:
+            updates[key] = str((base / value).resolve())
+    if config.model:
+        updates["model"] = _resolve_model(config.model, base)
+    if config.target and config.target.endswith(".toml"):
+        updates["target"] = str((base / config.target).resolve())
+    return config.model_copy(update=updates), path
+
+
+def _resolve_model(model: str, base: Path) -> str:
+    """Make a file reference absolute; ``package.module:factory`` stays as written."""
+    if model.endswith((".onnx", ".tflite")):
+        return str((base / model).resolve())
+    file_part, sep, attr = model.rpartition(":")
+    if file_part.endswith(".py"):
+        return f"{(base / file_part).resolve()}{sep}{attr}"
+    return model

@@ -1,0 +1,75 @@
+"""What a step is: it takes an artifact and returns a new artifact plus what it measured."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ...errors import EdgekitError
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A model file produced by the pipeline."""
+
+    path: Path
+    format: str
+    precision: str
+
+
+@dataclass
+class StepResult:
+    """The step's output artifact, its parameters, its timing and the figures it measured."""
+
+    step: str
+    artifact: Artifact
+    params: dict[str, Any]
+    seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "output": self.artifact.path.name, "precision": self.artifact.precision,
+                "params": self.params, "seconds": round(self.seconds, 3), "details": self.details}
+
+
+@dataclass
+class StepContext:
+    """What every step may read: the target profile, the model's inputs and the calibration data."""
+
+    profile: Any  # TargetProfile
+    inputs: list  # list[InputSpec]
+    calibration: Any = None  # SampleSet
+
+
+class Step:
+    """Subclasses set ``name`` and implement ``apply``; ``run`` adds timing."""
+
+    name: ClassVar[str]
+
+    def apply(self, artifact: Artifact, out_path: Path, context: StepContext) -> StepResult:  # pragma: no cover
+        raise NotImplementedError
+
+    def run(self, artifact: Artifact, out_path: Path, context: StepContext) -> StepResult:
+        start = time.perf_counter()
+        result = self.apply(artifact, out_path, context)
+        result.seconds = time.perf_counter() - start
+        return result
+
+
+STEPS: dict[str, type[Step]] = {}
+
+
+def register(cls: type[Step]) -> type[Step]:
+    if cls.name in STEPS:
+        raise ValueError(f"step '{cls.name}' registered twice ({STEPS[cls.name].__module__}, {cls.__module__})")
+    STEPS[cls.name] = cls
+    return cls
+
+
+def get_step(name: str) -> Step:
+    try:
+        return STEPS[name]()
+    except KeyError:
+        raise EdgekitError(f"unknown step '{name}'; valid steps: {', '.join(sorted(STEPS))}") from None
