@@ -24,12 +24,13 @@ class QuantizeDynamic(Step):
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         settings = context.profile.quantization
+        reduce_range = settings.reduce_range_for("dynamic", context.profile.arch)
         params = {"op_types": DYNAMIC_OP_TYPES, "per_channel": settings.per_channel,
-                  "weight_type": settings.weight_type, "reduce_range": settings.reduce_range}
+                  "weight_type": settings.weight_type, "reduce_range": reduce_range}
         try:
             with quiet():
                 quantize_dynamic(artifact.path, out_path, op_types_to_quantize=DYNAMIC_OP_TYPES,
-                                 per_channel=settings.per_channel, reduce_range=settings.reduce_range,
+                                 per_channel=settings.per_channel, reduce_range=reduce_range,
                                  weight_type=QuantType.QInt8 if settings.weight_type == "int8" else QuantType.QUInt8)
         except Exception as exc:
             raise ExportError(f"dynamic INT8 quantization failed: {type(exc).__name__}: {exc}") from exc

@@ -48,13 +48,14 @@ class QuantizeStatic(Step):
         if context.calibration is None:
             raise InputError("static INT8 needs calibration samples", hint="pass --calib FILE.npz")
         count = min(settings.calibration_samples, len(context.calibration))
+        reduce_range = settings.reduce_range_for("static", context.profile.arch)
         types = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
         method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                   "percentile": CalibrationMethod.Percentile}[settings.calibration]
         params = {"format": "QDQ", "calibration": settings.calibration, "calibration_samples": count,
                   "calibration_data": context.calibration.origin, "activation_type": settings.activation_type,
                   "weight_type": settings.weight_type, "per_channel": settings.per_channel,
-                  "reduce_range": settings.reduce_range, "nodes_kept_in_float": self.exclude_nodes}
+                  "reduce_range": reduce_range, "nodes_kept_in_float": self.exclude_nodes}
         with tempfile.TemporaryDirectory(prefix="edgekit-calib-") as scratch:
             prepared = Path(scratch) / "prepared.onnx"
             try:
@@ -62,7 +63,7 @@ class QuantizeStatic(Step):
                     quant_pre_process(str(artifact.path), str(prepared), skip_optimization=True)
                     quantize_static(prepared, out_path, _SampleReader(context.calibration, count),
                                     quant_format=QuantFormat.QDQ, per_channel=settings.per_channel,
-                                    reduce_range=settings.reduce_range,
+                                    reduce_range=reduce_range,
                                     activation_type=types[settings.activation_type],
                                     weight_type=types[settings.weight_type], calibrate_method=method,
                                     nodes_to_exclude=self.exclude_nodes or None,
