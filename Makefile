@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 MLSERVER_VENV := .venv-mlserver
 
-.PHONY: setup mlserver demo test bench clean
+.PHONY: setup browser mlserver demo test bench clean
 
 $(BIN)/edgekit: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -15,6 +15,9 @@ $(BIN)/edgekit: pyproject.toml
 	touch $(BIN)/edgekit
 
 setup: $(BIN)/edgekit
+
+# Debian's Chromium, only for the test that renders report.html headless (the demo never opens a browser).
+browser:
 	./scripts/install-chromium.sh
 
 # MLServer, a real third-party KServe v2 server for tests/test_compare.py, in its own venv (its pins clash with ours).
@@ -29,7 +32,7 @@ demo: setup
 		--calib samples/digits/calib.npz --val samples/digits/val.npz \
 		--out edgekit-out/digits-x86 --overwrite
 
-test: setup mlserver
+test: setup browser mlserver
 	$(BIN)/python -m pytest -q
 
 bench: setup

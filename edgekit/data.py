@@ -103,14 +103,23 @@ def _read_file(path: Path, specs: list[InputSpec]) -> dict[str, np.ndarray]:
         raise InputError(f"{path}: inputs have different sample counts {sorted(counts)}", hint="align the arrays")
     if LABELS_KEY in raw:
         labels = raw[LABELS_KEY]
-        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        if labels.ndim != 1 or labels.dtype.kind not in "iu":
             raise InputError(f"{path}: '{LABELS_KEY}' must be a 1-D integer array", hint="store class indices")
         out[LABELS_KEY] = labels
     return out
 
 
 def _as_samples(arr: np.ndarray, spec: InputSpec, path: Path) -> np.ndarray:
-    """Return (N, *model_shape_with_batch_1); the array's first axis is the sample axis."""
+    """Return (N, *model_shape_with_batch_1); the array's first axis is the sample axis. Only numbers are
+    accepted, and only finite ones: a NaN in the data would make every accuracy figure meaningless."""
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"{path}: '{spec.name}' holds {arr.dtype} values, not numbers",
+                         hint=f"save '{spec.name}' as a numeric array ({spec.dtype}) with numpy.savez")
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1) if arr.ndim else ~np.isfinite(arr[None])
+        if bad.any():
+            raise InputError(f"{path}: '{spec.name}' holds NaN or inf in {int(bad.sum())} of {len(bad)} samples",
+                             hint="drop or repair those samples: accuracy on non-finite inputs means nothing")
     rank = len(spec.shape)
     if arr.ndim != rank:
         raise InputError(f"{path}: '{spec.name}' has shape {arr.shape}, which does not fit the model input {spec}",

@@ -7,7 +7,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import TargetError
 
@@ -85,6 +85,14 @@ class TargetProfile(_Strict):
     quantization: QuantizationSettings = QuantizationSettings()
     accuracy: AccuracyBudget = AccuracyBudget()
     latency: LatencyBudget = LatencyBudget()
+
+    @field_validator("formats", "precisions")
+    @classmethod
+    def _no_repeats(cls, values: list) -> list:
+        repeated = sorted({v.value for v in values if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"lists {', '.join(repeated)} more than once (each builds one candidate)")
+        return values
 
     def with_accuracy(self, **overrides: float | None) -> "TargetProfile":
         """A copy with some accuracy budget fields replaced (CLI overrides)."""

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import to_json
+
 TEST_HOOKS_ENV = "EDGEKIT_AGENT_TEST_HOOKS"
 
 
@@ -93,7 +95,7 @@ def main(argv: list[str]) -> int:
         result = {"status": "ok", **run(job)}
     except Exception as exc:  # any failure of the model or its inputs is reported, never raised to the agent
         result = {"status": "error", "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
-    Path(argv[2]).write_text(json.dumps(result))
+    Path(argv[2]).write_text(to_json(result, indent=None))
     return 0
 
 
