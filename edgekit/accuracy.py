@@ -78,6 +78,8 @@ def is_classifier_output(array: np.ndarray) -> bool:
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     a64, b64 = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    if not (np.isfinite(a64).all() and np.isfinite(b64).all()):
+        return math.nan
     na, nb = np.linalg.norm(a64), np.linalg.norm(b64)
     if na == 0.0 and nb == 0.0:
         return 1.0

@@ -115,11 +115,6 @@ def _as_samples(arr: np.ndarray, spec: InputSpec, path: Path) -> np.ndarray:
     if arr.dtype.kind not in "biuf":
         raise InputError(f"{path}: '{spec.name}' holds {arr.dtype} values, not numbers",
                          hint=f"save '{spec.name}' as a numeric array ({spec.dtype}) with numpy.savez")
-    if arr.dtype.kind == "f":
-        bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1) if arr.ndim else ~np.isfinite(arr[None])
-        if bad.any():
-            raise InputError(f"{path}: '{spec.name}' holds NaN or inf in {int(bad.sum())} of {len(bad)} samples",
-                             hint="drop or repair those samples: accuracy on non-finite inputs means nothing")
     rank = len(spec.shape)
     if arr.ndim != rank:
         raise InputError(f"{path}: '{spec.name}' has shape {arr.shape}, which does not fit the model input {spec}",
@@ -127,6 +122,11 @@ def _as_samples(arr: np.ndarray, spec: InputSpec, path: Path) -> np.ndarray:
     if not _fits(arr.shape[1:], spec.shape[1:]):
         raise InputError(f"{path}: '{spec.name}' samples have shape {arr.shape[1:]}, the model wants {spec}",
                          hint="resize or reshape the data to the model's input shape")
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr).all(axis=tuple(range(1, arr.ndim)))
+        if bad.any():
+            raise InputError(f"{path}: '{spec.name}' holds NaN or inf in {int(bad.sum())} of {len(bad)} samples",
+                             hint="drop or repair those samples: accuracy on non-finite inputs means nothing")
     return arr.astype(spec.np_dtype, copy=False)
 
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import TargetError
+from .errors import InputError, TargetError
 
 BUILTIN_TARGETS_DIRS = (
     Path(__file__).resolve().parent.parent / "targets",  # source checkout / editable install
@@ -31,7 +31,7 @@ class Format(str, Enum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class QuantizationSettings(_Strict):
@@ -99,7 +99,14 @@ class TargetProfile(_Strict):
         given = {k: v for k, v in overrides.items() if v is not None}
         if not given:
             return self
-        return self.model_copy(update={"accuracy": self.accuracy.model_copy(update=given)})
+        try:
+            budget = AccuracyBudget.model_validate({**self.accuracy.model_dump(), **given})
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])} {e['input']!r}: {e['msg']}"
+                                 for e in exc.errors())
+            raise InputError(f"accuracy budget override: {problems}",
+                             hint="cosine in [-1, 1], top-1 agreement in [0, 1], max abs error >= 0") from None
+        return self.model_copy(update={"accuracy": budget})
 
 
 def builtin_target_files() -> dict[str, Path]:

@@ -22,6 +22,24 @@ def smooth_images(count: int, shape=(3, 8, 8), seed: int = 0) -> np.ndarray:
     return (base + 0.3 * rng.standard_normal((count, *shape))).astype(np.float32)
 
 
+@pytest.fixture(autouse=True)
+def every_json_written_is_strict(request):
+    """After each test that used ``tmp_path``: every ``.json`` file under it (manifests, validation.json,
+    report.json, the agent's store records) parses with a strict parser (no NaN/Infinity tokens)."""
+    yield
+    if "tmp_path" not in request.fixturenames:
+        return
+    from edgekit.files import read_json
+
+    folder = request.getfixturevalue("tmp_path")
+    for path in folder.rglob("*.json"):
+        if path.is_file():
+            try:
+                read_json(path)
+            except ValueError as exc:
+                pytest.fail(f"{path} is not strict JSON: {exc}")
+
+
 @pytest.fixture(scope="session")
 def cnn_data(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("cnn-data")
