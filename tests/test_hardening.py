@@ -3,7 +3,6 @@ folders, the agent's start-up, and artifact folders that are not what edgekit wr
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
