@@ -136,6 +136,8 @@ def array_from_data(data: object, dtype: np.dtype, shape: list[int], count: int,
         raise WireError(f"{label}: data is not a rectangular array of numbers") from None
     if values.size != count:
         raise WireError(f"{label}: data has {values.size} values, shape {shape} needs {count}")
+    if dtype.kind in "iu" and values.dtype.kind in "fO":  # floats, or integers numpy could not fit in int64
+        values = _python_integers(data, dtype, label)
     kind = values.dtype.kind if values.size else dtype.kind
     if dtype.kind == "b" and kind != "b":
         raise WireError(f"{label}: BOOL data must be true/false")
@@ -150,6 +152,20 @@ def array_from_data(data: object, dtype: np.dtype, shape: list[int], count: int,
         with np.errstate(over="raise"):
             return values.astype(dtype).reshape(shape)
     except FloatingPointError:
+        raise WireError(f"{label}: data outside {v2_datatype(dtype)}'s range") from None
+
+
+def _python_integers(data: list, dtype: np.dtype, label: str) -> np.ndarray:
+    """Nested JSON integers as ``dtype`` (numpy reads a mix of int64 and larger integers as float64 or objects)."""
+    try:
+        flat = np.asarray(data, dtype=object).ravel()
+    except (ValueError, TypeError, RecursionError):
+        flat = np.asarray([None], dtype=object)
+    if not all(type(v) is int for v in flat):
+        raise WireError(f"{label}: data must be integers within {v2_datatype(dtype)}'s range")
+    try:
+        return np.array(list(flat), dtype=dtype)
+    except OverflowError:
         raise WireError(f"{label}: data outside {v2_datatype(dtype)}'s range") from None
 
 
