@@ -83,12 +83,19 @@ def _binary_outputs(request: V2InferRequest, outputs: list[str]) -> list[tuple[s
     chosen = []
     for wanted in request.outputs:
         if wanted.name not in outputs:
-            raise WireError(f"no output '{wanted.name[:64]}'; the model has {outputs}")
+            raise WireError(f"no output '{wanted.name[:64]}'; the model has {_names(outputs)}")
         binary = (wanted.parameters or {}).get("binary_data", default)
         if not isinstance(binary, bool):
-            raise WireError(f"output '{wanted.name}': parameters.binary_data must be true or false")
+            raise WireError(f"output '{wanted.name[:64]}': parameters.binary_data must be true or false")
         chosen.append((wanted.name, binary))
     return chosen
+
+
+def _names(names) -> str:
+    """Up to 8 names, each cut to 64 characters: error messages stay short whatever a request sends."""
+    names = sorted(names)
+    shown = [name[:64] for name in names[:8]]
+    return f"{shown}{f' and {len(names) - 8} more' if len(names) > 8 else ''}"
 
 
 def _check_feeds(feeds: dict[str, np.ndarray], specs: dict[str, dict]) -> None:
@@ -96,7 +103,7 @@ def _check_feeds(feeds: dict[str, np.ndarray], specs: dict[str, dict]) -> None:
     missing = sorted(set(specs) - set(feeds))
     extra = sorted(set(feeds) - set(specs))
     if missing or extra:
-        raise WireError(f"inputs {sorted(feeds)} do not match the model's {list(specs)}")
+        raise WireError(f"inputs {_names(feeds)} do not match the model's {_names(specs)}")
     for name, spec in specs.items():
         feed, wanted = feeds[name], NUMPY_TO_V2.get(spec["dtype"], spec["dtype"])
         if feed.dtype.name != spec["dtype"] or feed.ndim != len(spec["shape"]):
