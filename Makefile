@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 MLSERVER_VENV := .venv-mlserver
 KSERVE_VENV := .venv-kserve
 
-.PHONY: setup mlserver kserve-client demo test bench clean
+.PHONY: setup browser mlserver kserve-client demo test bench clean
 
 $(BIN)/edgekit: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,6 +16,9 @@ $(BIN)/edgekit: pyproject.toml
 	touch $(BIN)/edgekit
 
 setup: $(BIN)/edgekit
+
+# Debian's Chromium, only for the test that renders report.html headless (the demo never opens a browser).
+browser:
 	./scripts/install-chromium.sh
 
 # MLServer, a real third-party KServe v2 server for tests/test_compare.py, in its own venv (its pins clash with ours).
@@ -37,7 +40,7 @@ demo: setup
 		--calib samples/digits/calib.npz --val samples/digits/val.npz \
 		--out edgekit-out/digits-x86 --overwrite
 
-test: setup mlserver kserve-client
+test: setup browser mlserver kserve-client
 	$(BIN)/python -m pytest -q
 
 bench: setup

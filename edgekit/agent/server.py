@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hashlib
 import io
 import ipaddress
+import socket
 import sys
 import tempfile
 import threading
@@ -27,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from .._version import __version__
+from ..errors import InputError
 from .auth import AgentSetupError, token_matches
 from .conditions import conditions, device_info
 from .isolation import JobOutcome, run_job
@@ -319,14 +322,43 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(host: str, port: int, store_dir: Path, token: str | None, limits: AgentLimits = AgentLimits(),
+def check_bind(host: str, with_token: bool) -> None:
+    """Refuse a non-loopback address without a token (bad input, before anything is bound or created)."""
+    if not with_token and not is_loopback(host):
+        raise InputError(f"refusing to listen on {host} without a token", hint="drop --no-token, or bind 127.0.0.1")
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port``, or an ``AgentSetupError`` that says why not and what to do."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise AgentSetupError(f"cannot resolve --host {host}: {exc.strerror}",
+                              hint="pass an address of this machine (127.0.0.1, 0.0.0.0, ::) or a name it "
+                                   "resolves") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        hints = {errno.EADDRINUSE: f"another process listens on port {port}: stop it (`ss -ltnp 'sport = :{port}'` "
+                                   "names it) or pass --port with a free port",
+                 errno.EADDRNOTAVAIL: f"{host} is not an address of this machine: pass one of its own, or 0.0.0.0",
+                 errno.EACCES: "ports below 1024 need root: pass --port 1024 or above"}
+        raise AgentSetupError(f"cannot listen on {host}:{port}: {exc.strerror}",
+                              hint=hints.get(exc.errno, "check --host and --port")) from None
+    return sock
+
+
+def serve(sock: socket.socket, store_dir: Path, token: str | None, limits: AgentLimits = AgentLimits(),
           test_hooks: bool = False) -> None:
-    """Run the agent until interrupted. Refuses a non-loopback address without a token."""
+    """Run the agent on an already bound socket (``bind_socket``) until a signal stops it."""
     import uvicorn
 
-    if token is None and not is_loopback(host):
-        raise AgentSetupError(f"refusing to listen on {host} without a token",
-                              hint="drop --no-token, or bind 127.0.0.1")
-    app = create_app(store_dir, token, limits, test_hooks,
-                     announce=f"edgekit agent listening on http://{host}:{port}")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    host, port = sock.getsockname()[:2]
+    app = create_app(store_dir, token, limits, test_hooks, announce=f"edgekit agent listening on http://"
+                                                                    f"{f'[{host}]' if ':' in host else host}:{port}")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server.run(sockets=[sock])
