@@ -15,6 +15,7 @@ import socket
 import sys
 import tempfile
 import threading
+import zipfile
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,8 @@ from .auth import AgentSetupError, token_matches
 from .conditions import conditions, device_info
 from .isolation import JobOutcome, run_job
 from .kserve_v2 import install_kserve_v2
-from .openapi import PUT_BODY, errors
+from .openapi import PUT_BODY, add_schemas, errors
+from .problems import install_problem_handlers, problem
 from .sessions import SessionPool
 from .store import ArtifactStore, UnsupportedModel, sniff_format
 from .worker import TEST_HOOKS_ENV
@@ -164,6 +166,7 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
 
     app = FastAPI(title="edgekit agent", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
+    install_problem_handlers(app)
     auth = [Depends(authenticated)]
 
     @app.middleware("http")
@@ -172,9 +175,11 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
             length = request.headers.get("content-length")
             limit = limits.max_upload_bytes if request.method == "PUT" else limits.max_request_bytes
             if length is None and request.method == "POST":
-                return _json_error(411, "Content-Length is required")
-            if length is not None and (not length.isdigit() or int(length) > limit):
-                return _json_error(413, f"request body over the {limit} byte limit")
+                return problem(411, "Content-Length is required", request)
+            if length is not None and not (length.isascii() and length.isdigit()):
+                return problem(400, "Content-Length must be a byte count", request)
+            if length is not None and int(length) > limit:
+                return problem(413, f"request body over the {limit} byte limit", request)
         return await call_next(request)
 
     @app.get("/v1/health")
@@ -277,7 +282,7 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
             return {**_run_fields(outcome), "outputs_npz_b64": encoded,
                     "output_names": outcome.result.get("output_names")}
 
-    install_kserve_v2(app, store, runs, sessions, auth)
+    add_schemas(app, install_kserve_v2(app, store, runs, sessions, auth))
     return app
 
 
@@ -291,10 +296,13 @@ def _model_or_404(store: ArtifactStore, digest: str) -> Path:
 def _write_npz(encoded: str, path: Path) -> str:
     try:
         raw = base64.b64decode(encoded, validate=True)
-        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+        loaded = np.load(io.BytesIO(raw), allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("a single array (.npy), not an .npz")
+        with loaded as npz:
             if not npz.files:
                 raise ValueError("no arrays")
-    except (binascii.Error, ValueError, OSError, EOFError) as exc:
+    except (binascii.Error, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise HTTPException(422, f"inputs_npz_b64 is not a base64 .npz of arrays: {exc}") from None
     path.write_bytes(raw)
     return str(path)
@@ -303,12 +311,6 @@ def _write_npz(encoded: str, path: Path) -> str:
 def _run_fields(outcome: JobOutcome) -> dict:
     return {"status": outcome.status, "signal": outcome.signal, "error": outcome.error,
             "wall_s": round(outcome.wall_s, 3)}
-
-
-def _json_error(status: int, detail: str) -> Response:
-    from fastapi.responses import JSONResponse
-
-    return JSONResponse({"detail": detail}, status_code=status)
 
 
 def is_loopback(host: str) -> bool:
