@@ -18,6 +18,7 @@ from ..targets import Format, Precision, TargetProfile, load_target
 from .artifact_dir import StagedFolder
 from .builders import build_onnx, build_tflite
 from .candidates import REJECTED, Candidate, choose, gate, measure_latencies, measure_on_agent, run_samples
+from .guard import attempt, guarded
 from .manifest import build_manifest, cpu_name
 from .rescue import rescue_static_int8
 from .sources import OnnxSource, TfliteSource, TorchSource, load_source
@@ -199,18 +200,29 @@ def _evaluate(source, candidates, context, validation, float_onnx, rescue: bool,
         return []
     profile = context.profile
     with progress.step(f"accuracy gate on {len(validation)} samples"):
-        if isinstance(source, TorchSource):
-            reference = [source.run(sample) for sample in validation]
-        else:
-            reference = run_samples(OnnxRunner(source.path, threads=profile.threads, optimization="disabled"),
-                                    validation)
+        reference, reason = attempt("the original model", lambda: _reference_outputs(source, validation, profile))
+        if reason is not None:
+            raise InputError(f"{reason} on the validation data",
+                             hint="check that the data fits the model's inputs (shapes, dtypes, and values such "
+                                  "as a sample rate or token ids)")
         for candidate in built:
-            gate(candidate, reference, validation, profile.accuracy, profile.threads)
+            guarded([candidate], "accuracy gate",
+                    lambda: gate(candidate, reference, validation, profile.accuracy, profile.threads), "runtime")
     for candidate in built:
         if (rescue and candidate.failure == "accuracy" and candidate.name == "onnx/int8_static"
                 and float_onnx is not None):
-            rescue_static_int8(candidate, context, reference, validation, float_onnx, progress)
+            _, reason = attempt(f"rescue of {candidate.name}", lambda: rescue_static_int8(
+                candidate, context, reference, validation, float_onnx, progress))
+            if reason is not None:
+                candidate.notes.append(reason)
     return []
+
+
+def _reference_outputs(source, validation: SampleSet, profile: TargetProfile) -> list[list]:
+    """The original's outputs on every validation sample: PyTorch, or the source ONNX file unoptimized."""
+    if isinstance(source, TorchSource):
+        return [source.run(sample) for sample in validation]
+    return run_samples(OnnxRunner(source.path, threads=profile.threads, optimization="disabled"), validation)
 
 
 def _agent_client(url: str, token: str | None, token_file) -> AgentClient:
