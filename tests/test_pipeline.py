@@ -31,7 +31,7 @@ def test_manifest_describes_everything(exported):
     assert manifest["status"] == "passed" and manifest["schema"] == "edgekit.manifest/2"
     assert manifest["source"]["sha256"] == hashlib.sha256(Path(REPO / "tests/models.py").read_bytes()).hexdigest()
     assert manifest["target"]["name"] == "x86" and manifest["target"]["quantization"]["activation_type"] == "uint8"
-    assert [s["step"] for s in manifest["steps"]] == ["export_onnx", "simplify", "optimize"]
+    assert [s["step"] for s in manifest["steps"]] == ["export_onnx", "prepare", "simplify", "optimize"]
     assert all(s["seconds"] >= 0 for s in manifest["steps"])
     assert {"onnx", "onnxruntime", "onnxsim", "torch", "edgekit"} <= set(manifest["versions"])
     assert manifest["data"]["validation"]["samples"] == 24 and not manifest["data"]["validation"]["synthetic"]

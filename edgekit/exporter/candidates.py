@@ -69,10 +69,12 @@ def run_samples(runner, samples: SampleSet) -> list[list[np.ndarray]]:
 
 
 def gate(candidate: Candidate, reference: list[list[np.ndarray]], validation: SampleSet, budget,
-         threads: int) -> AccuracyReport:
-    """Compare the candidate with the original on every validation sample and apply the budget."""
+         threads: int, names: list[str] | None = None, kinds: list[str | None] | None = None) -> AccuracyReport:
+    """Compare the candidate with the original on every validation sample and apply the budget. ``names``: the
+    original's output names (default: the candidate's); ``kinds``: declared output kinds (None: inferred)."""
     runner = candidate.runner(threads)
-    report = compare_outputs(reference, run_samples(runner, validation), runner.output_names, validation.labels)
+    report = compare_outputs(reference, run_samples(runner, validation), names or runner.output_names,
+                             validation.labels, kinds)
     candidate.accuracy = apply_budget(report, budget)
     if not report.passed:
         candidate.reject("accuracy", "accuracy: " + "; ".join(report.violations))

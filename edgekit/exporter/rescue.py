@@ -80,7 +80,8 @@ def rescue_static_int8(candidate: Candidate, context: StepContext, reference, va
             result = QuantizeStatic(exclude_nodes=kept).run(Artifact(float_path, "onnx", "fp32"),
                                                             candidate.artifact.path, context)
             trial = Candidate(candidate.format, candidate.precision, result.artifact, [result])
-            gate(trial, reference, validation, profile.accuracy, profile.threads)
+            gate(trial, reference, validation, profile.accuracy, profile.threads, context.output_names,
+                 context.output_kinds)
         if trial.usable:
             candidate.steps, candidate.accuracy = trial.steps, trial.accuracy
             candidate.status, candidate.reason, candidate.failure = trial.status, None, None

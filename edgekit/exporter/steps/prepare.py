@@ -45,29 +45,36 @@ class Prepare(Step):
 
 
 def fix_input_dims(model: onnx.ModelProto, specs: list) -> dict[str, list]:
-    """Write the specs' fixed dims over symbolic or unknown graph input dims; returns {input: new shape}."""
+    """Write the specs' fixed dims over symbolic or unknown graph input dims; returns {input: new shape}.
+
+    A symbol fixed to one value everywhere is replaced graph-wide (so inner shapes follow); one that would take
+    several values (Paddle writes ``?`` for both height and width) is fixed only where the input uses it.
+    """
     from onnxruntime.tools.onnx_model_utils import make_dim_param_fixed, remove_invalid_dim_values
 
     remove_invalid_dim_values(model.graph)  # converters write -1 for "dynamic"
     by_name = {s.name: s for s in specs}
-    changed = {}
+    wanted_dims = []  # (graph dim, wanted value) for every dim the specs fix
     for value in model.graph.input:
         spec = by_name.get(value.name)
         dims = value.type.tensor_type.shape.dim
-        if spec is None or len(dims) != len(spec.shape):
-            continue
-        touched = False
-        for dim, wanted in zip(dims, spec.shape):
-            if not isinstance(wanted, int) or dim.HasField("dim_value"):
-                continue
-            if dim.dim_param:
-                make_dim_param_fixed(model.graph, dim.dim_param, wanted)  # every use of the symbol, graph-wide
-            else:
-                dim.dim_value = wanted
-            touched = True
-        if touched:
-            changed[value.name] = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims]
-    return changed
+        if spec is not None and len(dims) == len(spec.shape):
+            wanted_dims += [(value.name, dim, wanted) for dim, wanted in zip(dims, spec.shape)
+                            if isinstance(wanted, int) and not dim.HasField("dim_value")]
+    values_of: dict[str, set] = {}
+    for _, dim, wanted in wanted_dims:
+        values_of.setdefault(dim.dim_param, set()).add(wanted)
+    changed = set()
+    for name, dim, wanted in wanted_dims:
+        symbol = dim.dim_param
+        if symbol and len(values_of[symbol]) == 1:
+            make_dim_param_fixed(model.graph, symbol, wanted)  # every use of the symbol, graph-wide
+        else:
+            dim.Clear()
+            dim.dim_value = wanted
+        changed.add(name)
+    return {v.name: [d.dim_value if d.HasField("dim_value") else d.dim_param for d in v.type.tensor_type.shape.dim]
+            for v in model.graph.input if v.name in changed}
 
 
 def _fix_output_shapes(model: onnx.ModelProto) -> str:
