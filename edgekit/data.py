@@ -38,7 +38,7 @@ class SampleSet:
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         for i in range(len(self)):
-            yield {name: arr[i] if name in self.per_sample else arr[i:i + 1] for name, arr in self.inputs.items()}
+            yield {name: arr[i, ...] if name in self.per_sample else arr[i:i + 1] for name, arr in self.inputs.items()}
 
     def head(self, count: int) -> "SampleSet":
         labels = self.labels[:count] if self.labels is not None else None
