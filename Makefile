@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 MLSERVER_VENV := .venv-mlserver
 
-.PHONY: setup mlserver demo test bench clean
+.PHONY: setup mlserver corpus demo test bench clean
 
 $(BIN)/edgekit: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,12 +24,17 @@ $(MLSERVER_VENV)/bin/mlserver: scripts/setup-mlserver.sh
 
 mlserver: $(MLSERVER_VENV)/bin/mlserver
 
+# The real-model corpus's test subset (silero-vad, facenet-pytorch wheels from PyPI, ~13 MB, sha256-pinned),
+# cached in ~/.cache/edgekit/corpus (or $$EDGEKIT_CORPUS); bench/real_models.py fetches the rest itself.
+corpus: setup
+	$(BIN)/python bench/corpus.py fetch --subset test
+
 demo: setup
 	$(BIN)/edgekit export samples/digits/model.py:build --target x86 \
 		--calib samples/digits/calib.npz --val samples/digits/val.npz \
 		--out edgekit-out/digits-x86 --overwrite
 
-test: setup mlserver
+test: setup mlserver corpus
 	$(BIN)/python -m pytest -q
 
 bench: setup

@@ -1,5 +1,9 @@
 """Static INT8 in QDQ format: per-channel weights, activations calibrated on real samples.
 
+Shape inference runs first (ONNX Runtime's symbolic inference, else ONNX's own), in a scratch directory. Below
+opset 13 the weights are per-tensor (``DequantizeLinear`` has no axis there). ``If``/``Loop`` subgraphs stay in
+float: the quantizer does not enter them; a model whose compute all sits in subgraphs has nothing to quantize.
+
 After quantizing, the model is loaded once with all of ONNX Runtime's fusions on this host to see which
 compute ops became integer kernels (QLinear*) and which stayed in float, so the report can say why.
 """
@@ -84,7 +88,13 @@ class QuantizeStatic(Step):
                 raise ExportError(f"static INT8 quantization failed: {type(exc).__name__}: "
                                   f"{first_lines(str(exc))}",
                                   hint="check the calibration data matches the model's inputs") from exc
-            details.update(qdq_nodes=_qdq_counts(out_path), host_fusion=host_fusion_report(out_path, scratch))
+            details["qdq_nodes"] = _qdq_counts(out_path)
+            if not details["qdq_nodes"]["QuantizeLinear"]:
+                where = f": the compute sits in {len(subgraphs)} If/Loop/Scan subgraph(s), left in float" \
+                    if subgraphs else ""
+                raise ExportError(f"static INT8 found nothing to quantize{where}",
+                                  hint="export the model without control flow (many publish an If-less variant)")
+            details["host_fusion"] = host_fusion_report(out_path, scratch)
         return StepResult(self.name, Artifact(out_path, artifact.format, "int8_static"), params, details=details)
 
 
