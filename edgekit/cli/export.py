@@ -131,6 +131,22 @@ def outputs_table(manifest: dict) -> Table:
     return table
 
 
+def _preparation_lines(manifest: dict) -> list[str]:
+    """What graph preparation changed or left alone (fixed dims, opset upgrade, subgraphs kept in float)."""
+    steps = {s["step"]: s["details"] for s in manifest["steps"]}
+    prepare, lines = steps.get("prepare", {}), []
+    if prepare.get("fixed_dims"):
+        lines.append(f"prepare: input dims {prepare['fixed_dims']}")
+    if prepare.get("opset_upgrade"):
+        lines.append(f"prepare: opset {prepare['opset_upgrade']}")
+    if prepare.get("control_flow_left_in_float"):
+        lines.append(f"prepare: {len(prepare['control_flow_left_in_float'])} If/Loop/Scan node(s) keep their "
+                     "subgraphs in float")
+    lines += [f"{name} skipped: {details['skipped_because']}" for name, details in steps.items()
+              if "skipped_because" in details]
+    return lines
+
+
 def print_export_summary(console: Console, manifest: dict, out_dir) -> None:
     console.print(artifacts_table(manifest))
     if len(manifest.get("outputs", [])) > 1:
@@ -149,6 +165,8 @@ def print_export_summary(console: Console, manifest: dict, out_dir) -> None:
         if fusion and fusion["float_compute_ops"]:
             console.print(f"[yellow]![/] {art['name']}: {fusion['float_compute_ops']} compute op(s) stay in float "
                           f"on this host: {', '.join(fusion['left_in_float'][:5])}", soft_wrap=True)
+    for line in _preparation_lines(manifest):
+        console.print(f"[cyan]i[/] {line}", soft_wrap=True)
     for note in manifest["notes"]:
         console.print(f"[yellow]![/] {note}", soft_wrap=True)
     console.print(f"artifact folder: [bold]{out_dir}[/] (manifest.json); recommended: "
