@@ -88,7 +88,10 @@ def run_model(model: corpus.CorpusModel, samples: int, rounds: int, work: Path) 
     folder = work / model.name
     folder.mkdir(parents=True)
     calib, val = build_data(model, folder, samples)
-    cwd_before = sorted(os.listdir("."))
+    cwd = folder / "cwd"  # the export runs in an empty folder of its own: anything left there, a tool left
+    cwd.mkdir()
+    previous = os.getcwd()
+    os.chdir(cwd)
     start = time.perf_counter()
     try:
         result = edgekit.export(model_reference(model), "x86", out=folder / "out", inputs=list(model.inputs),
@@ -102,9 +105,11 @@ def run_model(model: corpus.CorpusModel, samples: int, rounds: int, work: Path) 
         row.update(status="TRACEBACK", traceback=traceback.format_exc())
         print(row["traceback"], file=sys.stderr)
         return row
+    finally:
+        os.chdir(previous)
     row["export_s"] = round(time.perf_counter() - start, 1)
     row["status"] = status
-    row["cwd_left_behind"] = sorted(set(os.listdir(".")) - set(cwd_before))
+    row["cwd_left_behind"] = sorted(os.listdir(cwd))
     if manifest is None:
         return row
     prepare = next((s for s in manifest["steps"] if s["step"] == "prepare"), {"details": {}})["details"]
