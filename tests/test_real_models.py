@@ -77,4 +77,4 @@ def test_mtcnn_onet_multi_output_gate_judges_each_output_by_its_kind(subset, tmp
     if int8.usable:
         assert any(n.startswith("rescued") for n in int8.notes) or int8.accuracy.cosine_min >= 0.99
     else:
-        assert "first divergent layer" in int8.reason
+        assert "divergent layer" in int8.reason or "least similar layer" in int8.reason

@@ -37,18 +37,14 @@ class Sensitivity:
     ranked: list[tuple[str, float]]  # (node, added error), most error-adding first
     cosines: list[tuple[str, str, float]]  # (node, op, output cosine), in graph (topological) order
 
-    def first_divergent(self, cosine_min: float | None) -> tuple[str, str, float] | None:
-        """The first compute node whose output cosine falls below ``cosine_min`` (else the least similar one)."""
-        if not self.cosines:
-            return None
-        below = [entry for entry in self.cosines if cosine_min is not None and entry[2] < cosine_min]
-        return below[0] if below else min(self.cosines, key=lambda entry: entry[2])
-
     def describe(self, cosine_min: float | None) -> str:
-        first = self.first_divergent(cosine_min)
-        if first is None:
+        """The first compute node whose output cosine falls below ``cosine_min``, else the least similar one."""
+        if not self.cosines:
             return "no intermediate tensor could be compared"
-        return f"first divergent layer: {first[0]} ({first[1]}), output cosine {first[2]:.4f} against float"
+        below = [entry for entry in self.cosines if cosine_min is not None and entry[2] < cosine_min]
+        name, op, value = below[0] if below else min(self.cosines, key=lambda entry: entry[2])
+        what = "first divergent layer" if below else "no layer output below the budget; least similar layer"
+        return f"{what}: {name} ({op}), output cosine {value:.4f} against float"
 
 
 def measure_sensitivity(float_path: Path, qdq_path: Path, samples: SampleSet) -> Sensitivity:
