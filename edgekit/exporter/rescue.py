@@ -58,13 +58,17 @@ def measure_sensitivity(float_path: Path, qdq_path: Path, samples: SampleSet) ->
             augmented = Path(scratch) / f"{tag}.onnx"
             modify_model_output_intermediate_tensors(str(path), str(augmented))
             activations[tag] = collect_activations(str(augmented), feeds)
-    errors = {}
-    for name, values in activations["float"].items():
-        # what the QDQ model passes on is the dequantized tensor (a fused Relu only shows after the Q/DQ pair)
-        quantized = activations["qdq"].get(f"{name}_DequantizeLinear_Output", activations["qdq"].get(name))
-        if quantized is not None:
-            errors[name] = 1.0 - cosine(np.concatenate([a.ravel() for a in values]),
-                                        np.concatenate([a.ravel() for a in quantized]))
+
+    def error(name: str, quantized) -> float:
+        return 1.0 - cosine(np.concatenate([a.ravel() for a in activations["float"][name]]),
+                            np.concatenate([a.ravel() for a in quantized]))
+
+    qdq = activations["qdq"]
+    # ranking: the tensor of the same name (as the quantizer left it, before its own Q/DQ pair); naming the
+    # divergence: what the QDQ model passes on, the dequantized tensor (a fused Relu only shows after Q/DQ)
+    errors = {name: error(name, qdq[name]) for name in activations["float"] if name in qdq}
+    passed_on = {name: error(name, qdq.get(f"{name}_DequantizeLinear_Output", qdq.get(name)))
+                 for name in activations["float"] if name in qdq or f"{name}_DequantizeLinear_Output" in qdq}
     graph = onnx.load(str(float_path), load_external_data=False).graph
     ranked, cosines = [], []
     for node in graph.node:
@@ -72,7 +76,9 @@ def measure_sensitivity(float_path: Path, qdq_path: Path, samples: SampleSet) ->
         if node.op_type in COMPUTE_OPS and node.name and measured is not None:
             added = errors[measured] - max((errors.get(i, 0.0) for i in node.input), default=0.0)
             ranked.append((node.name, added))
-            cosines.append((node.name, node.op_type, 1.0 - errors[measured]))
+        shown = _measured_output(graph, node, passed_on)
+        if node.op_type in COMPUTE_OPS and node.name and shown is not None:
+            cosines.append((node.name, node.op_type, 1.0 - passed_on[shown]))
     return Sensitivity(sorted(ranked, key=lambda item: item[1], reverse=True), cosines)
 
 
