@@ -7,7 +7,6 @@ detail and a hint. What is measured, and how, lives in ``kserve.py``.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import fp16, optimize, quantize_dynamic, quantize_static, simplify  # noqa: F401  (fill the registry)
+from . import fp16, optimize, prepare, quantize_dynamic, quantize_static, simplify  # noqa: F401  (fill the registry)
 from .base import STEPS, Artifact, Step, StepContext, StepResult, get_step, register
 
 __all__ = ["STEPS", "Artifact", "Step", "StepContext", "StepResult", "get_step", "register"]
