@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .images import IMAGE_SUFFIXES
 from .specs import InputSpec, example_arrays
 
 LABELS_KEY = "labels"
@@ -32,6 +33,7 @@ class SampleSet:
     origin: str
     synthetic: bool = False
     per_sample: frozenset[str] = frozenset()  # inputs stored as (samples, *shape): scalars, non-batch-first
+    reload: dict | None = None  # load_data() arguments that read it again (sentences, images); None: ``origin``
 
     def __len__(self) -> int:
         return len(next(iter(self.inputs.values())))
@@ -43,11 +45,12 @@ class SampleSet:
     def head(self, count: int) -> "SampleSet":
         labels = self.labels[:count] if self.labels is not None else None
         return SampleSet({k: v[:count] for k, v in self.inputs.items()}, labels, self.origin, self.synthetic,
-                         self.per_sample)
+                         self.per_sample, self.reload)
 
     def describe(self) -> dict:
-        return {"origin": self.origin, "samples": len(self), "synthetic": self.synthetic,
-                "labels": self.labels is not None}
+        described = {"origin": self.origin, "samples": len(self), "synthetic": self.synthetic,
+                     "labels": self.labels is not None}
+        return {**described, "reload": self.reload} if self.reload else described
 
 
 def synthetic_samples(specs: list[InputSpec], count: int, seed: int = 0) -> SampleSet:
@@ -62,6 +65,30 @@ def synthetic_samples(specs: list[InputSpec], count: int, seed: int = 0) -> Samp
 def batch_first(spec: InputSpec) -> bool:
     """Whether the input's first axis is a batch axis of 1 (or symbolic) that samples can stack along."""
     return bool(spec.shape) and (spec.shape[0] == 1 or isinstance(spec.shape[0], str))
+
+
+def load_data(path: str | Path, specs: list[InputSpec], *, tokenizer: str | Path | None = None,
+              preprocess=None) -> SampleSet:
+    """Data in any form edgekit reads, told apart by what ``path`` is: a folder of images (with ``preprocess``),
+    a ``.txt`` file of sentences (with ``tokenizer``, the model's ``tokenizer.json`` or its folder), or
+    ``.npz``/``.npy`` arrays (a file or a folder of them)."""
+    path = Path(path)
+    if path.suffix == ".txt":
+        if tokenizer is None:
+            raise InputError(f"{path} is a text file: sentences need the model's tokenizer",
+                             hint="pass --tokenizer DIR (the folder holding the model's tokenizer.json)")
+        from .text import load_sentences
+
+        return load_sentences(path, tokenizer, specs)
+    if path.is_dir() and preprocess is not None:
+        from .image_samples import load_image_folder
+
+        return load_image_folder(path, preprocess, specs)
+    if path.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*")):
+        raise InputError(f"{path} holds images, but no preprocessing was declared for them",
+                         hint="pass --preprocess 'resize=256,crop=224,mean=0.485/0.456/0.406,std=0.229/0.224/0.225'"
+                              " (or preprocess = \"...\" in edgekit.toml)")
+    return load_samples(path, specs)
 
 
 def load_samples(path: str | Path, specs: list[InputSpec]) -> SampleSet:
@@ -145,7 +172,7 @@ def _as_samples(arr: np.ndarray, spec: InputSpec, path: Path) -> np.ndarray:
         raise InputError(f"{path}: '{spec.name}' has shape {arr.shape}, which does not fit the model input {spec}",
                          hint="stack samples along the first axis: shape (samples, *input_shape[1:]), or "
                               "(samples, *input_shape) for scalars and inputs that do not start with the batch")
-    if not _fits(got, dims):
+    if not fits(got, dims):
         raise InputError(f"{path}: '{spec.name}' samples have shape {got}, the model wants {spec}",
                          hint="resize or reshape the data to the model's input shape")
     if arr.dtype.kind == "f":
@@ -179,5 +206,5 @@ def cast_to_input(arr: np.ndarray, spec: InputSpec, where: str) -> np.ndarray:
     return arr.astype(want)
 
 
-def _fits(shape: tuple[int, ...], dims: tuple[int | str, ...]) -> bool:
+def fits(shape: tuple[int, ...], dims: tuple[int | str, ...]) -> bool:
     return len(shape) == len(dims) and all(isinstance(d, str) or d == s for s, d in zip(shape, dims))

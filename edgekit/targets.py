@@ -18,8 +18,12 @@ BUILTIN_TARGETS_DIRS = (
 
 
 class Precision(str, Enum):
+    """``int8`` is resolved per model kind when the graph is known (``exporter/recipes.py``); the other two INT8
+    precisions pin the method."""
+
     fp32 = "fp32"
     fp16 = "fp16"
+    int8 = "int8"
     int8_static = "int8_static"
     int8_dynamic = "int8_dynamic"
 

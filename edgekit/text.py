@@ -92,7 +92,8 @@ def load_sentences(path: str | Path, tokenizer_path: str | Path, specs: list[Inp
     truncated = sum(bool(e.overflowing) for e in encodings)
     origin = f"{path} ({len(sentences)} sentences, tokenizer {Path(tokenizer_path).name}, length {length}"
     origin += f", {truncated} truncated)" if truncated else ")"
-    return SampleSet(inputs, None, origin)
+    return SampleSet(inputs, None, origin,
+                     reload={"path": str(path.resolve()), "tokenizer": str(Path(tokenizer_path).resolve())})
 
 
 def check_vocabulary(samples: SampleSet, vocabulary_rows: int | None, tokenizer_path: str | Path) -> None:

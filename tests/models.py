@@ -197,3 +197,42 @@ class BoxesAndScores(nn.Module):
 
 def boxes_and_scores():
     return BoxesAndScores().eval(), torch.zeros(1, 3, 8, 8)
+
+
+class SentenceEncoder(nn.Module):
+    """A tiny real BERT (transformers' BertModel, random weights) with mean pooling over the mask and L2
+    normalization, as sentence-transformers runs all-MiniLM: token ids and mask in, one embedding out."""
+
+    def __init__(self, outlier: bool = False) -> None:
+        super().__init__()
+        from transformers import BertConfig, BertModel
+
+        torch.manual_seed(0)
+        config = BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, max_position_embeddings=32)
+        self.bert = BertModel(config, add_pooling_layer=False).eval()
+        if outlier:  # one huge FFN channel that the layer's output ignores (as OutlierChannel does for a CNN)
+            ffn = self.bert.encoder.layer[1]
+            with torch.no_grad():
+                ffn.intermediate.dense.weight[0] *= 400.0
+                ffn.intermediate.dense.bias[0] = 40.0
+                ffn.output.dense.weight *= 20.0  # and make that FFN matter next to the residual stream
+                ffn.output.dense.weight[:, 0] = 0.0
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return nn.functional.normalize(pooled, dim=-1)
+
+
+def tiny_bert():
+    ids = torch.zeros(1, 16, dtype=torch.int64)
+    return SentenceEncoder().eval(), {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def tiny_bert_outlier():
+    """tiny_bert whose second layer's FFN output MatMul sees one huge, ignored channel: dynamic INT8 (one
+    activation range per tensor) crushes the channels that matter there."""
+    ids = torch.zeros(1, 16, dtype=torch.int64)
+    return SentenceEncoder(outlier=True).eval(), {"input_ids": ids, "attention_mask": torch.ones_like(ids)}

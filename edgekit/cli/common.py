@@ -37,3 +37,17 @@ def fmt(value, spec: str, empty: str = "—") -> str:
 def token_file_option(help_text: str = "The agent's token file. Default: $EDGEKIT_AGENT_TOKEN.") -> Optional[Path]:
     """``--token-file``, spelled the same by every command that talks to an agent."""
     return typer.Option(None, "--token-file", help=help_text)
+
+
+def tokenizer_option() -> Optional[Path]:
+    """``--tokenizer``: how a sentences file becomes token inputs (export, validate and compare)."""
+    return typer.Option(None, "--tokenizer", help="The model's Hugging Face tokenizer (a folder holding "
+                                                  "tokenizer.json, or that file): a .txt of sentences given as data "
+                                                  "is tokenized with it.")
+
+
+def preprocess_option() -> Optional[str]:
+    """``--preprocess``: how a folder of images becomes the model's input (export, validate and compare)."""
+    return typer.Option(None, "--preprocess", help="How a folder of images given as data becomes the model input: "
+                                                   "'resize=256,crop=224,mean=0.485/0.456/0.406,std=0.229/0.224/"
+                                                   "0.225,layout=nchw,channels=rgb' (or a .json/.toml file).")

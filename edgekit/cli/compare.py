@@ -11,7 +11,15 @@ import typer
 from ..errors import EdgekitError
 from ..files import to_json
 from ..progress import SilentProgress, ThreadedProgress
-from .common import err_console, fail, out_console, print_problem, token_file_option
+from .common import (
+    err_console,
+    fail,
+    out_console,
+    preprocess_option,
+    print_problem,
+    token_file_option,
+    tokenizer_option,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -44,8 +52,11 @@ def compare_command(
     runs: int = typer.Option(50, "--runs", min=1, help="Timed runs on each device and in the cloud (at least)."),
     warmup: int = typer.Option(10, "--warmup", min=0, help="Untimed warm-up runs."),
     min_seconds: float = typer.Option(1.0, "--min-seconds", min=0.0, help="Keep timing until this much time passed."),
-    val: Optional[Path] = typer.Option(None, "--val", help="Validation inputs (.npz keyed by input name). Default: "
-                                                           "the export's validation data."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Validation inputs (.npz keyed by input name, a folder "
+                                                           "of images with --preprocess, or a .txt of sentences with "
+                                                           "--tokenizer). Default: the export's validation data."),
+    tokenizer: Optional[Path] = tokenizer_option(),
+    preprocess: Optional[str] = preprocess_option(),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for report.json and report.html. Default: "
                                                                  "the artifact folder."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Threads on the devices. Default: the "
@@ -71,7 +82,8 @@ def compare_command(
         result = compare(artifact_dir, agents, cloud=cloud, token_file=token_file, cloud_model=cloud_model,
                          cloud_token_file=cloud_token_file, rtt=rtt, fail_if=fail_if, baseline=baseline,
                          max_regression=max_regression, runs=runs, warmup=warmup, min_seconds=min_seconds, val=val,
-                         out=out, threads=threads, all_candidates=all_candidates, timeout_s=timeout,
+                         tokenizer=tokenizer, preprocess=preprocess, out=out, threads=threads,
+                         all_candidates=all_candidates, timeout_s=timeout,
                          progress=progress)
     except EdgekitError as error:
         fail(error)

@@ -13,7 +13,7 @@ from rich.table import Table
 from ..errors import AccuracyError, EdgekitError, ExportError, InputError
 from ..files import to_json
 from ..targets import Format
-from .common import err_console, fail, fmt, out_console, token_file_option
+from .common import err_console, fail, fmt, out_console, preprocess_option, token_file_option, tokenizer_option
 
 
 def register(app: typer.Typer) -> None:
@@ -32,9 +32,14 @@ def export_command(
     outputs: Optional[list[str]] = typer.Option(None, "--output", help="NAME:KIND, KIND one of class, regression, "
                                                 "embedding: how the gate compares that output (default: inferred); "
                                                 "repeat per output."),
-    calib: Optional[Path] = typer.Option(None, "--calib", help="Calibration data: .npz keyed by input name, "
-                                                              "or a folder of .npy/.npz."),
-    val: Optional[Path] = typer.Option(None, "--val", help="Validation data (same format; 'labels' key optional)."),
+    calib: Optional[Path] = typer.Option(None, "--calib", help="Calibration data: .npz keyed by input name, a "
+                                                              "folder of .npy/.npz, a folder of images (with "
+                                                              "--preprocess) or a .txt of sentences (with "
+                                                              "--tokenizer)."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Validation data (same forms; 'labels' key or class "
+                                                          "sub-folders optional)."),
+    tokenizer: Optional[Path] = tokenizer_option(),
+    preprocess: Optional[str] = preprocess_option(),
     format: Optional[Format] = typer.Option(None, "--format", "-f", help="onnx or tflite (every candidate must "
                                             "pass), or auto: build all the target allows, pick the fastest that "
                                             "passes. Default: auto if the target allows several formats."),
@@ -77,6 +82,8 @@ def export_command(
             outputs=outputs or (config and config.outputs) or None,
             calib=calib or (config and config.calib) or None,
             val=val or (config and config.val) or None,
+            tokenizer=tokenizer or (config and config.tokenizer) or None,
+            preprocess=preprocess or (config and config.preprocess) or None,
             format=(format.value if format else None) or (config and config.format) or None,
             dynamic_batch=dynamic_batch if dynamic_batch is not None else bool(config and config.dynamic_batch),
             simplify=simplify,

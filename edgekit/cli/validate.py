@@ -12,7 +12,16 @@ from rich.table import Table
 from ..errors import EdgekitError
 from ..files import to_json
 from ..progress import SilentProgress, ThreadedProgress
-from .common import err_console, fail, fmt, out_console, print_problem, token_file_option
+from .common import (
+    err_console,
+    fail,
+    fmt,
+    out_console,
+    preprocess_option,
+    print_problem,
+    token_file_option,
+    tokenizer_option,
+)
 
 _STATUS = {"ok": "[green]ok[/]", "runtime_crashed": "[red]✗ crashed[/]", "timeout": "[red]✗ timeout[/]",
            "error": "[red]✗ error[/]"}
@@ -28,8 +37,11 @@ def validate_command(
     agents: list[str] = typer.Option(..., "--agent", "-a", help="Agent URL http://HOST:PORT; repeat for several "
                                                                 "devices (validated in parallel)."),
     token_file: Optional[Path] = token_file_option(),
-    val: Optional[Path] = typer.Option(None, "--val", help="Validation inputs (.npz keyed by input name). Default: "
-                                                           "the export's validation data."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Validation inputs (.npz keyed by input name, a folder "
+                                                           "of images with --preprocess, or a .txt of sentences with "
+                                                           "--tokenizer). Default: the export's validation data."),
+    tokenizer: Optional[Path] = tokenizer_option(),
+    preprocess: Optional[str] = preprocess_option(),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Threads on the device. Default: the "
                                                                           "target profile's."),
     runs: int = typer.Option(50, "--runs", min=1, help="Timed runs on the device (at least)."),
@@ -48,8 +60,9 @@ def validate_command(
 
     progress = SilentProgress() if as_json else ThreadedProgress(err_console)
     try:
-        result = validate(artifact_dir, agents, token_file=token_file, val=val, threads=threads, runs=runs,
-                          warmup=warmup, min_seconds=min_seconds, all_candidates=all_candidates,
+        result = validate(artifact_dir, agents, token_file=token_file, val=val, tokenizer=tokenizer,
+                          preprocess=preprocess, threads=threads, runs=runs, warmup=warmup,
+                          min_seconds=min_seconds, all_candidates=all_candidates,
                           latency={"p50_ms": max_p50, "p90_ms": max_p90}, timeout_s=timeout, progress=progress)
     except EdgekitError as error:
         fail(error)

@@ -107,7 +107,8 @@ def compare(artifact_dir: str | Path, agents: list[str], *, cloud: str = "local"
             cloud_token_file: str | Path | None = None, rtt: list[str] | None = None,
             fail_if: list[str] | None = None, baseline: str | Path | None = None,
             max_regression: str | float | None = None, runs: int = 50, warmup: int = 10, min_seconds: float = 1.0,
-            val: str | Path | None = None, out: str | Path | None = None, threads: int | None = None,
+            val: str | Path | None = None, tokenizer: str | Path | None = None, preprocess=None,
+            out: str | Path | None = None, threads: int | None = None,
             all_candidates: bool = False, timeout_s: float = RUN_TIMEOUT_S,
             progress: SilentProgress | None = None) -> CompareResult:
     """Compare the artifact of ``artifact_dir`` on each agent (``URL`` or ``NAME=URL``) with the cloud baseline.
@@ -140,7 +141,7 @@ def compare(artifact_dir: str | Path, agents: list[str], *, cloud: str = "local"
         reports.check_baseline({"model": model}, previous)
     reference = reference_model(manifest, folder)
     specs = [InputSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in manifest["inputs"]]
-    data, notes = validation_data(val, manifest, specs, MAX_SAMPLES)
+    data, notes = validation_data(val, manifest, specs, MAX_SAMPLES, tokenizer=tokenizer, preprocess=preprocess)
     for note in notes:
         progress.note(note)
     secret = require_token(token, token_file)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from ..accuracy import apply_budget, compare_outputs
 from ..agent.client import AgentClient, AgentError, outputs_of, run_failure
-from ..data import SampleSet, load_samples, synthetic_samples
+from ..data import SampleSet, load_data, load_samples, synthetic_samples
 from ..errors import EdgekitError, InputError, TargetError
 from ..files import read_json, sha256_file
 from ..specs import InputSpec
@@ -199,21 +199,26 @@ def select_artifacts(manifest: dict, folder: Path, all_candidates: bool) -> list
     return artifacts
 
 
-def validation_data(val, manifest: dict, specs: list[InputSpec], limit: int) -> tuple[SampleSet, list[str]]:
+def validation_data(val, manifest: dict, specs: list[InputSpec], limit: int,
+                    **how) -> tuple[SampleSet, list[str]]:
+    """``--val`` (``how``: tokenizer, preprocess, as for export), else the export's validation data read again
+    (sentences and image folders with the tokenizer or preprocessing the export used), else random inputs."""
     notes: list[str] = []
+    described = manifest.get("data", {}).get("validation", {})
+    origin, reload = described.get("origin"), dict(described.get("reload") or {})
     if val is not None:
-        data = load_samples(val, specs)
+        data = load_data(val, specs, **how)
+    elif reload and all(Path(reload[key]).exists() for key in ("path", "tokenizer") if key in reload):
+        data = load_data(reload.pop("path"), specs, **reload)
+    elif not reload and not described.get("synthetic") and origin and Path(origin).exists():
+        data = load_samples(origin, specs)
     else:
-        described = manifest.get("data", {}).get("validation", {})
-        origin = described.get("origin")
-        if not described.get("synthetic") and origin and Path(origin).exists():
-            data = load_samples(origin, specs)
-        else:
-            reason = (f"the export's validation data {origin} is not found from here" if origin and
-                      not described.get("synthetic") else "the export used synthetic validation data")
-            notes.append(f"{reason}: comparing device and host on {SYNTHETIC_SAMPLES} random inputs, which is weak "
-                         "evidence; pass --val with real inputs")
-            return synthetic_samples(specs, SYNTHETIC_SAMPLES), notes
+        where = reload.get("path", origin)
+        reason = (f"the export's validation data {where} is not found from here" if where and
+                  not described.get("synthetic") else "the export used synthetic validation data")
+        notes.append(f"{reason}: comparing device and host on {SYNTHETIC_SAMPLES} random inputs, which is weak "
+                     "evidence; pass --val with real inputs")
+        return synthetic_samples(specs, SYNTHETIC_SAMPLES), notes
     if len(data) > limit:
         notes.append(f"using the first {limit} of {len(data)} validation samples")
         data = data.head(limit)

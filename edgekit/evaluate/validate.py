@@ -74,13 +74,15 @@ def _budget_hint(violations: list[str]) -> str:
 
 
 def validate(artifact_dir: str | Path, agents: list[str], *, token: str | None = None,
-             token_file: str | Path | None = None, val: str | Path | None = None, threads: int | None = None,
+             token_file: str | Path | None = None, val: str | Path | None = None,
+             tokenizer: str | Path | None = None, preprocess=None, threads: int | None = None,
              runs: int = 50, warmup: int = 10, min_seconds: float = 1.0, all_candidates: bool = False,
              latency: dict[str, float | None] | None = None, samples: int = MAX_SAMPLES,
              timeout_s: float = RUN_TIMEOUT_S, progress: SilentProgress | None = None) -> ValidationResult:
     """Validate the recommended artifact of ``artifact_dir`` (every usable one with ``all_candidates``) on each
     agent URL. ``token``/``token_file``/``$EDGEKIT_AGENT_TOKEN`` authenticate; ``val`` overrides the export's
-    validation data; ``latency`` (``p50_ms``/``p90_ms``) overrides the target's latency budget.
+    validation data (``tokenizer``/``preprocess`` read sentences or images, as for export); ``latency``
+    (``p50_ms``/``p90_ms``) overrides the target's latency budget.
 
     Raises for bad input (folder, data, token); a device that fails is recorded in the result instead, and
     ``ValidationResult.passed`` is false.
@@ -95,7 +97,7 @@ def validate(artifact_dir: str | Path, agents: list[str], *, token: str | None =
     threads = threads or profile.threads
     artifacts = select_artifacts(manifest, folder, all_candidates)
     specs = [InputSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in manifest["inputs"]]
-    data, notes = validation_data(val, manifest, specs, samples)
+    data, notes = validation_data(val, manifest, specs, samples, tokenizer=tokenizer, preprocess=preprocess)
     for note in notes:
         progress.note(note)
     secret = require_token(token, token_file)

@@ -12,21 +12,25 @@ from pathlib import Path
 from ..targets import Precision, TargetProfile
 from .candidates import Candidate
 from .guard import attempt, guarded
+from .model_kind import model_kind, module_kind
+from .recipes import concrete_precisions
 from .sources import OnnxSource, TorchSource
 from .steps import Artifact, StepContext, StepResult, get_step
 from .steps.export_onnx import export_onnx
 
 ONNX_PRECISION_STEP = {Precision.fp16: "fp16", Precision.int8_static: "quantize_static",
                        Precision.int8_dynamic: "quantize_dynamic"}
-OPTIONAL_STEPS = ("simplify",)
+OPTIONAL_STEPS = ("simplify", "fuse_transformer")
 
 
 def build_onnx(source: TorchSource | OnnxSource, context: StepContext, folder: Path, dynamic_batch: bool,
                simplify: bool, progress) -> tuple[list[Candidate], list[StepResult]]:
     """ONNX candidates for every precision in the profile, plus the common steps that made the FP32 base.
 
-    A failing common step rejects every ONNX candidate (named in the reason); a failing simplification is
-    skipped with its reason recorded (onnxsim is a clean-up, and its own check refused the result).
+    A failing common step rejects every ONNX candidate (named in the reason); a failing simplification or
+    transformer fusion is skipped with its reason recorded (both are clean-ups whose own checks refused the
+    result). The graph's model kind (``context.model_kind``) decides whether the transformer fusion runs and what
+    a profile's ``int8`` becomes.
     """
     profile: TargetProfile = context.profile
     candidates = [Candidate("onnx", p.value) for p in profile.precisions]
@@ -41,8 +45,9 @@ def build_onnx(source: TorchSource | OnnxSource, context: StepContext, folder: P
             return candidates, common
         common.append(exported)
     current = common[-1].artifact if common else Artifact(source.path, "onnx", "fp32")
-    chain = ["prepare"] + (["simplify"] if simplify else []) + (
-        ["optimize"] if profile.graph_optimization != "disabled" else [])
+    context.model_kind = model_kind(current.path)
+    chain = ["prepare"] + (["fuse_transformer"] if context.model_kind.has_attention else []) + (
+        ["simplify"] if simplify else []) + (["optimize"] if profile.graph_optimization != "disabled" else [])
     for name in chain:
         step, out_path = get_step(name), work / f"{name}.onnx"
         with progress.step(name):
@@ -59,6 +64,7 @@ def build_onnx(source: TorchSource | OnnxSource, context: StepContext, folder: P
         current = result.artifact
     base = Artifact(folder / "model.fp32.onnx", "onnx", "fp32")
     shutil.copyfile(current.path, base.path)
+    candidates = _resolved(profile, context.model_kind, "onnx")
     for candidate in candidates:
         if candidate.precision == Precision.fp32.value:
             candidate.artifact = base
@@ -75,10 +81,11 @@ def build_onnx(source: TorchSource | OnnxSource, context: StepContext, folder: P
 def build_tflite(source: TorchSource, context: StepContext, folder: Path, progress) -> list[Candidate]:
     """TFLite candidates via litert-torch (needs the ``tflite`` extra; a missing extra rejects them, says why)."""
     profile: TargetProfile = context.profile
-    candidates = []
-    for precision in profile.precisions:
-        candidate = Candidate("tflite", precision.value)
-        candidates.append(candidate)
+    if context.model_kind is None:  # no ONNX graph built: read the kind from the PyTorch modules
+        context.model_kind = module_kind(source.module)
+    candidates = _resolved(profile, context.model_kind, "tflite")
+    for candidate in candidates:
+        precision = Precision(candidate.precision)
         out_path = folder / f"model.{precision.value}.tflite"
         with progress.step(f"tflite {precision.value}"):
             result = guarded([candidate], f"tflite {precision.value}",
@@ -88,6 +95,14 @@ def build_tflite(source: TorchSource, context: StepContext, folder: Path, progre
         candidate.artifact, candidate.steps = result.artifact, [result]
         candidate.runner_options = {"input_names": [s.name for s in context.inputs],
                                     "channels_last_inputs": profile.channels_last_io}
+    return candidates
+
+
+def _resolved(profile: TargetProfile, kind, fmt: str) -> list[Candidate]:
+    """One candidate per concrete precision: ``int8`` becomes the model kind's recipe, noted on the candidate."""
+    candidates = []
+    for precision, note in concrete_precisions(profile.precisions, kind, fmt):
+        candidates.append(Candidate(fmt, precision.value, notes=[note] if note else []))
     return candidates
 
 

@@ -17,7 +17,8 @@ _VERSIONED = ("onnx", "onnxruntime", "onnxsim", "torch", "numpy", "litert-torch"
 
 def build_manifest(*, source, specs, profile, fmt: str, data: dict, common_steps, candidates: list[Candidate],
                    selected: Candidate | None, notes: list[str], timings: dict[str, float], status: str,
-                   root: Path, measured_on: dict | None = None) -> dict[str, Any]:
+                   root: Path, measured_on: dict | None = None, model_kind=None,
+                   int8_recipe: dict | None = None) -> dict[str, Any]:
     return {
         "schema": MANIFEST_SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -30,6 +31,8 @@ def build_manifest(*, source, specs, profile, fmt: str, data: dict, common_steps
         "versions": versions(),
         "host": {"arch": platform.machine(), "cpu": cpu_name(), "python": platform.python_version()},
         "target": profile.model_dump(mode="json"),
+        "model_kind": model_kind.to_dict() if model_kind is not None else None,
+        "int8_recipe": int8_recipe,
         "data": data,
         "steps": [s.to_dict() for s in common_steps],
         "timings_s": {k: round(v, 3) for k, v in timings.items()},

@@ -9,19 +9,22 @@ from pathlib import Path
 from typing import Any
 
 from ..agent.client import AgentClient, check_url, require_token
-from ..data import SampleSet, load_samples, synthetic_samples
+from ..data import SampleSet, load_data, synthetic_samples
 from ..errors import AccuracyError, ExportError, InputError
 from ..interrupts import record_discarded
 from ..progress import SilentProgress
 from ..runtime.onnxrt import OnnxRunner
 from ..specs import InputSpec, parse_input_spec, parse_output_kinds, resolve_output_kinds
 from ..targets import Format, Precision, TargetProfile, load_target
+from ..text import check_vocabulary
 from .artifact_dir import StagedFolder
 from .builders import build_onnx, build_tflite
 from .candidates import REJECTED, Candidate, choose, gate, measure_latencies, measure_on_agent, run_samples
 from .guard import attempt, guarded
 from .manifest import build_manifest, cpu_name
-from .rescue import rescue_static_int8
+from .onnx_graph import embedding_rows
+from .recipes import recipe_record
+from .rescue import RESCUABLE, rescue_int8
 from .sources import OnnxSource, TfliteSource, TorchSource, load_source
 from .steps import Artifact, StepContext
 
@@ -47,7 +50,8 @@ class ExportResult:
 
 def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str | Path | None = None,
            inputs: list[str | InputSpec] | None = None, calib: str | Path | None = None,
-           val: str | Path | None = None, format: str | None = None, dynamic_batch: bool = False,
+           val: str | Path | None = None, tokenizer: str | Path | None = None, preprocess=None,
+           format: str | None = None, dynamic_batch: bool = False,
            outputs: list[str] | dict[str, str] | None = None,
            simplify: bool = True, accuracy: dict[str, float | None] | None = None, benchmark: bool = True,
            rescue: bool = True, overwrite: bool = False, agent: str | None = None, token: str | None = None,
@@ -56,8 +60,12 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
 
     ``format``: ``onnx`` or ``tflite`` build that format and every candidate must pass; ``auto`` (the default
     when the profile allows several formats) builds all allowed formats and selects the fastest candidate that
-    passes. ``outputs`` declares output kinds (``["scores:class"]`` or ``{"scores": "class"}``: class,
-    regression or embedding); undeclared outputs are inferred conservatively. The folder is written either way (failing models under ``rejected/``) so the figures can be read;
+    passes. ``calib``/``val`` are ``.npz`` data, a ``.txt`` file of sentences (with ``tokenizer``: the model's
+    ``tokenizer.json`` or its folder) or a folder of images (with ``preprocess``: ``"resize=256,crop=224,..."``, a
+    .json/.toml file or a dict; see ``edgekit.images.PreprocessSpec``). ``outputs`` declares output kinds
+    (``["scores:class"]`` or ``{"scores": "class"}``: class, regression or embedding); undeclared outputs are
+    inferred conservatively. The folder is written either way (failing models under ``rejected/``) so the figures
+    can be read;
     then ``AccuracyError``/``ExportError`` is raised if the run failed. With ``agent`` (a device's agent URL),
     latency is measured on that device instead of this host, so the choice is made where the model will run.
     """
@@ -76,7 +84,8 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
     declared = outputs if isinstance(outputs, dict) else parse_output_kinds(list(outputs or []))
     kinds = resolve_output_kinds(declared, source.output_names)
     out_dir = output_folder(out or DEFAULT_OUT, model=_model_stem(source), target=profile.name)
-    calibration, validation, data_notes = _load_data(calib, val, specs, progress)
+    calibration, validation, data_notes = _load_data(calib, val, specs, progress, source, tokenizer=tokenizer,
+                                                     preprocess=preprocess)
     staged = StagedFolder(out_dir, overwrite=overwrite)
     for stale in staged.swept:
         progress.note(f"removed {stale.name}, a staging folder left by an interrupted run")
@@ -98,7 +107,9 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
         data = {"calibration": calibration.describe(), "validation": validation.describe(), "notes": data_notes}
         manifest = build_manifest(source=source, specs=specs, profile=profile, fmt=fmt, data=data,
                                   common_steps=common_steps, candidates=candidates, selected=selected, notes=notes,
-                                  timings=progress.timings, status=status, root=staged.path, measured_on=measured_on)
+                                  timings=progress.timings, status=status, root=staged.path, measured_on=measured_on,
+                                  model_kind=context.model_kind,
+                                  int8_recipe=recipe_record(profile.precisions, context.model_kind, formats))
         staged.write_json("manifest.json", manifest)
         shutil.rmtree(staged.path / "work", ignore_errors=True)
         final = staged.commit()
@@ -154,10 +165,17 @@ def _model_stem(source) -> str:
     return source.reference.rpartition(":")[2] or "model"
 
 
-def _load_data(calib, val, specs: list[InputSpec], progress) -> tuple[SampleSet, SampleSet, list[str]]:
+def _load_data(calib, val, specs: list[InputSpec], progress, source,
+               **how) -> tuple[SampleSet, SampleSet, list[str]]:
+    """Calibration and validation data (``how``: tokenizer, preprocess), or synthetic inputs, with notes."""
     notes = []
-    calibration = load_samples(calib, specs) if calib else None
-    validation = load_samples(val, specs) if val else None
+    calibration = load_data(calib, specs, **how) if calib else None
+    validation = load_data(val, specs, **how) if val else None
+    if how.get("tokenizer") is not None:
+        rows = _vocabulary_rows(source)
+        for samples in (calibration, validation):
+            if samples is not None:
+                check_vocabulary(samples, rows, how["tokenizer"])
     if calibration is None and validation is None:
         _check_synthetic_possible(specs)
         notes.append(f"no --calib/--val data: using {SYNTHETIC_SAMPLES} synthetic random inputs for calibration "
@@ -174,6 +192,19 @@ def _load_data(calib, val, specs: list[InputSpec], progress) -> tuple[SampleSet,
     return calibration, validation, notes
 
 
+def _vocabulary_rows(source) -> int | None:
+    """Rows of the model's token-embedding table: the ONNX Gather on ``input_ids``, or the largest
+    ``nn.Embedding`` of a PyTorch model (position and type tables are smaller than the vocabulary)."""
+    if isinstance(source, OnnxSource):
+        return embedding_rows(source.path, "input_ids")
+    if isinstance(source, TorchSource):
+        from torch import nn
+
+        tables = [m.num_embeddings for m in source.module.modules() if isinstance(m, nn.Embedding)]
+        return max(tables, default=None)
+    return None
+
+
 def _check_synthetic_possible(specs: list[InputSpec]) -> None:
     """Random inputs need a size for every dim but the batch: a symbolic height or sequence length has none."""
     dynamic = [f"{s.name} {list(s.shape)}" for s in specs if any(isinstance(d, str) for d in s.shape[1:])]
@@ -188,23 +219,22 @@ def _build(source, context: StepContext, formats: list[str], folder: Path, dynam
     """Candidates in profile order of formats; returns them, the common ONNX steps and the FP32 ONNX path."""
     if isinstance(source, TfliteSource):
         return [_given_tflite(source, folder)], [], None
-    candidates: list[Candidate] = []
+    built: dict[str, list[Candidate]] = {}
     common: list = []
     float_onnx = None
-    for fmt in formats:
+    for fmt in sorted(formats, key=lambda f: f != Format.onnx.value):  # ONNX first: its graph tells the model kind
         if fmt == Format.onnx.value:
-            built, common = build_onnx(source, context, folder, dynamic_batch, simplify, progress)
-            candidates += built
-            float_onnx = next((c.artifact.path for c in built if c.precision == "fp32" and c.artifact), None)
+            built[fmt], common = build_onnx(source, context, folder, dynamic_batch, simplify, progress)
+            float_onnx = next((c.artifact.path for c in built[fmt] if c.precision == "fp32" and c.artifact), None)
         elif isinstance(source, OnnxSource):
-            candidates += [_skipped(fmt, p, "an .onnx source cannot be converted to TFLite") for p in
-                           context.profile.precisions]
+            built[fmt] = [_skipped(fmt, p, "an .onnx source cannot be converted to TFLite") for p in
+                          context.profile.precisions]
         elif dynamic_batch:
-            candidates += [_skipped(fmt, p, "TFLite export needs static shapes (drop --dynamic-batch)")
-                           for p in context.profile.precisions]
+            built[fmt] = [_skipped(fmt, p, "TFLite export needs static shapes (drop --dynamic-batch)")
+                          for p in context.profile.precisions]
         else:
-            candidates += build_tflite(source, context, folder, progress)
-    return candidates, common, float_onnx
+            built[fmt] = build_tflite(source, context, folder, progress)
+    return [c for fmt in formats for c in built[fmt]], common, float_onnx
 
 
 def _given_tflite(source: TfliteSource, folder: Path) -> Candidate:
@@ -222,7 +252,7 @@ def _skipped(fmt: str, precision: Precision, reason: str) -> Candidate:
 
 
 def _evaluate(source, candidates, context, validation, float_onnx, rescue: bool, progress) -> list[str]:
-    """Gate every built candidate against the original; rescue failing static INT8 ONNX candidates."""
+    """Gate every built candidate against the original; rescue failing INT8 ONNX candidates."""
     built = [c for c in candidates if c.artifact is not None]
     if isinstance(source, TfliteSource):
         return ["the source is a .tflite file: there is no original to compare it with, so no accuracy gate ran"]
@@ -240,9 +270,9 @@ def _evaluate(source, candidates, context, validation, float_onnx, rescue: bool,
                     lambda: gate(candidate, reference, validation, profile.accuracy, profile.threads,
                                  context.output_names, context.output_kinds), "runtime")
     for candidate in built:
-        if (rescue and candidate.failure == "accuracy" and candidate.name == "onnx/int8_static"
-                and float_onnx is not None):
-            _, reason = attempt(f"rescue of {candidate.name}", lambda: rescue_static_int8(
+        if (rescue and candidate.failure == "accuracy" and candidate.format == "onnx"
+                and candidate.precision in RESCUABLE and float_onnx is not None):
+            _, reason = attempt(f"rescue of {candidate.name}", lambda: rescue_int8(
                 candidate, context, reference, validation, float_onnx, progress))
             if reason is not None:
                 candidate.notes.append(reason)

@@ -24,6 +24,8 @@ class ProjectConfig(BaseModel):
     dynamic_batch: bool | None = None
     calib: str | None = None
     val: str | None = None
+    tokenizer: str | None = None  # the model's tokenizer.json (or its folder), for a .txt of sentences
+    preprocess: str | dict | None = None  # for a folder of images: "resize=256,crop=224,..." or a table
     out: str | None = None
     format: str | None = None
 
@@ -42,12 +44,14 @@ def load_project(folder: Path | None = None) -> tuple[ProjectConfig, Path] | Non
         raise InputError(f"{path}: {problems}", hint="see the README's edgekit.toml section") from exc
     base = path.parent
     updates = {}
-    for key in ("calib", "val", "out"):
+    for key in ("calib", "val", "out", "tokenizer"):
         value = getattr(config, key)
         if value is not None:
             updates[key] = str((base / value).resolve())
     if config.model:
         updates["model"] = _resolve_model(config.model, base)
+    if isinstance(config.preprocess, str) and config.preprocess.endswith((".json", ".toml")):
+        updates["preprocess"] = str((base / config.preprocess).resolve())
     if config.target and config.target.endswith(".toml"):
         updates["target"] = str((base / config.target).resolve())
     return config.model_copy(update=updates), path

@@ -1,11 +1,19 @@
-"""Accuracy rescue for static INT8: keep the layers that add the most quantization error in float.
+"""Accuracy rescue for INT8: keep the layers that add the most quantization error in float.
 
-Sensitivity is measured, not guessed: the float and the QDQ model are run on validation samples with every
-intermediate tensor exposed, and each compute node is scored by the error it adds (error of its output minus
-the worst error among its inputs, error = 1 - cosine to the float model). The top 1, 2, 4, … nodes are then
-excluded from quantization until the candidate meets its budget, or a quarter of the nodes (at least two, never
-all) would be float. A candidate that cannot be rescued is rejected with the first layer where it diverges from
-the float model (the first compute node whose output cosine falls below the budget), so the cause can be found.
+Sensitivity is measured, not guessed, in one of two ways:
+
+- *static INT8 (QDQ)*: the float and the QDQ model are run on validation samples with every intermediate tensor
+  exposed, and each compute node is scored by the error it adds (error of its output minus the worst error among
+  its inputs, error = 1 - cosine to the float model).
+- *dynamic INT8*: each quantized node is quantized alone, the rest in float, and scored by the error of the
+  model's outputs. Local scores mislead in a transformer, whose residual stream dwarfs most layer outputs: on
+  all-MiniLM-L6 the intermediate-tensor score put one FFN MatMul far ahead (added error 0.30), yet keeping it in
+  float moved the embedding cosine only from 0.990 to 0.991; alone, that MatMul cost 0.0004 of output cosine,
+  the first layer's FFN output 0.0016.
+
+The top 1, 2, 4, … nodes are then excluded from quantization until the candidate meets its budget, or a quarter
+of the nodes (at least two, never all) would be float. A candidate that cannot be rescued is rejected naming the
+layer to look at: the first divergent one (static) or the most sensitive one (dynamic).
 """
 
 from __future__ import annotations
@@ -21,30 +29,37 @@ import onnx
 from ..accuracy import cosine
 from ..data import SampleSet
 from ..quiet import quiet
-from .candidates import Candidate, gate
+from ..runtime.onnxrt import OnnxRunner
+from .candidates import Candidate, gate, run_samples
 from .steps import Artifact, StepContext
+from .steps.quantize_dynamic import DYNAMIC_OP_TYPES, QuantizeDynamic
 from .steps.quantize_static import QuantizeStatic
 
 COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 SENSITIVITY_SAMPLES = 8
 MAX_FLOAT_FRACTION = 0.25
+RESCUABLE = {"int8_static": QuantizeStatic, "int8_dynamic": QuantizeDynamic}
 
 
 @dataclass
 class Sensitivity:
-    """Per-node error the QDQ model adds, and each compute node's output cosine against the float model."""
+    """Per-node error the quantized model adds, and per compute node the cosine that names the divergence."""
 
     ranked: list[tuple[str, float]]  # (node, added error), most error-adding first
-    cosines: list[tuple[str, str, float]]  # (node, op, output cosine), in graph (topological) order
+    cosines: list[tuple[str, str, float]]  # (node, op, cosine), in graph (topological) order
+    measured: str = "layer output"  # what the cosines compare: a layer's output, or the model's outputs
 
     def describe(self, cosine_min: float | None) -> str:
-        """The first compute node whose output cosine falls below ``cosine_min``, else the least similar one."""
+        """The first node whose cosine falls below ``cosine_min``, else the least similar one."""
         if not self.cosines:
             return "no intermediate tensor could be compared"
         below = [entry for entry in self.cosines if cosine_min is not None and entry[2] < cosine_min]
         name, op, value = below[0] if below else min(self.cosines, key=lambda entry: entry[2])
-        what = "first divergent layer" if below else "no layer output below the budget; least similar layer"
-        return f"{what}: {name} ({op}), output cosine {value:.4f} against float"
+        if self.measured == "layer output":
+            what = "first divergent layer" if below else "no layer output below the budget; least similar layer"
+            return f"{what}: {name} ({op}), output cosine {value:.4f} against float"
+        what = "breaks the budget alone" if below else "no layer breaks the budget alone; most sensitive layer"
+        return f"{what}: {name} ({op}), model output cosine {value:.4f} with only it quantized"
 
 
 def measure_sensitivity(float_path: Path, qdq_path: Path, samples: SampleSet) -> Sensitivity:
@@ -95,33 +110,72 @@ def _measured_output(graph, node, errors: dict[str, float]) -> str | None:
     return None
 
 
-def rescue_static_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
-                       float_path: Path, progress) -> None:
-    """Retry ``candidate`` with its most sensitive nodes in float; on success it becomes usable again. On failure
-    the rejection names the first layer where the INT8 model diverges from the float one."""
+def measure_isolated_sensitivity(float_path: Path, quantized_path: Path, context: StepContext,
+                                 samples: SampleSet) -> Sensitivity:
+    """Quantize each node the dynamic quantizer replaced, alone, and score it by the error of the model outputs
+    (1 - cosine to the float model, mean over a few samples and the float outputs)."""
+    float_graph = onnx.load(str(float_path), load_external_data=False).graph
+    kept = {node.name for node in onnx.load(str(quantized_path), load_external_data=False).graph.node}
+    nodes = [(n.name, n.op_type) for n in float_graph.node
+             if n.op_type in DYNAMIC_OP_TYPES and n.name and n.name not in kept]
+    feeds = samples.head(SENSITIVITY_SAMPLES)
+    threads = context.profile.threads
+    expected = run_samples(OnnxRunner(float_path, threads=threads), feeds)
+    ranked, cosines = [], []
+    with tempfile.TemporaryDirectory(prefix="edgekit-sensitivity-") as scratch:
+        alone = Path(scratch) / "alone.onnx"
+        for name, op in nodes:
+            others = [other for other, _ in nodes if other != name]
+            QuantizeDynamic(exclude_nodes=others).run(Artifact(float_path, "onnx", "fp32"), alone, context)
+            values = _output_cosines(expected, run_samples(OnnxRunner(alone, threads=threads), feeds))
+            ranked.append((name, 1.0 - float(np.mean(values))))
+            cosines.append((name, op, min(values)))
+    return Sensitivity(sorted(ranked, key=lambda item: item[1], reverse=True), cosines, "model outputs")
+
+
+def _output_cosines(expected: list[list[np.ndarray]], got: list[list[np.ndarray]]) -> list[float]:
+    """Cosine of every float output on every sample; NaN counts as the worst (-1)."""
+    values = [cosine(ref.ravel(), out.ravel()) for refs, outs in zip(expected, got) for ref, out in zip(refs, outs)
+              if np.issubdtype(ref.dtype, np.floating)]
+    return [-1.0 if math.isnan(value) else value for value in values] or [1.0]
+
+
+def rescue_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
+                float_path: Path, progress) -> None:
+    """Retry ``candidate`` (static or dynamic INT8 ONNX) with its most sensitive nodes in float; on success it
+    becomes usable again. On failure the rejection names the layer to look at."""
     profile = context.profile
+    step_class = RESCUABLE[candidate.precision]
     with progress.step(f"rescue {candidate.name}: per-layer sensitivity"):
-        sensitivity = measure_sensitivity(float_path, candidate.artifact.path, validation)
+        if step_class is QuantizeStatic:
+            sensitivity = measure_sensitivity(float_path, candidate.artifact.path, validation)
+        else:
+            sensitivity = measure_isolated_sensitivity(float_path, candidate.artifact.path, context, validation)
     ranked = sensitivity.ranked
     divergence = sensitivity.describe(profile.accuracy.cosine_min)
     limit = min(len(ranked) - 1, max(2, math.ceil(len(ranked) * MAX_FLOAT_FRACTION)))
     sizes = sorted({min(2 ** i, limit) for i in range(limit.bit_length() + 1)}) if limit > 0 else []
     first_reason, first_cosine = candidate.reason, candidate.accuracy.cosine_min if candidate.accuracy else None
-    for count in sizes:
-        kept = [name for name, _ in ranked[:count]]
-        with progress.step(f"rescue {candidate.name}: {count} node(s) in float"):
-            result = QuantizeStatic(exclude_nodes=kept).run(Artifact(float_path, "onnx", "fp32"),
-                                                            candidate.artifact.path, context)
-            trial = Candidate(candidate.format, candidate.precision, result.artifact, [result])
-            gate(trial, reference, validation, profile.accuracy, profile.threads, context.output_names,
-                 context.output_kinds)
-        if trial.usable:
-            candidate.steps, candidate.accuracy = trial.steps, trial.accuracy
-            candidate.status, candidate.reason, candidate.failure = trial.status, None, None
-            candidate.notes.append(f"rescued: whole-model INT8 broke the budget ({first_reason}; {divergence}); "
-                                   f"cosine_min {first_cosine:.4f} -> {trial.accuracy.cosine_min:.4f} with "
-                                   f"{count} node(s) kept in float: {', '.join(kept)}")
-            return
+    trial_path = candidate.artifact.path.with_name(f"rescue-trial.{candidate.artifact.path.name}")
+    try:
+        for count in sizes:
+            kept = [name for name, _ in ranked[:count]]
+            with progress.step(f"rescue {candidate.name}: {count} node(s) in float"):
+                result = step_class(exclude_nodes=kept).run(Artifact(float_path, "onnx", "fp32"), trial_path, context)
+                trial = Candidate(candidate.format, candidate.precision, result.artifact, [result])
+                gate(trial, reference, validation, profile.accuracy, profile.threads, context.output_names,
+                     context.output_kinds)
+            if trial.usable:  # the rescued model replaces the whole-model one; a failed rescue leaves that as it was
+                trial_path.replace(candidate.artifact.path)
+                result.artifact = candidate.artifact
+                candidate.steps, candidate.accuracy = trial.steps, trial.accuracy
+                candidate.status, candidate.reason, candidate.failure = trial.status, None, None
+                candidate.notes.append(f"rescued: whole-model INT8 broke the budget ({first_reason}; {divergence}); "
+                                       f"cosine_min {first_cosine:.4f} -> {trial.accuracy.cosine_min:.4f} with "
+                                       f"{count} node(s) kept in float: {', '.join(kept)}")
+                return
+    finally:  # an exception or a failed rescue leaves no trial file in the folder
+        trial_path.unlink(missing_ok=True)
     candidate.reason = f"{first_reason}; {divergence}"
     candidate.notes.append(f"rescue failed: up to {limit} most sensitive node(s) in float "
                            f"still broke the budget (ranked: {', '.join(n for n, _ in ranked[:5])}…)")

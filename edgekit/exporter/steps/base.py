@@ -43,6 +43,7 @@ class StepContext:
     calibration: Any = None  # SampleSet
     output_names: list = field(default_factory=list)  # the original's outputs, in order
     output_kinds: list = field(default_factory=list)  # declared kind per output, None where inferred
+    model_kind: Any = None  # ModelKind, set by the builders once the graph (or the module) has been read
 
 
 class Step:

@@ -31,7 +31,7 @@ class Prepare(Step):
 
     def apply(self, artifact: Artifact, out_path: Path, context: StepContext) -> StepResult:
         original = onnx.load(str(artifact.path))
-        feeds = _sample_feeds(context)
+        feeds = sample_feeds(context)
         details: dict = {"opset_before": default_opset(original)}
         model = onnx.ModelProto()
         model.CopyFrom(original)
@@ -127,7 +127,7 @@ def control_flow_nodes(model: onnx.ModelProto) -> list[str]:
     return [f"{node.name or '?'} ({node.op_type})" for node in model.graph.node if node.op_type in CONTROL_FLOW_OPS]
 
 
-def _sample_feeds(context: StepContext) -> dict[str, np.ndarray]:
+def sample_feeds(context: StepContext) -> dict[str, np.ndarray]:
     """The first calibration sample (real shapes and values), else random inputs of the specs' shapes."""
     if context.calibration is not None and len(context.calibration):
         return next(iter(context.calibration))
