@@ -12,7 +12,7 @@ def test_builtin_profiles_load_and_differ():
     x86, rpi, mobile = (load_target(n) for n in ("x86", "rpi", "mobile"))
     assert x86.arch == "x86_64" and rpi.arch == "arm64"
     assert x86.quantization.activation_type == "uint8" and x86.quantization.weight_type == "int8"
-    assert Precision.int8_static in x86.precisions
+    assert Precision.int8 in x86.precisions and Precision.int8 in rpi.precisions and Precision.int8 in mobile.precisions
     assert Precision.fp16 in mobile.precisions
     assert x86.threads == 2 and rpi.threads == 4
 
