@@ -8,16 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import model_ref
+from test_transformer import write_sentences, write_tokenizer
 from typer.testing import CliRunner
 
-from conftest import model_ref
 from edgekit.cli import app
 from edgekit.data import load_data
 from edgekit.errors import InputError
 from edgekit.evaluate.devices import validation_data
 from edgekit.specs import InputSpec
 from edgekit.text import load_sentences
-from test_transformer import write_sentences, write_tokenizer
 
 runner = CliRunner()
 IMAGENET = "mean=0.485/0.456/0.406,std=0.229/0.224/0.225"
@@ -67,7 +67,7 @@ def test_photos_become_the_declared_tensors(photos):
     nhwc = load_data(photos, [InputSpec("x", (1, 8, 8, 3))], preprocess=PREPROCESS + ",layout=nhwc")
     assert nchw.inputs["x"].shape == (12, 3, 8, 8) and nchw.inputs["x"].dtype == np.float32
     np.testing.assert_array_equal(nchw.inputs["x"], nhwc.inputs["x"].transpose(0, 3, 1, 2))
-    bgr = load_data(photos, CNN_INPUT, preprocess=f"resize=8,crop=8,channels=bgr")
+    bgr = load_data(photos, CNN_INPUT, preprocess="resize=8,crop=8,channels=bgr")
     plain = load_data(photos, CNN_INPUT, preprocess="resize=8,crop=8")
     np.testing.assert_array_equal(bgr.inputs["x"], plain.inputs["x"][:, ::-1])
     assert 0.0 <= plain.inputs["x"].min() and plain.inputs["x"].max() <= 1.0

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from conftest import model_ref
 from onnx import TensorProto, helper
 
 import edgekit
-from conftest import model_ref
 from edgekit.accuracy import cosine
 from edgekit.exporter.model_kind import model_kind
 from edgekit.exporter.onnx_graph import op_counts

@@ -50,8 +50,9 @@ def export_command(
     top1_min: Optional[float] = typer.Option(None, "--top1-min", help="Override the top-1 agreement budget."),
     max_abs_error: Optional[float] = typer.Option(None, "--max-abs-error", help="Override the max abs error budget."),
     benchmark: bool = typer.Option(True, "--benchmark/--no-benchmark", help="Measure host latency per artifact."),
-    rescue: bool = typer.Option(True, "--rescue/--no-rescue", help="If static INT8 breaks the budget, retry with "
-                                                                   "the most sensitive layers kept in float."),
+    rescue: bool = typer.Option(True, "--rescue/--no-rescue", help="If ONNX INT8 (static or dynamic) breaks the "
+                                                                   "budget, retry with the most sensitive layers "
+                                                                   "kept in float."),
     agent: Optional[str] = typer.Option(None, "--agent", help="Measure candidate latency on this device's agent "
                                                               "(http://HOST:PORT) instead of this host."),
     token_file: Optional[Path] = token_file_option(),
@@ -139,9 +140,16 @@ def outputs_table(manifest: dict) -> Table:
 
 
 def _preparation_lines(manifest: dict) -> list[str]:
-    """What graph preparation changed or left alone (fixed dims, opset upgrade, subgraphs kept in float)."""
+    """The model kind, and what graph preparation and fusion changed or left alone (fixed dims, opset upgrade,
+    subgraphs kept in float, fused ops)."""
     steps = {s["step"]: s["details"] for s in manifest["steps"]}
     prepare, lines = steps.get("prepare", {}), []
+    if manifest.get("model_kind"):
+        lines.append(f"model kind: {manifest['model_kind']['kind']} ({manifest['model_kind']['reason']})")
+    if steps.get("fuse_transformer", {}).get("fused_ops"):
+        fused = steps["fuse_transformer"]
+        lines.append(f"fuse_transformer ({fused['fuser']}): " + ", ".join(
+            f"{count} {op}" for op, count in fused["fused_ops"].items()))
     if prepare.get("fixed_dims"):
         lines.append(f"prepare: input dims {prepare['fixed_dims']}")
     if prepare.get("opset_upgrade"):
