@@ -20,6 +20,7 @@ BUILTIN_TARGETS_DIRS = (
 class Precision(str, Enum):
     fp32 = "fp32"
     fp16 = "fp16"
+    bf16 = "bf16"  # OpenVINO only: the CPU plugin's bf16 execution (AMX, AVX-512 BF16), where the CPU has it
     int8_static = "int8_static"
     int8_dynamic = "int8_dynamic"
 
@@ -27,6 +28,7 @@ class Precision(str, Enum):
 class Format(str, Enum):
     onnx = "onnx"
     tflite = "tflite"
+    openvino = "openvino"
     auto = "auto"
 
 

@@ -23,7 +23,7 @@ V2_TIMEOUT_S = 60.0  # one v2 request may hold the run slot this long before its
 V2_TYPES = {"FP32": "float32", "FP16": "float16", "FP64": "float64", "INT64": "int64", "INT32": "int32",
             "INT8": "int8", "UINT8": "uint8", "BOOL": "bool"}
 NUMPY_TO_V2 = {v: k for k, v in V2_TYPES.items()}
-PLATFORMS = {"onnx": "onnxruntime_onnx", "tflite": "tensorflow_lite"}
+PLATFORMS = {"onnx": "onnxruntime_onnx", "tflite": "tensorflow_lite", "openvino": "openvino_ir"}
 
 
 class V2Tensor(BaseModel):

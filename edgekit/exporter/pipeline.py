@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import platform
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..agent.client import AgentClient, check_url, require_token
+from ..agent.conditions import cpu_features
 from ..data import SampleSet, load_samples, synthetic_samples
 from ..errors import AccuracyError, ExportError, InputError
 from ..progress import SilentProgress
+from ..runtime.ir_bundle import artifact_files
 from ..runtime.onnxrt import OnnxRunner
 from ..specs import InputSpec, parse_input_spec
 from ..targets import Format, Precision, TargetProfile, load_target
 from .artifact_dir import StagedFolder
-from .builders import build_onnx, build_tflite
+from .builders import build_onnx, build_openvino, build_tflite, format_precisions, unbuilt_precision_notes
 from .candidates import REJECTED, Candidate, choose, gate, measure_latencies, measure_on_agent, run_samples
 from .manifest import build_manifest, cpu_name
-from .rescue import rescue_static_int8
+from .rescue import rescue_openvino_int8, rescue_static_int8
 from .sources import OnnxSource, TfliteSource, TorchSource, load_source
 from .steps import Artifact, StepContext
 
@@ -73,11 +75,11 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
     staged = StagedFolder(out_dir, overwrite=overwrite)
     try:
         context = StepContext(profile=profile, inputs=specs, calibration=calibration)
-        candidates, common_steps, float_onnx = _build(source, context, formats, staged.path, dynamic_batch,
-                                                      simplify, progress)
+        candidates, common_steps, float_onnx, notes = _build(source, context, formats, staged.path, dynamic_batch,
+                                                             simplify, progress)
         if not any(c.artifact for c in candidates):
             raise _failure(candidates, fmt, None)
-        notes = _evaluate(source, candidates, context, validation, float_onnx, rescue and fmt != "tflite", progress)
+        notes += _evaluate(source, candidates, context, validation, float_onnx, rescue and fmt != "tflite", progress)
         measured_on = _measure(candidates, validation, profile, client, progress) if benchmark else None
         selected, choice_notes = choose(candidates, auto=fmt == "auto")
         notes += choice_notes + _arch_notes(profile, measured_on)
@@ -122,8 +124,8 @@ def _check_source_formats(source, formats: list[str], fmt: str) -> None:
     if isinstance(source, OnnxSource) and fmt == "tflite":
         raise InputError("an .onnx model cannot be converted to TFLite by edgekit",
                          hint="export from the PyTorch model instead, or use --format onnx")
-    if isinstance(source, TfliteSource) and fmt == "onnx":
-        raise InputError("a .tflite model cannot be converted to ONNX by edgekit",
+    if isinstance(source, TfliteSource) and fmt in ("onnx", "openvino"):
+        raise InputError(f"a .tflite model cannot be converted to {fmt} by edgekit",
                          hint="use --format tflite (the file is validated and benchmarked as it is)")
 
 
@@ -153,27 +155,59 @@ def _load_data(calib, val, specs: list[InputSpec], progress) -> tuple[SampleSet,
 
 
 def _build(source, context: StepContext, formats: list[str], folder: Path, dynamic_batch: bool, simplify: bool,
-           progress) -> tuple[list[Candidate], list, Path | None]:
-    """Candidates in profile order of formats; returns them, the common ONNX steps and the FP32 ONNX path."""
+           progress) -> tuple[list[Candidate], list, Path | None, list[str]]:
+    """Candidates in profile order of formats (OpenVINO last: it converts the FP32 ONNX model); returns them, the
+    common ONNX steps, the FP32 ONNX path and notes on what was not built."""
     if isinstance(source, TfliteSource):
-        return [_given_tflite(source, folder)], [], None
+        return [_given_tflite(source, folder)], [], None, []
     candidates: list[Candidate] = []
     common: list = []
     float_onnx = None
+    notes = unbuilt_precision_notes(formats, context.profile)
     for fmt in formats:
         if fmt == Format.onnx.value:
             built, common = build_onnx(source, context, folder, dynamic_batch, simplify, progress)
             candidates += built
             float_onnx = next((c.artifact.path for c in built if c.precision == "fp32" and c.artifact), None)
+        elif fmt == Format.openvino.value:
+            continue
         elif isinstance(source, OnnxSource):
             candidates += [_skipped(fmt, p, "an .onnx source cannot be converted to TFLite") for p in
-                           context.profile.precisions]
+                           format_precisions(fmt, context.profile)]
         elif dynamic_batch:
             candidates += [_skipped(fmt, p, "TFLite export needs static shapes (drop --dynamic-batch)")
-                           for p in context.profile.precisions]
+                           for p in format_precisions(fmt, context.profile)]
         else:
             candidates += build_tflite(source, context, folder, progress)
-    return candidates, common, float_onnx
+    if Format.openvino.value in formats:
+        if Format.onnx.value in formats:
+            base, failure = _onnx_base(candidates, folder)
+        else:
+            base, failure, common = _openvino_base(source, context, folder, dynamic_batch, simplify, progress)
+        float_onnx = float_onnx or base
+        built, openvino_notes = build_openvino(base, failure, context, folder, progress)
+        candidates += built
+        notes += openvino_notes
+    return candidates, common, float_onnx, notes
+
+
+def _onnx_base(candidates: list[Candidate], folder: Path) -> tuple[Path | None, str | None]:
+    """The ONNX chain's FP32 base model in the folder, or why it was not made."""
+    base = folder / "model.fp32.onnx"
+    if base.is_file():
+        return base, None
+    return None, next((c.reason for c in candidates if c.format == Format.onnx.value), "the ONNX export failed")
+
+
+def _openvino_base(source, context: StepContext, folder: Path, dynamic_batch: bool, simplify: bool,
+                   progress) -> tuple[Path | None, str | None, list]:
+    """When onnx is not among the formats: the FP32 ONNX model OpenVINO converts, made in work/ by the same chain
+    (or why it could not be), and the common steps that made it."""
+    scratch = folder / "work" / "openvino-base"
+    scratch.mkdir(parents=True, exist_ok=True)
+    fp32_only = replace(context, profile=context.profile.model_copy(update={"precisions": [Precision.fp32]}))
+    [base], common = build_onnx(source, fp32_only, scratch, dynamic_batch, simplify, progress)
+    return (base.artifact.path if base.artifact else None), base.reason, common
 
 
 def _given_tflite(source: TfliteSource, folder: Path) -> Candidate:
@@ -207,9 +241,11 @@ def _evaluate(source, candidates, context, validation, float_onnx, rescue: bool,
         for candidate in built:
             gate(candidate, reference, validation, profile.accuracy, profile.threads)
     for candidate in built:
-        if (rescue and candidate.failure == "accuracy" and candidate.name == "onnx/int8_static"
-                and float_onnx is not None):
-            rescue_static_int8(candidate, context, reference, validation, float_onnx, progress)
+        if rescue and candidate.failure == "accuracy" and float_onnx is not None:
+            if candidate.name == "onnx/int8_static":
+                rescue_static_int8(candidate, context, reference, validation, float_onnx, progress)
+            elif candidate.name == "openvino/int8_static":
+                rescue_openvino_int8(candidate, context, reference, validation, float_onnx, progress)
     return []
 
 
@@ -227,12 +263,12 @@ def _measure(candidates: list[Candidate], validation: SampleSet, profile: Target
     if client is None:
         with progress.step(f"host latency ({profile.threads} threads)"):
             measure_latencies(usable, sample, profile.threads)
-        return {"where": "host", "arch": platform.machine(), "cpu": cpu_name()}
+        return {"where": "host", "arch": platform.machine(), "cpu": cpu_name(), "cpu_features": cpu_features()}
     with progress.step(f"device latency on {client.url} ({profile.threads} threads)"):
         info = client.info()
         measure_on_agent(usable, client, sample, profile.threads)
     return {"where": "device", "agent": client.url, "arch": info["arch"], "cpu": info["cpu"],
-            "conditions": info["conditions"]}
+            "cpu_features": info.get("cpu_features"), "conditions": info["conditions"]}
 
 
 def _arch_notes(profile: TargetProfile, measured_on: dict | None) -> list[str]:
@@ -272,6 +308,6 @@ def _failure(candidates: list[Candidate], fmt: str, folder: Path | None) -> Exce
 def _move_to_rejected(candidate: Candidate, folder: Path) -> None:
     rejected = folder / "rejected"
     rejected.mkdir(exist_ok=True)
-    target = rejected / candidate.artifact.path.name
-    shutil.move(candidate.artifact.path, target)
+    for path in artifact_files(candidate.artifact.path):  # an OpenVINO IR's .bin goes with its .xml
+        shutil.move(path, rejected / path.name)
     candidate.relocate(candidate.artifact.path.parent, rejected)

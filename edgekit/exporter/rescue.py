@@ -1,5 +1,8 @@
 """Accuracy rescue for static INT8: keep the layers that add the most quantization error in float.
 
+OpenVINO INT8 candidates are rescued by NNCF's own accuracy-aware quantization (``rescue_openvino_int8``); the
+rest of this module is the ONNX route:
+
 Sensitivity is measured, not guessed: the float and the QDQ model are run on validation samples with every
 intermediate tensor exposed, and each compute node is scored by the error it adds (error of its output minus
 the worst error among its inputs, error = 1 - cosine to the float model). The top 1, 2, 4, … nodes are then
@@ -18,9 +21,11 @@ import onnx
 
 from ..accuracy import cosine
 from ..data import SampleSet
+from ..errors import ExportError
 from ..quiet import quiet
 from .candidates import Candidate, gate
 from .steps import Artifact, StepContext
+from .steps.openvino_quantize import AccuracyControl, OpenVinoQuantize
 from .steps.quantize_static import QuantizeStatic
 
 COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -89,3 +94,35 @@ def rescue_static_int8(candidate: Candidate, context: StepContext, reference, va
             return
     candidate.notes.append(f"rescue failed: up to {limit} most sensitive node(s) in float "
                            f"still broke the budget (ranked: {', '.join(n for n, _ in ranked[:5])}…)")
+
+
+def rescue_openvino_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
+                         float_path: Path, progress) -> None:
+    """Re-quantize an OpenVINO INT8 candidate with NNCF's accuracy-aware mode (it reverts the costliest layers to
+    float until the minimum cosine is back within the budget); on success it becomes usable again."""
+    profile = context.profile
+    first_reason, whole = candidate.reason, candidate.steps[0].details.get("fake_quantize")
+    if profile.accuracy.cosine_min is None:
+        candidate.notes.append("rescue not tried: NNCF's accuracy-aware mode needs a cosine_min budget to aim at")
+        return
+    control = AccuracyControl(reference, validation, profile.accuracy.cosine_min)
+    with progress.step(f"rescue {candidate.name}: NNCF accuracy-aware quantization"):
+        try:
+            result = OpenVinoQuantize(control).run(Artifact(float_path, "onnx", "fp32"), candidate.artifact.path,
+                                                   context)
+        except ExportError as error:
+            candidate.notes.append(f"rescue failed: {error.message}")
+            return
+        trial = Candidate(candidate.format, candidate.precision, result.artifact, [result],
+                          runner_options=candidate.runner_options)
+        gate(trial, reference, validation, profile.accuracy, profile.threads)
+    candidate.steps, candidate.accuracy = trial.steps, trial.accuracy
+    kept = result.details["fake_quantize"]
+    if trial.usable:
+        candidate.status, candidate.reason, candidate.failure = trial.status, None, None
+        candidate.notes.append(f"rescued: whole-model INT8 broke the budget ({first_reason}); NNCF's accuracy-aware "
+                               f"mode kept {kept} of {whole} FakeQuantize ops, the other layers run in float")
+    else:
+        candidate.reason = trial.reason
+        candidate.notes.append(f"rescue failed: NNCF's accuracy-aware mode ({kept} of {whole} FakeQuantize ops "
+                               f"left) still broke the budget")
