@@ -12,6 +12,7 @@ from conftest import REPO, model_ref, smooth_images
 from edgekit import export
 from edgekit.errors import AccuracyError, InputError
 from edgekit.runtime.onnxrt import OnnxRunner
+from edgekit.runtime.openvino import cpu_capabilities
 from edgekit.exporter.sources import load_source
 
 # The tiny CNN has random weights, so its logits sit close together and INT8 flips a few argmaxes.
@@ -183,7 +184,9 @@ def test_auto_selects_the_measured_fastest_passing_candidate(tmp_path, cnn_data)
                     val=cnn_data["val"], accuracy=LOOSE_TOP1)
     assert result.manifest["format"] == "auto"
     names = [a["name"] for a in result.manifest["artifacts"]]
-    assert names == ["onnx/fp32", "onnx/int8_static", "tflite/fp32", "tflite/int8_static"]
+    bf16 = ["openvino/bf16"] if "BF16" in cpu_capabilities() else []  # only where this CPU runs bf16
+    assert names == ["onnx/fp32", "onnx/int8_static", "tflite/fp32", "tflite/int8_static", "openvino/fp32",
+                     *bf16, "openvino/int8_static"]
     usable = [c for c in result.candidates if c.usable]
     assert result.selected is min(usable, key=lambda c: c.latency["p50_ms"])
     assert result.manifest["recommended"] == result.selected.artifact.path.name

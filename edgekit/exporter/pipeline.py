@@ -125,7 +125,8 @@ def _check_source_formats(source, formats: list[str], fmt: str) -> None:
         raise InputError("an .onnx model cannot be converted to TFLite by edgekit",
                          hint="export from the PyTorch model instead, or use --format onnx")
     if isinstance(source, TfliteSource) and fmt in ("onnx", "openvino"):
-        raise InputError(f"a .tflite model cannot be converted to {fmt} by edgekit",
+        name = "ONNX" if fmt == "onnx" else "OpenVINO"
+        raise InputError(f"a .tflite model cannot be converted to {name} by edgekit",
                          hint="use --format tflite (the file is validated and benchmarked as it is)")
 
 

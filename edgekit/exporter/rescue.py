@@ -25,7 +25,8 @@ from ..errors import ExportError
 from ..quiet import quiet
 from .candidates import Candidate, gate
 from .steps import Artifact, StepContext
-from .steps.openvino_quantize import AccuracyControl, OpenVinoQuantize
+from ..runtime.openvino import load_openvino
+from .steps.openvino_quantize import AccuracyControl, OpenVinoQuantize, count_compute_layers
 from .steps.quantize_static import QuantizeStatic
 
 COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -70,13 +71,18 @@ def _measured_output(graph, node, errors: dict[str, float]) -> str | None:
     return None
 
 
+def float_layer_limit(layers: int) -> int:
+    """How many of ``layers`` compute layers a rescue may keep in float: a quarter, at least two, never all."""
+    return min(layers - 1, max(2, math.ceil(layers * MAX_FLOAT_FRACTION)))
+
+
 def rescue_static_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
                        float_path: Path, progress) -> None:
     """Retry ``candidate`` with its most sensitive nodes in float; on success it becomes usable again."""
     profile = context.profile
     with progress.step(f"rescue {candidate.name}: per-layer sensitivity"):
         ranked = rank_sensitive_nodes(float_path, candidate.artifact.path, validation)
-    limit = min(len(ranked) - 1, max(2, math.ceil(len(ranked) * MAX_FLOAT_FRACTION)))
+    limit = float_layer_limit(len(ranked))
     sizes = sorted({min(2 ** i, limit) for i in range(limit.bit_length() + 1)})
     first_reason = candidate.reason
     for count in sizes:
@@ -105,7 +111,11 @@ def rescue_openvino_int8(candidate: Candidate, context: StepContext, reference, 
     if profile.accuracy.cosine_min is None:
         candidate.notes.append("rescue not tried: NNCF's accuracy-aware mode needs a cosine_min budget to aim at")
         return
-    control = AccuracyControl(reference, validation, profile.accuracy.cosine_min)
+    limit = float_layer_limit(count_compute_layers(load_openvino().Core().read_model(str(candidate.artifact.path))))
+    if limit < 1:
+        candidate.notes.append("rescue not tried: the model has a single compute layer, nothing to keep in float")
+        return
+    control = AccuracyControl(reference, validation, profile.accuracy.cosine_min, limit)
     with progress.step(f"rescue {candidate.name}: NNCF accuracy-aware quantization"):
         try:
             result = OpenVinoQuantize(control).run(Artifact(float_path, "onnx", "fp32"), candidate.artifact.path,
@@ -116,13 +126,13 @@ def rescue_openvino_int8(candidate: Candidate, context: StepContext, reference, 
         trial = Candidate(candidate.format, candidate.precision, result.artifact, [result],
                           runner_options=candidate.runner_options)
         gate(trial, reference, validation, profile.accuracy, profile.threads)
-    candidate.steps, candidate.accuracy = trial.steps, trial.accuracy
+    candidate.steps, candidate.accuracy, candidate.execution = trial.steps, trial.accuracy, trial.execution
     kept = result.details["fake_quantize"]
-    if trial.usable:
+    if trial.usable and kept > 0:
         candidate.status, candidate.reason, candidate.failure = trial.status, None, None
         candidate.notes.append(f"rescued: whole-model INT8 broke the budget ({first_reason}); NNCF's accuracy-aware "
-                               f"mode kept {kept} of {whole} FakeQuantize ops, the other layers run in float")
+                               f"mode kept {kept} of {whole} FakeQuantize ops (at most {limit} layer(s) back in float)")
     else:
-        candidate.reason = trial.reason
-        candidate.notes.append(f"rescue failed: NNCF's accuracy-aware mode ({kept} of {whole} FakeQuantize ops "
-                               f"left) still broke the budget")
+        candidate.reason = trial.reason or "accuracy: no INT8 left: every quantized layer went back to float"
+        candidate.notes.append(f"rescue failed: NNCF's accuracy-aware mode, with up to {limit} layer(s) back in "
+                               f"float ({kept} of {whole} FakeQuantize ops left), did not meet the budget")

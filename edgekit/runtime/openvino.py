@@ -8,7 +8,10 @@ precision the plugin settled on and the kernels its compute layers run on (``exe
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +25,32 @@ COMPUTE_LAYERS = ("Convolution", "Deconvolution", "FullyConnected", "MatMul", "G
                   "ScaledDotProductAttention")
 
 
-def load_openvino():
-    """The ``openvino`` module, or an error naming the extra that installs it."""
+_DECLINE_TELEMETRY = {"CI": "true", "NNCF_CI": "1"}
+
+
+@contextlib.contextmanager
+def telemetry_declined() -> Iterator[None]:
+    """OpenVINO (already on ``import openvino``, and in its converter) and NNCF send usage telemetry by default
+    (opt-out, from a forked process) unless they run in CI. edgekit works offline and sends nothing on its user's
+    behalf, on the workstation or on a device: both honour ``CI=true`` (their ``disable_in_ci``), NNCF also
+    ``NNCF_CI`` (read on import), so those are set around the calls that import or convert, then restored."""
+    saved = {name: os.environ.get(name) for name in _DECLINE_TELEMETRY}
+    os.environ.update(_DECLINE_TELEMETRY)
     try:
-        import openvino
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def load_openvino():
+    """The ``openvino`` module (imported with its telemetry declined), or an error naming the extra."""
+    try:
+        with telemetry_declined():
+            import openvino
     except ImportError as exc:
         raise ExportError("OpenVINO is needed for OpenVINO IR models but is not installed",
                           hint="pip install 'edgekit[openvino]' (on a device: 'edgekit[agent,openvino]')") from exc

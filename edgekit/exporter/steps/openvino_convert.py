@@ -9,37 +9,24 @@ fp16 (OpenVINO's default compression, half the file) and its runner sets the bf1
 from __future__ import annotations
 
 import contextlib
-import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 from ...errors import ExportError
 from ...quiet import quiet
-from ...runtime.openvino import load_openvino
+from ...runtime.openvino import load_openvino, telemetry_declined
 from .base import Artifact, Step, StepContext, StepResult, register
 
 EXECUTION_HINT = {"fp32": "f32", "bf16": "bf16"}
-_DECLINE_TELEMETRY = {"CI": "true", "NNCF_CI": "1"}
 
 
 @contextlib.contextmanager
 def openvino_tools() -> Iterator[None]:
-    """Run OpenVINO's converter and NNCF quietly and without their usage telemetry. Both send it by default
-    (opt-out, from a forked process) unless they run in CI; edgekit works offline and sends nothing on its user's
-    behalf. Both honour ``CI=true`` (their ``disable_in_ci``), NNCF also ``NNCF_CI`` (read when it is imported),
-    so those are set for the duration of the call only, and restored."""
-    saved = {name: os.environ.get(name) for name in _DECLINE_TELEMETRY}
-    os.environ.update(_DECLINE_TELEMETRY)
-    try:
-        with quiet(native=True):
-            yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    """Run OpenVINO's converter or NNCF quietly and with their usage telemetry declined (see
+    ``runtime.openvino.telemetry_declined``)."""
+    with telemetry_declined(), quiet(native=True):
+        yield
 
 
 def conversion_reason(exc: Exception) -> str:

@@ -21,6 +21,7 @@ from .base import Artifact, Step, StepContext, StepResult, register
 from .openvino_convert import conversion_reason, openvino_tools
 
 FAKE_QUANTIZE = "FakeQuantize"
+COMPUTE_OPS = ("Convolution", "GroupConvolution", "ConvolutionBackpropData", "GroupConvolutionBackpropData", "MatMul")
 
 
 @dataclass
@@ -30,6 +31,7 @@ class AccuracyControl:
     reference: list[list[np.ndarray]]
     validation: object  # SampleSet
     cosine_min: float
+    max_float_layers: int  # NNCF's max_num_iterations: at most this many layers reverted to float
 
 
 def load_nncf():
@@ -43,6 +45,10 @@ def load_nncf():
 
 def count_fake_quantize(model) -> int:
     return sum(op.get_type_name() == FAKE_QUANTIZE for op in model.get_ops())
+
+
+def count_compute_layers(model) -> int:
+    return sum(op.get_type_name() in COMPUTE_OPS for op in model.get_ops())
 
 
 @register
@@ -81,6 +87,8 @@ class OpenVinoQuantize(Step):
 
     def _with_accuracy_control(self, nncf, ov, model, calibration, count: int, params: dict):
         """NNCF's accuracy-aware quantization; the metric is the minimum cosine against the original."""
+        from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
         control = self.accuracy_control
         samples = list(enumerate(control.validation))
 
@@ -97,8 +105,9 @@ class OpenVinoQuantize(Step):
         max_drop = max(float_metric - control.cosine_min, 0.0)
         params.update(method="nncf.quantize_with_accuracy_control", metric="cosine_min against the original",
                       validation_samples=len(samples), float_metric=round(float_metric, 6),
-                      max_drop=round(max_drop, 6))
+                      max_drop=round(max_drop, 6), max_float_layers=control.max_float_layers)
         validation = nncf.Dataset(samples, lambda item: item[1])
+        restorer = AdvancedAccuracyRestorerParameters(max_num_iterations=control.max_float_layers)
         return nncf.quantize_with_accuracy_control(
             model, calibration, validation, min_cosine, max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE,
-            subset_size=count, target_device=nncf.TargetDevice.CPU)
+            subset_size=count, target_device=nncf.TargetDevice.CPU, advanced_accuracy_restorer_parameters=restorer)
