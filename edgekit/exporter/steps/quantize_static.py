@@ -6,6 +6,7 @@ compute ops became integer kernels (QLinear*) and which stayed in float, so the 
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -60,7 +61,8 @@ class QuantizeStatic(Step):
             prepared = Path(scratch) / "prepared.onnx"
             try:
                 with quiet():
-                    quant_pre_process(str(artifact.path), str(prepared), skip_optimization=True)
+                    with contextlib.chdir(scratch):  # a failed shape inference leaves a file in the cwd
+                        quant_pre_process(str(Path(artifact.path).resolve()), str(prepared), skip_optimization=True)
                     quantize_static(prepared, out_path, _SampleReader(context.calibration, count),
                                     quant_format=QuantFormat.QDQ, per_channel=settings.per_channel,
                                     reduce_range=reduce_range,
