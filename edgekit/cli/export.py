@@ -100,8 +100,8 @@ def artifacts_table(manifest: dict) -> Table:
     table = Table(title=f"edgekit export → target {manifest['target']['name']} (format {manifest['format']})")
     where = (manifest.get("latency_measured_on") or {}).get("where", "host")
     for column in ("candidate", "file", "size", "cosine min", "top-1", "label acc", f"p50 ms ({where})", "p90 ms",
-                   "compute (as compiled)", "status"):
-        table.add_column(column, justify="left" if column in ("candidate", "file", "status") else "right",
+                   "compute", "status"):
+        table.add_column(column, justify="left" if column in ("candidate", "file", "compute", "status") else "right",
                          no_wrap=True)
     for art in manifest["artifacts"]:
         acc = art["accuracy"] or {}
