@@ -3,8 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 MLSERVER_VENV := .venv-mlserver
+KSERVE_VENV := .venv-kserve
 
-.PHONY: setup mlserver demo test bench clean
+.PHONY: setup browser mlserver kserve-client demo test bench clean
 
 $(BIN)/edgekit: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -15,6 +16,9 @@ $(BIN)/edgekit: pyproject.toml
 	touch $(BIN)/edgekit
 
 setup: $(BIN)/edgekit
+
+# Debian's Chromium, only for the test that renders report.html headless (the demo never opens a browser).
+browser:
 	./scripts/install-chromium.sh
 
 # MLServer, a real third-party KServe v2 server for tests/test_compare.py, in its own venv (its pins clash with ours).
@@ -24,16 +28,23 @@ $(MLSERVER_VENV)/bin/mlserver: scripts/setup-mlserver.sh
 
 mlserver: $(MLSERVER_VENV)/bin/mlserver
 
+# KServe's own Python client for tests/test_v2_interop.py, in its own venv (it pins protobuf and pulls kubernetes).
+$(KSERVE_VENV)/installed: scripts/setup-kserve-client.sh
+	PY=$(PY) scripts/setup-kserve-client.sh $(KSERVE_VENV)
+	touch $@
+
+kserve-client: $(KSERVE_VENV)/installed
+
 demo: setup
 	$(BIN)/edgekit export samples/digits/model.py:build --target x86 \
 		--calib samples/digits/calib.npz --val samples/digits/val.npz \
 		--out edgekit-out/digits-x86 --overwrite
 
-test: setup mlserver
+test: setup browser mlserver kserve-client
 	$(BIN)/python -m pytest -q
 
 bench: setup
 	$(BIN)/python bench/bench_export.py
 
 clean:
-	rm -rf $(VENV) $(MLSERVER_VENV) edgekit-out .pytest_cache
+	rm -rf $(VENV) $(MLSERVER_VENV) $(KSERVE_VENV) edgekit-out .pytest_cache

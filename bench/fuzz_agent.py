@@ -226,7 +226,7 @@ def agent_alive(agent, timeout: float = 5.0) -> bool:
 
 
 def run_mutation_campaign(agent, seeds: list[Seed], count: int, rng: random.Random, *, timeout_s: float = 5.0,
-                          max_seconds: float | None = None, check_timeout_s: float = 60.0,
+                          max_seconds: float | None = None, min_cases: int = 0, check_timeout_s: float = 60.0,
                           crash_dir: Path | None = None, v2: bool = True,
                           restart: Callable[[], Any] | None = None, progress: Callable[[Campaign], None] | None = None,
                           progress_every: int = 100) -> dict[str, Any]:
@@ -237,14 +237,16 @@ def run_mutation_campaign(agent, seeds: list[Seed], count: int, rng: random.Rand
     ``v2`` adds KServe v2 metadata and inference of each accepted mutant (a session process per model); a 502
     there whose detail says the model failed (does not load, crashed, timed out) is the agent's documented
     answer and is counted as such (``v2_model_failures``), any other 5xx is a finding.
-    ``timeout_s`` is the agent-side limit of each model run. ``max_seconds`` stops the campaign early (the
-    figures say how many cases ran), so a bounded CI run stays bounded on a busy machine.
+    ``timeout_s`` is the agent-side limit of each model run. ``max_seconds`` stops the campaign early, but never
+    before ``min_cases`` ran (the figures say how many did), so a bounded CI run stays bounded on a busy machine
+    and still covers the same first, seeded cases.
     """
     campaign, started = Campaign(), time.perf_counter()
     client = httpx.Client(headers=agent.headers, timeout=check_timeout_s + 30)
     try:
         for _ in range(count):
-            if max_seconds is not None and time.perf_counter() - started > max_seconds:
+            if (max_seconds is not None and campaign.cases >= min_cases
+                    and time.perf_counter() - started > max_seconds):
                 break
             seed = rng.choice(seeds)
             mutant, names = mutate(seed.data, rng)

@@ -1,7 +1,12 @@
-"""The accuracy gate: compare a candidate's outputs with the original's on validation samples."""
+"""The accuracy gate: compare a candidate's outputs with the original's on validation samples.
+
+It fails closed: a non-finite output (NaN, inf) is a violation of its own, and a figure that is not a number
+breaks every budget that reads it (``nan < limit`` is false, so each check asks "is it finite and within").
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -17,6 +22,8 @@ class OutputAccuracy:
     max_abs_error: float
     mean_abs_error: float
     top1_agreement: float | None = None
+    nonfinite: dict[str, int] = field(default_factory=dict)  # "nan"/"inf" -> samples whose candidate output has it
+    reference_nonfinite: dict[str, int] = field(default_factory=dict)  # the same for the original's output
 
 
 @dataclass
@@ -33,18 +40,35 @@ class AccuracyReport:
 
     @property
     def cosine_min(self) -> float:
-        return min(o.cosine_min for o in self.outputs)
+        return worst([o.cosine_min for o in self.outputs], min)
+
+    @property
+    def max_abs_error(self) -> float:
+        return worst([o.max_abs_error for o in self.outputs], max)
 
     @property
     def top1_agreement(self) -> float | None:
         values = [o.top1_agreement for o in self.outputs if o.top1_agreement is not None]
-        return min(values) if values else None
+        return worst(values, min) if values else None
 
     def to_dict(self) -> dict:
         return {"samples": self.samples, "passed": self.passed, "cosine_min": self.cosine_min,
-                "top1_agreement": self.top1_agreement, "label_accuracy": self.label_accuracy,
+                "max_abs_error": self.max_abs_error, "top1_agreement": self.top1_agreement, "label_accuracy": self.label_accuracy,
                 "reference_label_accuracy": self.reference_label_accuracy,
                 "outputs": [asdict(o) for o in self.outputs], "violations": self.violations}
+
+
+def worst(values: list[float], pick) -> float:
+    """``pick`` (min or max) of ``values``, NaN if any of them is not finite: ``min`` over a list with a NaN in it
+    depends on the order, and a NaN figure must never look better than a real one."""
+    return pick(values) if all(math.isfinite(v) for v in values) else math.nan
+
+
+def _nonfinite_samples(arrays: list[np.ndarray]) -> dict[str, int]:
+    """How many samples hold a NaN, and how many an inf (float outputs only)."""
+    floats = [a for a in arrays if np.issubdtype(a.dtype, np.floating)]
+    counts = {"nan": sum(bool(np.isnan(a).any()) for a in floats), "inf": sum(bool(np.isinf(a).any()) for a in floats)}
+    return {kind: count for kind, count in counts.items() if count}
 
 
 def is_classifier_output(array: np.ndarray) -> bool:
@@ -54,6 +78,8 @@ def is_classifier_output(array: np.ndarray) -> bool:
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     a64, b64 = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    if not (np.isfinite(a64).all() and np.isfinite(b64).all()):
+        return math.nan
     na, nb = np.linalg.norm(a64), np.linalg.norm(b64)
     if na == 0.0 and nb == 0.0:
         return 1.0
@@ -78,9 +104,10 @@ def compare_outputs(reference: list[list[np.ndarray]], candidate: list[list[np.n
         agreement = None
         if is_classifier_output(refs[0]):
             agreement = float(np.mean([np.array_equal(r.argmax(-1), c.argmax(-1)) for r, c in zip(refs, cands)]))
-        outputs.append(OutputAccuracy(names[index], float(min(cosines)), float(np.mean(cosines)),
-                                      float(max(e.max(initial=0.0) for e in errors)),
-                                      float(np.mean([e.mean() for e in errors])), agreement))
+        outputs.append(OutputAccuracy(names[index], worst(cosines, min), float(np.mean(cosines)),
+                                      worst([float(e.max(initial=0.0)) for e in errors], max),
+                                      float(np.mean([e.mean() for e in errors])), agreement,
+                                      _nonfinite_samples(cands), _nonfinite_samples(refs)))
     report = AccuracyReport(len(reference), outputs)
     if labels is not None and is_classifier_output(np.asarray(reference[0][0])):
         report.reference_label_accuracy = _label_accuracy(reference, labels)
@@ -94,19 +121,31 @@ def _label_accuracy(results: list[list[np.ndarray]], labels: np.ndarray) -> floa
 
 
 def apply_budget(report: AccuracyReport, budget) -> AccuracyReport:
-    """Fill ``report.violations`` from an ``AccuracyBudget``; each names the figure and the limit."""
+    """Fill ``report.violations`` from an ``AccuracyBudget``; each names the figure and the limit. Non-finite
+    outputs are violations whatever the budget says, and a figure that is not a number breaks its budget."""
     violations = []
-    if budget.cosine_min is not None and report.cosine_min < budget.cosine_min:
+    for output in report.outputs:
+        for whose, counts in (("outputs", output.nonfinite), ("the original model's outputs",
+                                                                output.reference_nonfinite)):
+            for kind, count in counts.items():
+                violations.append(f"{whose} contain {'NaN' if kind == 'nan' else 'inf'} in '{output.name}' for "
+                                  f"{count} of {report.samples} samples")
+    if budget.cosine_min is not None and not _at_least(report.cosine_min, budget.cosine_min):
         violations.append(f"cosine_min {report.cosine_min:.5f} < {budget.cosine_min}")
     agreement = report.top1_agreement
-    if budget.top1_agreement_min is not None and agreement is not None and agreement < budget.top1_agreement_min:
+    if budget.top1_agreement_min is not None and agreement is not None and not _at_least(agreement,
+                                                                                        budget.top1_agreement_min):
         violations.append(f"top1_agreement {agreement:.4f} < {budget.top1_agreement_min}")
-    worst = max(o.max_abs_error for o in report.outputs)
-    if budget.max_abs_error is not None and worst > budget.max_abs_error:
-        violations.append(f"max_abs_error {worst:.4g} > {budget.max_abs_error}")
-    if (budget.label_accuracy_drop_max is not None and report.label_accuracy is not None
-            and report.reference_label_accuracy - report.label_accuracy > budget.label_accuracy_drop_max):
+    if budget.max_abs_error is not None and not _at_least(-report.max_abs_error, -budget.max_abs_error):
+        violations.append(f"max_abs_error {report.max_abs_error:.4g} > {budget.max_abs_error}")
+    if budget.label_accuracy_drop_max is not None and report.label_accuracy is not None:
         drop = report.reference_label_accuracy - report.label_accuracy
-        violations.append(f"label accuracy drop {drop:.4f} > {budget.label_accuracy_drop_max}")
+        if not _at_least(-drop, -budget.label_accuracy_drop_max):
+            violations.append(f"label accuracy drop {drop:.4f} > {budget.label_accuracy_drop_max}")
     report.violations = violations
     return report
+
+
+def _at_least(value: float, limit: float) -> bool:
+    """True only for a finite ``value`` >= ``limit``: NaN and inf fail."""
+    return math.isfinite(value) and value >= limit

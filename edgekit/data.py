@@ -103,14 +103,18 @@ def _read_file(path: Path, specs: list[InputSpec]) -> dict[str, np.ndarray]:
         raise InputError(f"{path}: inputs have different sample counts {sorted(counts)}", hint="align the arrays")
     if LABELS_KEY in raw:
         labels = raw[LABELS_KEY]
-        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        if labels.ndim != 1 or labels.dtype.kind not in "iu":
             raise InputError(f"{path}: '{LABELS_KEY}' must be a 1-D integer array", hint="store class indices")
         out[LABELS_KEY] = labels
     return out
 
 
 def _as_samples(arr: np.ndarray, spec: InputSpec, path: Path) -> np.ndarray:
-    """Return (N, *model_shape_with_batch_1); the array's first axis is the sample axis."""
+    """Return (N, *model_shape_with_batch_1); the array's first axis is the sample axis. Only numbers are
+    accepted, and only finite ones: a NaN in the data would make every accuracy figure meaningless."""
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"{path}: '{spec.name}' holds {arr.dtype} values, not numbers",
+                         hint=f"save '{spec.name}' as a numeric array ({spec.dtype}) with numpy.savez")
     rank = len(spec.shape)
     if arr.ndim != rank:
         raise InputError(f"{path}: '{spec.name}' has shape {arr.shape}, which does not fit the model input {spec}",
@@ -118,6 +122,11 @@ def _as_samples(arr: np.ndarray, spec: InputSpec, path: Path) -> np.ndarray:
     if not _fits(arr.shape[1:], spec.shape[1:]):
         raise InputError(f"{path}: '{spec.name}' samples have shape {arr.shape[1:]}, the model wants {spec}",
                          hint="resize or reshape the data to the model's input shape")
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr).all(axis=tuple(range(1, arr.ndim)))
+        if bad.any():
+            raise InputError(f"{path}: '{spec.name}' holds NaN or inf in {int(bad.sum())} of {len(bad)} samples",
+                             hint="drop or repair those samples: accuracy on non-finite inputs means nothing")
     return arr.astype(spec.np_dtype, copy=False)
 
 

@@ -1,12 +1,53 @@
-"""File helpers every side shares: atomic writes (readers see the old file or the new one, never half of either)
-and content digests."""
+"""File helpers every side shares: atomic writes (readers see the old file or the new one, never half of either),
+strict JSON, and content digests."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+
+def to_json(data: Any, indent: int | None = 2) -> str:
+    """Strict JSON (RFC 8259): a float that is not finite becomes ``null`` (Python's default would write the
+    bare tokens ``NaN``/``Infinity``, which strict parsers reject); numpy scalars and arrays become numbers."""
+    return json.dumps(_strict(data), indent=indent, allow_nan=False)
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _strict(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(item) for item in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # numpy scalar or array
+        return _strict(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def parse_json(text: str) -> Any:
+    """Parse JSON strictly: ``NaN``/``Infinity`` tokens are an error (``ValueError``), as they are for every other
+    consumer of the text."""
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+def _refuse_constant(token: str) -> None:
+    raise ValueError(f"{token} is not JSON (strict JSON has no NaN or Infinity)")
+
+
+def read_json(path: Path) -> Any:
+    """``parse_json`` of a UTF-8 file."""
+    return parse_json(Path(path).read_text(encoding="utf-8"))
+
+
+def write_json_atomic(path: Path, data: Any, mode: int | None = None) -> Path:
+    """``to_json(data)`` plus a newline, written atomically."""
+    return write_text_atomic(path, to_json(data) + "\n", mode)
 
 
 def write_text_atomic(path: Path, text: str, mode: int | None = None) -> Path:

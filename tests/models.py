@@ -131,6 +131,38 @@ def outlier_channel():
     return OutlierChannel().eval(), torch.zeros(1, 3, 8, 8)
 
 
+class SqrtHead(nn.Module):
+    """sqrt of a linear map: NaN wherever the map goes negative, as a badly conditioned model can."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(self.linear(x))
+
+
+def nan_output():
+    return SqrtHead().eval(), torch.zeros(1, 8)
+
+
+class SlowCnn(TinyCnn):
+    """TinyCnn that takes a while per call in PyTorch, so a run can be interrupted mid-way."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import time
+
+        if not torch.compiler.is_compiling() and not torch.jit.is_tracing():
+            time.sleep(0.25)
+        return super().forward(x)
+
+
+def slow_cnn():
+    torch.manual_seed(0)
+    return _randomize_batchnorm(SlowCnn()), torch.zeros(1, 3, 8, 8)
+
+
 class OutlierDeep(nn.Module):
     """OutlierChannel with four more convolutions: whole-model INT8 lands just under a tight budget, and keeping
     one or two layers around the outlier in float (of eight) brings it back."""

@@ -254,7 +254,7 @@ def test_refuses_a_public_bind_without_token(tmp_path):
 
     result = subprocess.run([sys.executable, "-m", "edgekit.cli", "agent", "serve", "--host", "0.0.0.0", "--no-token",
                              "--store", str(tmp_path / "s")], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 6 and "without a token" in result.stderr
+    assert result.returncode == 2 and "without a token" in result.stderr
 
 
 def test_kserve_v2_metadata_and_infer_match_the_host(agent, onnx_model):

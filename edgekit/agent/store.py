@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..files import fsync_dir
+from ..errors import InputError
+from ..files import fsync_dir, to_json
 from ..runtime.ir_bundle import is_bundle
 
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -45,6 +46,17 @@ def sniff_format(head: bytes) -> str:
     if head[:1] in (b"{", b"<", b"#") or head[:4] == b"\x89HDF":
         raise UnsupportedModel("text, HTML or HDF5, not ONNX, TFLite or an OpenVINO IR bundle")
     return "onnx"  # protobuf has no magic number; the worker's parse decides
+
+
+def check_store_location(root: Path) -> None:
+    """An ``InputError`` unless ``root`` is a folder, or a folder that can be created (nothing is created here)."""
+    hint = "pass --store with a folder this user can write (it is created if missing)"
+    existing = next(p for p in (root, *root.parents) if p.exists())
+    if not existing.is_dir():
+        what = "is a file" if existing == root else f"lies under the file {existing}"
+        raise InputError(f"--store {root} {what}, not a folder", hint=hint)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"--store {root}: {existing} is not writable by this user", hint=hint)
 
 
 class ArtifactStore:
@@ -104,7 +116,7 @@ class ArtifactStore:
                 "stored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         pending = self.files / f"{digest}.json.tmp"
         with open(pending, "w") as fh:
-            json.dump(meta, fh)
+            fh.write(to_json(meta, indent=None))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(pending, self._meta_path(digest))

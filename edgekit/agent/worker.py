@@ -16,7 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import to_json
+
 TEST_HOOKS_ENV = "EDGEKIT_AGENT_TEST_HOOKS"
+TEST_FAULT_ENV = "EDGEKIT_AGENT_TEST_FAULT"  # with test hooks: the fault of every model run (not upload checks)
 
 
 def load_runner(path: Path, threads: int, options: dict):
@@ -39,6 +42,8 @@ def load_runner(path: Path, threads: int, options: dict):
 def _fault_for_tests(job: dict) -> None:
     """Only when the agent was started with test hooks: crash or hang on request, to test isolation."""
     fault = (job.get("runner_options") or {}).get("test_fault")
+    if job.get("kind") != "check":
+        fault = fault or os.environ.get(TEST_FAULT_ENV)
     if not fault or os.environ.get(TEST_HOOKS_ENV) != "1":
         return
     if fault == "segv":
@@ -99,7 +104,7 @@ def main(argv: list[str]) -> int:
         result = {"status": "ok", **run(job)}
     except Exception as exc:  # any failure of the model or its inputs is reported, never raised to the agent
         result = {"status": "error", "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
-    Path(argv[2]).write_text(json.dumps(result))
+    Path(argv[2]).write_text(to_json(result, indent=None))
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -12,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import AccuracyError, EdgekitError, ExportError, InputError
+from ..files import to_json
 from ..targets import Format
 from .common import err_console, fail, fmt, out_console, token_file_option
 
@@ -83,12 +83,12 @@ def export_command(
         result = run_export(model, progress=progress, **kwargs)
     except AccuracyError as error:
         if as_json and error.figures:
-            out_console.print_json(json.dumps({"error": error.message, "figures": error.figures}))
+            out_console.print_json(to_json({"error": error.message, "figures": error.figures}))
         fail(error)
     except EdgekitError as error:
         fail(error)
     if as_json:
-        sys.stdout.write(json.dumps(result.manifest, indent=2) + "\n")
+        sys.stdout.write(to_json(result.manifest) + "\n")
     else:
         print_export_summary(out_console, result.manifest, result.out_dir)
 

@@ -7,18 +7,21 @@ by the export's own gate (``compare_outputs`` + ``apply_budget``), and its laten
 
 from __future__ import annotations
 
-import json
+import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, Field, ValidationError
 
 from ..accuracy import apply_budget, compare_outputs
 from ..agent.client import AgentClient, AgentError, outputs_of, run_failure
 from ..data import SampleSet, load_samples, synthetic_samples
 from ..errors import EdgekitError, InputError, TargetError
+from ..files import read_json
 from ..runtime.ir_bundle import artifact_digest, artifact_files
 from ..specs import InputSpec
 
@@ -105,23 +108,55 @@ class DeviceResult:
                 "seconds": round(self.seconds, 3)}
 
 
+class _ManifestInput(BaseModel):
+    name: str
+    shape: list[int | str]
+    dtype: str
+
+
+class _ManifestArtifact(BaseModel):
+    name: str
+    file: str | None
+    format: str
+    precision: str
+    passed: bool
+    sha256: str | None = None
+    runner_options: dict[str, Any] = {}
+
+
+class _Manifest(BaseModel):
+    """The parts of ``manifest.json`` that validate and compare read; the rest is passed through unchecked."""
+
+    schema_: str = Field(alias="schema", pattern=r"^edgekit\.manifest/")
+    target: dict[str, Any]
+    inputs: list[_ManifestInput]
+    artifacts: list[_ManifestArtifact]
+
+
 def read_manifest(folder: Path) -> dict:
+    """The artifact folder's manifest, checked to have the shape edgekit writes (an ``InputError`` otherwise)."""
+    hint = "pass an artifact folder written by `edgekit export` (re-run the export if its manifest.json was edited)"
+    if not folder.exists():
+        raise InputError(f"artifact folder not found: {folder}", hint=hint)
+    if not folder.is_dir():
+        raise InputError(f"{folder} is a file, not an artifact folder", hint=hint)
     path = folder / "manifest.json"
     if not path.is_file():
-        raise InputError(f"no manifest.json in {folder}", hint="pass an artifact folder written by `edgekit export`")
+        raise InputError(f"no manifest.json in {folder}", hint=hint)
     try:
-        manifest = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not valid JSON: {exc}", hint="re-run `edgekit export`") from exc
-    if not str(manifest.get("schema", "")).startswith("edgekit.manifest/"):
-        raise InputError(f"{path} is not an edgekit manifest (schema {manifest.get('schema')!r})",
-                         hint="pass an artifact folder written by `edgekit export`")
+        manifest = read_json(path)
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        raise InputError(f"{path} is not valid JSON: {exc}", hint=hint) from exc
+    try:
+        _Manifest.model_validate(manifest)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'the file'}: {e['msg']}"
+                             for e in exc.errors()[:3])
+        raise InputError(f"{path} is not an edgekit manifest: {problems}", hint=hint) from None
     return manifest
 
 
 def target_profile(manifest: dict, latency: dict[str, float | None] | None):
-    from pydantic import ValidationError
-
     from ..targets import TargetProfile
 
     try:
@@ -183,6 +218,22 @@ def validation_data(val, manifest: dict, specs: list[InputSpec], limit: int) -> 
         notes.append(f"using the first {limit} of {len(data)} validation samples")
         data = data.head(limit)
     return data, notes
+
+
+def check_devices(urls: list[str], token: str, artifacts: list[Artifact], data: SampleSet, profile,
+                  settings: dict, progress) -> list[DeviceResult]:
+    """``check_device`` on every agent at once. If the caller is interrupted, the threads are left to finish their
+    current request on their own: the caller does not wait for devices it no longer wants to hear from."""
+    pool = ThreadPoolExecutor(max_workers=len(urls))
+    try:
+        futures = [pool.submit(check_device, url, token, artifacts, data, profile, settings, progress)
+                   for url in urls]
+        results = [future.result() for future in futures]
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
 
 
 def check_device(url: str, token: str, artifacts: list[Artifact], data: SampleSet, profile, settings: dict,
@@ -274,7 +325,7 @@ def _latency_violations(latency: dict, profile, notes: list[str]) -> list[str]:
         measured = latency.get(key)
         if budget is None or measured is None:
             continue
-        if measured > budget:
+        if not math.isfinite(measured) or measured > budget:
             violations.append(f"{key[:3]} latency {measured:.4g} ms > budget {budget:g} ms")
         interval = latency.get("p50_ci_ms") if key == "p50_ms" else None
         if interval and interval[0] <= budget <= interval[1]:

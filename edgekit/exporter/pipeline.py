@@ -12,6 +12,7 @@ from ..agent.client import AgentClient, check_url, require_token
 from ..agent.conditions import cpu_features
 from ..data import SampleSet, load_samples, synthetic_samples
 from ..errors import AccuracyError, ExportError, InputError
+from ..interrupts import record_discarded
 from ..progress import SilentProgress
 from ..runtime.ir_bundle import artifact_files
 from ..runtime.onnxrt import OnnxRunner
@@ -26,6 +27,7 @@ from .sources import OnnxSource, TfliteSource, TorchSource, load_source
 from .steps import Artifact, StepContext
 
 SYNTHETIC_SAMPLES = 32
+DEFAULT_OUT = "edgekit-out/{model}-{target}"
 _ARCH = {"aarch64": "arm64", "armv7l": "armv7", "amd64": "x86_64"}
 
 
@@ -70,9 +72,11 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
         source = load_source(model, specs or None)
     specs = source.inputs if not dynamic_batch else [s.with_dynamic_batch() for s in source.inputs]
     _check_source_formats(source, formats, fmt)
-    out_dir = Path(out) if out else Path("edgekit-out") / f"{_model_stem(source)}-{profile.name}"
+    out_dir = output_folder(out or DEFAULT_OUT, model=_model_stem(source), target=profile.name)
     calibration, validation, data_notes = _load_data(calib, val, specs, progress)
     staged = StagedFolder(out_dir, overwrite=overwrite)
+    for stale in staged.swept:
+        progress.note(f"removed {stale.name}, a staging folder left by an interrupted run")
     try:
         context = StepContext(profile=profile, inputs=specs, calibration=calibration)
         candidates, common_steps, float_onnx, notes = _build(source, context, formats, staged.path, dynamic_batch,
@@ -94,8 +98,9 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
         staged.write_json("manifest.json", manifest)
         shutil.rmtree(staged.path / "work", ignore_errors=True)
         final = staged.commit()
-    except BaseException:
+    except BaseException as error:
         staged.discard()
+        record_discarded(error, staged.dest)
         raise
     for candidate in candidates:
         candidate.relocate(staged.path, final)
@@ -128,6 +133,16 @@ def _check_source_formats(source, formats: list[str], fmt: str) -> None:
         name = "ONNX" if fmt == "onnx" else "OpenVINO"
         raise InputError(f"a .tflite model cannot be converted to {name} by edgekit",
                          hint="use --format tflite (the file is validated and benchmarked as it is)")
+
+
+def output_folder(template: str | Path, **fields: str) -> Path:
+    """``--out`` (or ``out`` in edgekit.toml) with ``{model}`` and ``{target}`` filled in, so one project file can
+    name a folder per target."""
+    try:
+        return Path(str(template).format(**fields))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise InputError(f"output path {str(template)!r} has a placeholder edgekit cannot fill ({exc})",
+                         hint="use {model} and {target} only, e.g. edgekit-out/{model}-{target}") from None
 
 
 def _model_stem(source) -> str:

@@ -83,6 +83,10 @@ def rescue_static_int8(candidate: Candidate, context: StepContext, reference, va
     with progress.step(f"rescue {candidate.name}: per-layer sensitivity"):
         ranked = rank_sensitive_nodes(float_path, candidate.artifact.path, validation)
     limit = float_layer_limit(len(ranked))
+    if limit < 1:
+        candidate.notes.append(f"no rescue: the model has {len(ranked)} quantizable compute node(s), and keeping "
+                               "all of them in float leaves nothing quantized")
+        return
     sizes = sorted({min(2 ** i, limit) for i in range(limit.bit_length() + 1)})
     first_reason = candidate.reason
     for count in sizes:

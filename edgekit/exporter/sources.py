@@ -186,8 +186,8 @@ def _load_factory(reference: str, input_specs: list[InputSpec] | None) -> TorchS
     try:
         made = factory() if callable(factory) else factory
     except Exception as exc:
-        raise ExportError(f"factory {reference} raised {type(exc).__name__}: {exc}",
-                          hint="fix the factory; it must return a torch.nn.Module") from exc
+        raise InputError(f"factory {reference} raised {type(exc).__name__}: {exc}",
+                         hint="fix the factory; it must return a torch.nn.Module") from exc
     net, examples = (made if isinstance(made, tuple) and len(made) == 2 else (made, None))
     if not isinstance(net, torch.nn.Module):
         raise InputError(f"factory {reference} returned {type(net).__name__}, not a torch.nn.Module",
@@ -216,7 +216,7 @@ def _import_file(path: Path):
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(name, None)
-        raise ExportError(f"importing {path} raised {type(exc).__name__}: {exc}", hint="fix the model file") from exc
+        raise InputError(f"importing {path} raised {type(exc).__name__}: {exc}", hint="fix the model file") from exc
     finally:
         sys.path.remove(str(path.resolve().parent))
     return module
