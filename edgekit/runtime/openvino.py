@@ -129,7 +129,8 @@ class OpenVinoRunner:
 
     def execution_info(self) -> dict:
         """What the plugin compiled: devices, the inference precision it settled on, and per compute layer the
-        kernel it runs (e.g. ``brgconv_avx512_amx_bf16``, ``jit_avx2_I8``) and the precision it runs in."""
+        kernel it runs (e.g. ``jit_avx2_I8``, ``brgconv_avx2_f32``: the name gives the instruction set) and the
+        precision it runs in."""
         kernels: Counter = Counter()
         precisions: Counter = Counter()
         for op in self.compiled.get_runtime_model().get_ordered_ops():
