@@ -97,13 +97,16 @@ class ResNet18Style(nn.Module):
 
 
 def randomize(net: nn.Module, seed: int = SEED) -> nn.Module:
-    """Seeded He-init convs, small-normal linears, and realistic random BatchNorm affine and statistics."""
+    """Seeded He-init convs (and their biases), small-normal linears, and realistic random BatchNorm affine and
+    statistics: every parameter comes from ``seed``, so each call builds the same network."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in net.modules():
             if isinstance(module, nn.Conv2d):
                 fan_out = module.out_channels * module.kernel_size[0] * module.kernel_size[1] // module.groups
                 module.weight.normal_(0.0, (2.0 / fan_out) ** 0.5, generator=generator)
+                if module.bias is not None:  # the detector's output convolutions: seeded too, or two loads differ
+                    module.bias.normal_(0.0, 0.1, generator=generator)
             elif isinstance(module, nn.Linear):
                 module.weight.normal_(0.0, 0.01, generator=generator)
                 module.bias.zero_()
