@@ -85,7 +85,7 @@ def prune_command(
     resume: bool = RESUME, overwrite: bool = OVERWRITE, measure: bool = MEASURE, as_json: bool = AS_JSON,
 ) -> None:
     """Prune MODEL (structured by default), fine-tune it, and compare it with the original."""
-    from ..compress.prune import prune
+    from ..compress.pruning import prune
 
     options = _options(train, val, out, epochs, batch_size, lr, weight_decay, seed, preprocess, shard, device,
                        backend, resume, overwrite, measure, as_json)
@@ -111,7 +111,7 @@ def distill_command(
     resume: bool = RESUME, overwrite: bool = OVERWRITE, measure: bool = MEASURE, as_json: bool = AS_JSON,
 ) -> None:
     """Distil TEACHER into STUDENT: soft targets at a temperature plus the hard labels."""
-    from ..compress.distill import distill
+    from ..compress.distillation import distill
 
     options = _options(train, val, out, epochs, batch_size, lr, weight_decay, seed, preprocess, shard, device,
                        backend, resume, overwrite, measure, as_json)
@@ -133,7 +133,7 @@ def qat_command(
     as_json: bool = AS_JSON,
 ) -> None:
     """Quantization-aware fine-tuning (PT2E), then ONNX/TFLite INT8 through the export pipeline and its gate."""
-    from ..compress.qat import qat
+    from ..compress.quantization import qat
 
     options = _options(train, val, out, epochs, batch_size, lr, weight_decay, seed, preprocess, Sharding.none,
                        device, backend, resume, overwrite, False, as_json)
@@ -240,9 +240,12 @@ def qat_table(record: dict) -> Table:
     for column in ("model", "val accuracy", "status"):
         table.add_column(column, justify="right" if column == "val accuracy" else "left")
     table.add_row("original, float", fmt(metrics["before"]["val_accuracy"], ".2%"), "")
-    table.add_row("after QAT, float", fmt(metrics["after"]["val_accuracy"], ".2%"), "")
-    table.add_row("after QAT, simulated INT8 (torch)", fmt(metrics["after_simulated_int8"]["val_accuracy"], ".2%"), "")
-    for label, title in (("export_ptq_before", "original, post-training"), ("export_qat", "after QAT")):
+    table.add_row("after QAT, weights run in float", fmt(metrics["after"]["val_accuracy"], ".2%"), "")
+    table.add_row("after QAT, fake-quantized (training)", fmt(metrics["after_fake_quantized"]["val_accuracy"], ".2%"),
+                  "")
+    table.add_row("after QAT, simulated INT8 (convert_pt2e)", fmt(metrics["after_simulated_int8"]["val_accuracy"],
+                                                                 ".2%"), "")
+    for label, title in (("export_ptq_before", "original, post-training INT8"), ("export_qat", "after QAT, INT8")):
         summary = metrics.get(label)
         if summary is None:
             continue

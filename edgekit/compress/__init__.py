@@ -15,15 +15,15 @@ __all__ = ["prune", "distill", "qat"]
 
 def __getattr__(name: str) -> Any:
     if name == "prune":
-        from .prune import prune
+        from .pruning import prune
 
         return prune
     if name == "distill":
-        from .distill import distill
+        from .distillation import distill
 
         return distill
     if name == "qat":
-        from .qat import qat
+        from .quantization import qat
 
         return qat
     raise AttributeError(f"module 'edgekit.compress' has no attribute {name!r}")

@@ -38,6 +38,13 @@ class Cluster:
     backend: str | None
     started_group: bool = False
 
+    @classmethod
+    def alone(cls) -> "Cluster":
+        """This process on its own, on the CPU: for work rank 0 does after the others are done."""
+        import torch
+
+        return cls(1, 0, 0, 1, torch.device("cpu"), None)
+
     @property
     def is_main(self) -> bool:
         return self.rank == 0

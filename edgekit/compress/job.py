@@ -45,6 +45,7 @@ class Options:
     resume: bool = False
     overwrite: bool = False
     measure: bool = True
+    threads: int | None = None
     progress: SilentTraining | None = None
     on_epoch_end: Callable[[int], None] | None = None
 
@@ -150,6 +151,10 @@ class Job:
             else options.preprocess
         self.out = Path(options.out or Path("edgekit-out") / f"{default_name}-{method}").absolute()
         self.checkpoints = checkpoint.checkpoint_folder(self.out)
+        if options.threads is not None:
+            import torch
+
+            torch.set_num_threads(options.threads)
         self.cluster: Cluster = start(options.device, options.backend, options.sharding)
         self.staged: StagedFolder | None = None
         self.started = time.time()
