@@ -54,18 +54,22 @@ BACKEND = typer.Option("auto", "--backend", help="auto (gloo on CPU, nccl on GPU
 RESUME = typer.Option(False, "--resume", help="Continue an interrupted run from OUT.checkpoints/.")
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing result folder.")
 MEASURE = typer.Option(True, "--measure/--no-measure", help="Export FP32 ONNX/TFLite before and after and time them.")
+THREADS = typer.Option(None, "--threads", help="Intra-op threads per process (default: torch's; torchrun sets 1).")
 AS_JSON = typer.Option(False, "--json", help="Print the record as JSON on stdout.")
 
 
-def _options(train, val, out, epochs, batch_size, lr, weight_decay, seed, preprocess, shard, device, backend,
-             resume, overwrite, measure, quiet: bool) -> dict[str, Any]:
+_SHARED = ("train", "val", "out", "epochs", "batch_size", "lr", "weight_decay", "seed", "preprocess", "device",
+           "backend", "resume", "overwrite", "measure", "threads")
+
+
+def _options(values: dict[str, Any], shard: Sharding = Sharding.none) -> dict[str, Any]:
+    """The shared keyword arguments of the API from a command's parameters (``locals()``)."""
     from ..compress.progress import RichTraining, SilentTraining
 
-    return dict(train=train, val=val, out=out, epochs=epochs, batch_size=batch_size, lr=lr,
-                weight_decay=weight_decay, seed=seed, preprocess=preprocess,
-                sharding="replicate" if shard == Sharding.none else shard.value, device=device, backend=backend,
-                resume=resume, overwrite=overwrite, measure=measure,
-                progress=SilentTraining() if quiet or not _is_main() else RichTraining(err_console))
+    quiet = values["as_json"] or not _is_main()
+    return {**{name: values[name] for name in _SHARED if name in values},
+            "sharding": "replicate" if shard == Sharding.none else shard.value,
+            "progress": SilentTraining() if quiet else RichTraining(err_console)}
 
 
 @compress_app.command("prune")
@@ -82,15 +86,15 @@ def prune_command(
     train: Path = TRAIN, val: Optional[Path] = VAL, out: Optional[Path] = OUT, epochs: int = EPOCHS,
     batch_size: int = BATCH, lr: float = LR, weight_decay: float = WEIGHT_DECAY, seed: int = SEED,
     preprocess: Optional[str] = PREPROCESS, shard: Sharding = SHARD, device: str = DEVICE, backend: str = BACKEND,
-    resume: bool = RESUME, overwrite: bool = OVERWRITE, measure: bool = MEASURE, as_json: bool = AS_JSON,
+    resume: bool = RESUME, overwrite: bool = OVERWRITE, measure: bool = MEASURE, threads: Optional[int] = THREADS,
+    as_json: bool = AS_JSON,
 ) -> None:
     """Prune MODEL (structured by default), fine-tune it, and compare it with the original."""
     from ..compress.pruning import prune
 
-    options = _options(train, val, out, epochs, batch_size, lr, weight_decay, seed, preprocess, shard, device,
-                       backend, resume, overwrite, measure, as_json)
+    options = _options(locals(), shard)
     _run(lambda: prune(model, amount=amount, unstructured=unstructured, keep=keep, round_to=round_to,
-                       measure_target=target, **options), prune_table, as_json, out)
+                       measure_target=target, **options), prune_table, as_json)
 
 
 @compress_app.command("distill")
@@ -108,15 +112,15 @@ def distill_command(
     train: Path = TRAIN, val: Optional[Path] = VAL, out: Optional[Path] = OUT, epochs: int = EPOCHS,
     batch_size: int = BATCH, lr: float = LR, weight_decay: float = WEIGHT_DECAY, seed: int = SEED,
     preprocess: Optional[str] = PREPROCESS, shard: Sharding = SHARD, device: str = DEVICE, backend: str = BACKEND,
-    resume: bool = RESUME, overwrite: bool = OVERWRITE, measure: bool = MEASURE, as_json: bool = AS_JSON,
+    resume: bool = RESUME, overwrite: bool = OVERWRITE, measure: bool = MEASURE, threads: Optional[int] = THREADS,
+    as_json: bool = AS_JSON,
 ) -> None:
     """Distil TEACHER into STUDENT: soft targets at a temperature plus the hard labels."""
     from ..compress.distillation import distill
 
-    options = _options(train, val, out, epochs, batch_size, lr, weight_decay, seed, preprocess, shard, device,
-                       backend, resume, overwrite, measure, as_json)
+    options = _options(locals(), shard)
     _run(lambda: distill(teacher, student, temperature=temperature, soft_weight=soft_weight, hard_weight=hard_weight,
-                         baseline=baseline, measure_target=target, **options), distill_table, as_json, out)
+                         baseline=baseline, measure_target=target, **options), distill_table, as_json)
 
 
 @compress_app.command("qat")
@@ -130,21 +134,20 @@ def qat_command(
                                                                          "gently)."),
     weight_decay: float = WEIGHT_DECAY, seed: int = SEED, preprocess: Optional[str] = PREPROCESS,
     device: str = DEVICE, backend: str = BACKEND, resume: bool = RESUME, overwrite: bool = OVERWRITE,
-    as_json: bool = AS_JSON,
+    threads: Optional[int] = THREADS, as_json: bool = AS_JSON,
 ) -> None:
     """Quantization-aware fine-tuning (PT2E), then ONNX/TFLite INT8 through the export pipeline and its gate."""
     from ..compress.quantization import qat
 
-    options = _options(train, val, out, epochs, batch_size, lr, weight_decay, seed, preprocess, Sharding.none,
-                       device, backend, resume, overwrite, False, as_json)
-    _run(lambda: qat(model, target=target, baseline=baseline, **options), qat_table, as_json, out)
+    options = _options(locals())
+    _run(lambda: qat(model, target=target, baseline=baseline, **options), qat_table, as_json)
 
 
 def _is_main() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def _run(call: Callable, table: Callable[[dict], Table], as_json: bool, out: Optional[Path]) -> None:
+def _run(call: Callable, table: Callable[[dict], Table], as_json: bool) -> None:
     try:
         result = call()
     except KeyboardInterrupt:

@@ -12,7 +12,7 @@ import copy
 from typing import Any
 
 from ..errors import InputError
-from .distributed import prepare, unwrap
+from .distributed import prepare
 from .job import CompressResult, Job, Options, load_model, model_name
 from .measure import compare_runtimes, model_figures
 from .trainer import cross_entropy, logits_of, train
@@ -74,6 +74,7 @@ def distill(teacher: str, student: str, *, temperature: float = 4.0, soft_weight
                     "train": train_data.sha256, "val": val_data.sha256, "world_size": job.cluster.world_size,
                     "sharding": opts.sharding, **opts.settings.to_dict()}
         objective = distillation_objective(frozen, temperature, soft_weight, hard_weight)
+        final = copy.deepcopy(small.module)  # the plain module the best weights go into (FSDP2 shards the trained one)
         wrapped = prepare(small.module, job.cluster, opts.sharding)
         with job.progress.step("distil the student"):
             result = train(wrapped, objective, train_data, val_data, job.run(settings))
@@ -82,9 +83,9 @@ def distill(teacher: str, student: str, *, temperature: float = 4.0, soft_weight
             solo = prepare(initial, job.cluster, opts.sharding)
             baseline_run = job.run({**settings, "method": "baseline (labels only)"})
             baseline_run.checkpoints = job.checkpoints / "baseline"
+            baseline_run.resume = opts.resume and (baseline_run.checkpoints / "state.json").is_file()
             with job.progress.step("train the same student without the teacher (baseline)"):
                 alone = train(solo, cross_entropy, train_data, val_data, baseline_run)
-        final = unwrap(wrapped).cpu()
         if not job.cluster.is_main:
             return CompressResult(None, {}, final)
         final.load_state_dict(result.best_state)

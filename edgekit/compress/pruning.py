@@ -3,12 +3,13 @@ fine-tuning, with parameters, size, accuracy and runtime latency before and afte
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from ..errors import InputError
 from . import structured as channel_pruning
 from . import unstructured as weight_pruning
-from .distributed import prepare, unwrap
+from .distributed import prepare
 from .job import CompressResult, Job, Options, load_model, model_name
 from .measure import compare_runtimes, model_figures
 from .trainer import cross_entropy, train
@@ -53,9 +54,9 @@ def prune(model: str, *, amount: float = 0.5, unstructured: bool = False, keep: 
         fingerprint = {"method": "prune", "kind": kind, "amount": amount, "model": loaded.source.describe(),
                        "keep": sorted(keep or []), "round_to": round_to, "train": train_data.sha256,
                        "val": val_data.sha256, "world_size": job.cluster.world_size, **opts.settings.to_dict()}
+        final = copy.deepcopy(module)  # the plain module the best weights go into (FSDP2 shards the trained one)
         wrapped = prepare(module, job.cluster, opts.sharding)
         result = train(wrapped, cross_entropy, train_data, val_data, job.run(fingerprint))
-        final = unwrap(wrapped).cpu()
         if unstructured:
             weight_pruning.make_permanent(final)
         if not job.cluster.is_main:
