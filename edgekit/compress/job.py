@@ -3,6 +3,7 @@ data, the checkpoint folder, and the result folder with its record (written by r
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -13,6 +14,7 @@ from typing import Any, Callable
 from .._version import __version__
 from ..errors import InputError
 from ..exporter.artifact_dir import StagedFolder
+from ..files import write_text_atomic
 from ..exporter.sources import TorchSource, load_source
 from ..images import PreprocessSpec, parse_preprocess
 from . import checkpoint
@@ -187,6 +189,7 @@ class Job:
             raise InputError(f"output folder {self.out} already exists and is not empty",
                              hint="pass --overwrite to replace it, or choose another --out")
         if self.cluster.is_main:
+            self.out.parent.mkdir(parents=True, exist_ok=True)  # it holds the checkpoints too: a failure keeps it
             self.staged = StagedFolder(self.out, overwrite=self.options.overwrite)
 
     def run(self, fingerprint: dict[str, Any], set_mode=None) -> Run:
@@ -232,11 +235,18 @@ class Job:
         return self.staged.path
 
     def commit(self, record: dict[str, Any]) -> Path:
+        """Rename the staged folder into place and drop the checkpoints (the best epoch is the result now)."""
         record["seconds"] = round(time.time() - self.started, 1)
         self.staged.write_json(RECORD_FILE, record)
         final = self.staged.commit()
+        self.staged = None
         shutil.rmtree(self.checkpoints, ignore_errors=True)
         return final
+
+    @staticmethod
+    def update_record(folder: Path, record: dict[str, Any]) -> None:
+        """Replace the record of a committed folder (atomically) with more figures."""
+        write_text_atomic(folder / RECORD_FILE, json.dumps(record, indent=2) + "\n")
 
     def fail(self) -> None:
         """Remove the staged folder (the checkpoint folder stays for --resume)."""

@@ -110,11 +110,12 @@ def qat(model: str, *, target: str = "x86", baseline: bool = False, **options: A
                              "after_fake_quantized": {"val_accuracy": result.best_accuracy},
                              "after_simulated_int8": {"val_accuracy": simulated}}
         record["notes"] = notes
-        staged = job.write(float_module, record)
-        failure = _export_both(model if baseline else None, staged, train_data, val_data, loaded, profile, record,
+        job.write(float_module, record)
+        final = job.commit(record)
+        failure = _export_both(model if baseline else None, final, train_data, val_data, loaded, profile, record,
                                job.progress)
         record["notes"] += _verdict(record["metrics"])
-        final = job.commit(record)
+        job.update_record(final, record)
     except BaseException:
         job.fail()
         raise
@@ -128,12 +129,13 @@ def qat(model: str, *, target: str = "x86", baseline: bool = False, **options: A
 
 def _prepare_qat(module, example_args: tuple):
     import torch
-    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
-    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-        X86InductorQuantizer, get_default_x86_inductor_quantization_config)
 
     from ..quiet import quiet
 
+    with quiet(native=True):  # torchao's import logs its missing CUDA kernels from C++
+        from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
+        from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+            X86InductorQuantizer, get_default_x86_inductor_quantization_config)
     args = tuple(torch.cat([a, a]) for a in example_args)  # batch 2 so the batch dimension can stay dynamic
     dynamic = tuple({0: torch.export.Dim("batch", min=1, max=1 << 16)} for _ in args)
     with quiet():
@@ -164,9 +166,9 @@ def _simulated_int8_accuracy(prepared, val_data: LabeledData, batch_size: int) -
     return evaluate(converted, val_data, Cluster.alone(), batch_size, set_mode=lambda model, training: None)
 
 
-def _export_both(original: str | None, staged: Path, train_data: LabeledData, val_data: LabeledData,
+def _export_both(original: str | None, folder: Path, train_data: LabeledData, val_data: LabeledData,
                  loaded: LoadedModel, profile, record: dict, progress) -> AccuracyError | None:
-    """INT8 export of the QAT folder into ``staged/export`` (and of the original, for the baseline, in a temp
+    """INT8 export of the QAT folder into ``folder/export`` (and of the original, for the baseline, in a temp
     folder); the figures go into ``record``. Returns the gate's failure, if any."""
     from ..exporter.pipeline import export
 
@@ -184,7 +186,7 @@ def _export_both(original: str | None, staged: Path, train_data: LabeledData, va
             with progress.step(f"post-training INT8 of the original model ({formats}, target {profile.name})"):
                 exports["ptq_before"] = _gated_export(export, original, ptq_profile, calib, val, work / "before")
         with progress.step(f"INT8 export of the QAT model ({formats}) + accuracy gate (target {profile.name})"):
-            exports["qat"] = _gated_export(export, str(staged), qat_profile, calib, val, staged / EXPORT_FOLDER)
+            exports["qat"] = _gated_export(export, str(folder), qat_profile, calib, val, folder / EXPORT_FOLDER)
         for label, (manifest, error) in exports.items():
             record["metrics"][f"export_{label}"] = _summary(manifest) if manifest else {"error": error.message}
         failure = exports["qat"][1] if isinstance(exports["qat"][1], AccuracyError) else None

@@ -95,22 +95,16 @@ class Run:
 def train(model, objective: Objective, train_data: LabeledData, val_data: LabeledData, run: Run) -> TrainResult:
     """Fine-tune ``model`` (already wrapped for the cluster) and return the best validation epoch's weights."""
     import torch
-    from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_optimizer_state_dict,
-                                                         set_model_state_dict, set_optimizer_state_dict)
 
     cluster, settings = run.cluster, run.settings
     loader, sampler = _train_loader(train_data, settings, cluster)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.lr,
                                   weight_decay=settings.weight_decay)
-    full = StateDictOptions(full_state_dict=True)
     state = checkpoint.TrainingState()
+    sharded = run.sharded and cluster.distributed
     if run.resume:
         state, model_state, optim_state = checkpoint.load(run.checkpoints, run.fingerprint)
-        if run.sharded and cluster.distributed:
-            set_model_state_dict(model, model_state, options=full)
-        else:
-            unwrap(model).load_state_dict(model_state)
-        set_optimizer_state_dict(model, optimizer, optim_state, options=full)
+        _load_states(model, optimizer, model_state, optim_state, sharded)
     resumed_from = state.epochs_done
     for epoch in range(state.epochs_done, settings.epochs):
         started = time.perf_counter()
@@ -132,7 +126,7 @@ def train(model, objective: Objective, train_data: LabeledData, val_data: Labele
         state.history.append(figures)
         state.epochs_done = epoch + 1
         model_state = full_state(model, cluster, run.sharded)
-        optim_state = get_optimizer_state_dict(model, optimizer, options=full)
+        optim_state = _optimizer_state(model, optimizer, sharded)
         if cluster.is_main:
             checkpoint.save(run.checkpoints, run.fingerprint, state, model_state, optim_state, improved)
             run.progress.end_epoch(figures, improved)
@@ -165,6 +159,40 @@ def evaluate(model, data: LabeledData, cluster: Cluster, batch_size: int,
             offset += len(labels)
     correct, total = all_sum([correct, float(valid.sum())], cluster)
     return correct / total
+
+
+def _optimizer_state(model, optimizer, sharded: bool) -> dict:
+    """The optimizer's state keyed by parameter name (gathered whole from the shards under FSDP2)."""
+    if sharded:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        return get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True))
+    names = _trainable_names(model)
+    raw = optimizer.state_dict()
+    return {"state": {names[index]: values for index, values in raw["state"].items()},
+            "param_groups": [{**group, "params": [names[i] for i in group["params"]]} for group in raw["param_groups"]]}
+
+
+def _load_states(model, optimizer, model_state: dict, optim_state: dict, sharded: bool) -> None:
+    """Put a checkpoint's model and optimizer state back (sharding it again under FSDP2)."""
+    if sharded:
+        from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
+                                                             set_optimizer_state_dict)
+
+        full = StateDictOptions(full_state_dict=True)
+        set_model_state_dict(model, model_state, options=full)
+        set_optimizer_state_dict(model, optimizer, optim_state, options=full)
+        return
+    unwrap(model).load_state_dict(model_state)
+    index = {name: i for i, name in enumerate(_trainable_names(model))}
+    optimizer.load_state_dict({
+        "state": {index[name]: values for name, values in optim_state["state"].items()},
+        "param_groups": [{**group, "params": [index[n] for n in group["params"]]}
+                         for group in optim_state["param_groups"]]})
+
+
+def _trainable_names(model) -> list[str]:
+    return [name for name, p in unwrap(model).named_parameters() if p.requires_grad]
 
 
 def _train_loader(data: LabeledData, settings: TrainSettings, cluster: Cluster):
