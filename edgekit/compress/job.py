@@ -93,7 +93,8 @@ def load_model(reference: str, role: str) -> LoadedModel:
     """A single-input classifier from a factory or a compressed-model folder."""
     source = load_source(reference)
     if not isinstance(source, TorchSource):
-        raise InputError(f"the {role} {reference} is a {source.kind} file; compression trains a PyTorch model",
+        kind = {"onnx": "an ONNX", "tflite": "a TFLite"}.get(source.kind, source.kind)
+        raise InputError(f"the {role} {reference} is {kind} file; compression trains a PyTorch model",
                          hint="pass a factory (file.py:factory or pkg.mod:factory) or an `edgekit compress` folder")
     if len(source.inputs) != 1:
         raise InputError(f"the {role} {reference} takes {len(source.inputs)} inputs; compression trains "
