@@ -71,7 +71,7 @@ class PreprocessSpec(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _per_channel_lengths(self) -> "PreprocessSpec":
+    def _per_channel_lengths(self) -> PreprocessSpec:
         for name in ("mean", "std"):
             length = len(getattr(self, name))
             if length not in (1, self.channel_count):
@@ -162,7 +162,8 @@ def list_labeled_images(root: str | Path) -> LabeledImages:
     loose = [p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")]
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise InputError(f"{root} has no class sub-folders" + (f" (it holds {len(loose)} loose file(s))" if loose else ""),
+        held = f" (it holds {len(loose)} loose file(s))" if loose else ""
+        raise InputError(f"{root} has no class sub-folders{held}",
                          hint="use one sub-folder per class: ROOT/cat/1.jpg, ROOT/dog/2.jpg (the ImageFolder layout)")
     if loose:
         raise InputError(f"{root} holds files next to its class folders: {', '.join(p.name for p in loose[:3])}",

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO
 
 TEACHER = f"{REPO / 'samples' / 'digits' / 'model.py'}:build"
@@ -25,8 +24,8 @@ VAL = REPO / "samples" / "digits" / "val.npz"
 FAST = {"threads": 1, "measure": False}  # one thread: much faster on a shared 2-core machine
 
 
-@pytest.fixture(scope="session")
-def digits(tmp_path_factory) -> dict[str, Path]:
+@pytest.fixture(scope="session", name="digits")
+def digits_fixture(tmp_path_factory) -> dict[str, Path]:
     """train.npz (1437 labelled digits) and the bundled held-out val.npz (360)."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -40,8 +39,8 @@ def digits(tmp_path_factory) -> dict[str, Path]:
     return {"train": folder / "train.npz", "val": VAL}
 
 
-@pytest.fixture(scope="session")
-def onnx_only_target(tmp_path_factory) -> Path:
+@pytest.fixture(scope="session", name="onnx_only_target")
+def onnx_only_target_fixture(tmp_path_factory) -> Path:
     """FP32 ONNX on one thread: the quickest real before/after measurement."""
     path = tmp_path_factory.mktemp("target") / "onnx1.toml"
     path.write_text('formats = ["onnx"]\nprecisions = ["fp32"]\nthreads = 1\n')

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from compress_fixtures import FAST, STUDENT_BN, TEACHER, digits  # noqa: F401 (fixture)
+from compress_fixtures import FAST, STUDENT_BN, TEACHER, digits_fixture  # noqa: F401 (fixture)
+
 from edgekit.compress import distill
 
 

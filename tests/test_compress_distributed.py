@@ -14,12 +14,11 @@ import sys
 import time
 
 import pytest
+from compress_fixtures import STUDENT, TEACHER, digits_fixture, load_weights, max_difference, run_cli  # noqa: F401
+from conftest import REPO
 
 from edgekit.compress import distill
 from edgekit.errors import InputError
-
-from compress_fixtures import STUDENT, TEACHER, digits, load_weights, max_difference, run_cli  # noqa: F401
-from conftest import REPO
 
 EPOCHS = 4
 TOLERANCE = 1e-4  # float rounding of the gradient all-reduce; a different batch order moves weights by ~1e-2

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from compress_fixtures import STUDENT, TEACHER, digits_fixture  # noqa: F401 (fixture)
+from conftest import model_ref
 from typer.testing import CliRunner
 
-from compress_fixtures import STUDENT, TEACHER, digits  # noqa: F401 (fixture)
-from conftest import model_ref
 from edgekit.cli import app
 from edgekit.compress import distill, prune, qat
 from edgekit.compress.distributed import check_batch, choose_backend, choose_device, launch_environment
@@ -88,7 +88,8 @@ def test_backend_and_device_selection():
     with pytest.raises(InputError, match="no CUDA GPU"):
         choose_device("cuda", 0, cuda_available=False)
     assert launch_environment({}) == (1, 0, 0, 1)
-    assert launch_environment({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}) == (4, 3, 1, 2)
+    torchrun = {"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}
+    assert launch_environment(torchrun) == (4, 3, 1, 2)
 
 
 def test_bad_training_settings_and_resume_without_checkpoint(digits, tmp_path):

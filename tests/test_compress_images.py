@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from compress_fixtures import TEACHER, digits_fixture  # noqa: F401 (fixture)
 from PIL import Image
 from typer.testing import CliRunner
 
-from compress_fixtures import TEACHER, digits  # noqa: F401 (fixture)
 from edgekit.cli import app
 from edgekit.compress.data import load_labeled
 from edgekit.errors import InputError

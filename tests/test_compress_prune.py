@@ -6,9 +6,9 @@ import json
 
 import onnx
 import pytest
+from compress_fixtures import FAST, TEACHER, digits_fixture, onnx_only_target_fixture  # noqa: F401 (fixtures)
 
 import edgekit
-from compress_fixtures import FAST, TEACHER, digits, onnx_only_target  # noqa: F401 (fixtures)
 from edgekit.compress import prune
 
 

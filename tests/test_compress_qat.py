@@ -10,8 +10,8 @@ import json
 
 import numpy as np
 import pytest
+from compress_fixtures import FAST, FRAGILE, digits_fixture  # noqa: F401 (fixture)
 
-from compress_fixtures import FAST, FRAGILE, digits  # noqa: F401 (fixture)
 from edgekit.compress import qat
 from edgekit.runtime import open_runner
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -79,14 +80,14 @@ def prune_command(
                                                        "remove, strictly between 0 and 1."),
     unstructured: bool = typer.Option(False, "--unstructured", help="Zero the smallest weights (torch.nn.utils."
                                                                     "prune) instead of removing channels."),
-    keep: Optional[list[str]] = typer.Option(None, "--keep", help="Layer never pruned (repeatable); the output "
+    keep: list[str] | None = typer.Option(None, "--keep", help="Layer never pruned (repeatable); the output "
                                                                   "layers are always kept."),
-    round_to: Optional[int] = typer.Option(None, "--round-to", help="Keep channel counts a multiple of N."),
+    round_to: int | None = typer.Option(None, "--round-to", help="Keep channel counts a multiple of N."),
     target: str = typer.Option("x86", "--target", "-t", help="Profile whose formats/threads time before/after."),
-    train: Path = TRAIN, val: Optional[Path] = VAL, out: Optional[Path] = OUT, epochs: int = EPOCHS,
+    train: Path = TRAIN, val: Path | None = VAL, out: Path | None = OUT, epochs: int = EPOCHS,
     batch_size: int = BATCH, lr: float = LR, weight_decay: float = WEIGHT_DECAY, seed: int = SEED,
-    preprocess: Optional[str] = PREPROCESS, shard: Sharding = SHARD, device: str = DEVICE, backend: str = BACKEND,
-    resume: bool = RESUME, overwrite: bool = OVERWRITE, measure: bool = MEASURE, threads: Optional[int] = THREADS,
+    preprocess: str | None = PREPROCESS, shard: Sharding = SHARD, device: str = DEVICE, backend: str = BACKEND,
+    resume: bool = RESUME, overwrite: bool = OVERWRITE, measure: bool = MEASURE, threads: int | None = THREADS,
     as_json: bool = AS_JSON,
 ) -> None:
     """Prune MODEL (structured by default), fine-tune it, and compare it with the original."""
@@ -109,10 +110,10 @@ def distill_command(
     baseline: bool = typer.Option(False, "--baseline", help="Also train the same student without the teacher, "
                                                             "for comparison."),
     target: str = typer.Option("x86", "--target", "-t", help="Profile whose formats/threads time teacher/student."),
-    train: Path = TRAIN, val: Optional[Path] = VAL, out: Optional[Path] = OUT, epochs: int = EPOCHS,
+    train: Path = TRAIN, val: Path | None = VAL, out: Path | None = OUT, epochs: int = EPOCHS,
     batch_size: int = BATCH, lr: float = LR, weight_decay: float = WEIGHT_DECAY, seed: int = SEED,
-    preprocess: Optional[str] = PREPROCESS, shard: Sharding = SHARD, device: str = DEVICE, backend: str = BACKEND,
-    resume: bool = RESUME, overwrite: bool = OVERWRITE, measure: bool = MEASURE, threads: Optional[int] = THREADS,
+    preprocess: str | None = PREPROCESS, shard: Sharding = SHARD, device: str = DEVICE, backend: str = BACKEND,
+    resume: bool = RESUME, overwrite: bool = OVERWRITE, measure: bool = MEASURE, threads: int | None = THREADS,
     as_json: bool = AS_JSON,
 ) -> None:
     """Distil TEACHER into STUDENT: soft targets at a temperature plus the hard labels."""
@@ -129,12 +130,12 @@ def qat_command(
     target: str = typer.Option("x86", "--target", "-t", help="Profile of the INT8 export (must list int8_static)."),
     baseline: bool = typer.Option(False, "--baseline", help="Also export the original model to INT8 "
                                                             "(post-training), for before/after figures."),
-    train: Path = TRAIN, val: Optional[Path] = VAL, out: Optional[Path] = OUT, epochs: int = EPOCHS,
+    train: Path = TRAIN, val: Path | None = VAL, out: Path | None = OUT, epochs: int = EPOCHS,
     batch_size: int = BATCH, lr: float = typer.Option(1e-4, "--lr", help="Peak learning rate (QAT fine-tunes "
                                                                          "gently)."),
-    weight_decay: float = WEIGHT_DECAY, seed: int = SEED, preprocess: Optional[str] = PREPROCESS,
+    weight_decay: float = WEIGHT_DECAY, seed: int = SEED, preprocess: str | None = PREPROCESS,
     device: str = DEVICE, backend: str = BACKEND, resume: bool = RESUME, overwrite: bool = OVERWRITE,
-    threads: Optional[int] = THREADS, as_json: bool = AS_JSON,
+    threads: int | None = THREADS, as_json: bool = AS_JSON,
 ) -> None:
     """Quantization-aware fine-tuning (PT2E), then ONNX/TFLite INT8 through the export pipeline and its gate."""
     from ..compress.quantization import qat

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["prune", "distill", "qat"]
+__all__ = ["distill", "prune", "qat"]
 
 
 def __getattr__(name: str) -> Any:

@@ -39,7 +39,7 @@ class Cluster:
     started_group: bool = False
 
     @classmethod
-    def alone(cls) -> "Cluster":
+    def alone(cls) -> Cluster:
         """This process on its own, on the CPU: for work rank 0 does after the others are done."""
         import torch
 
@@ -112,8 +112,9 @@ def check_batch(global_batch: int, world_size: int) -> int:
     if global_batch < 1:
         raise InputError(f"batch size must be positive, got {global_batch}", hint="pass --batch-size 64")
     if global_batch % world_size:
+        fitting = global_batch - global_batch % world_size or world_size
         raise InputError(f"the batch size {global_batch} does not divide among {world_size} processes",
-                         hint=f"use a multiple of {world_size}, e.g. --batch-size {global_batch - global_batch % world_size or world_size}")
+                         hint=f"use a multiple of {world_size}, e.g. --batch-size {fitting}")
     return global_batch // world_size
 
 

@@ -7,22 +7,30 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .._version import __version__
 from ..errors import InputError
 from ..exporter.artifact_dir import StagedFolder
-from ..files import write_text_atomic
 from ..exporter.sources import TorchSource, load_source
+from ..files import write_text_atomic
 from ..images import PreprocessSpec, parse_preprocess
 from . import checkpoint
 from .data import LabeledData, check_labels, load_labeled
 from .distributed import SHARDINGS, Cluster, start
 from .progress import SilentTraining
-from .record import RECORD_FILE, SCHEMA, WEIGHTS_FILE, architecture_edits, find_record, fold_batchnorm_modules, \
-    read_record
+from .record import (
+    RECORD_FILE,
+    SCHEMA,
+    WEIGHTS_FILE,
+    architecture_edits,
+    find_record,
+    fold_batchnorm_modules,
+    read_record,
+)
 from .trainer import Run, TrainResult, TrainSettings, evaluate, logits_of
 
 VALIDATION_SPLIT = 0.1

@@ -135,7 +135,9 @@ def _prepare_qat(module, example_args: tuple):
     with quiet(native=True):  # torchao's import logs its missing CUDA kernels from C++
         from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
         from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-            X86InductorQuantizer, get_default_x86_inductor_quantization_config)
+            X86InductorQuantizer,
+            get_default_x86_inductor_quantization_config,
+        )
     args = tuple(torch.cat([a, a]) for a in example_args)  # batch 2 so the batch dimension can stay dynamic
     dynamic = tuple({0: torch.export.Dim("batch", min=1, max=1 << 16)} for _ in args)
     with quiet():

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import InputError
 from . import checkpoint
 from .data import LabeledData
-from .distributed import Cluster, all_sum, sync_buffers, check_batch, full_state, max_divergence, unwrap
+from .distributed import Cluster, all_sum, check_batch, full_state, max_divergence, sync_buffers, unwrap
 from .progress import SilentTraining
 
 
@@ -38,7 +38,8 @@ class TrainSettings:
         if not self.lr > 0:
             raise InputError(f"the learning rate must be positive, got {self.lr}", hint="pass --lr 0.001")
         if self.weight_decay < 0:
-            raise InputError(f"weight decay must not be negative, got {self.weight_decay}", hint="pass --weight-decay 0")
+            raise InputError(f"weight decay must not be negative, got {self.weight_decay}",
+                             hint="pass --weight-decay 0")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -176,8 +177,11 @@ def _optimizer_state(model, optimizer, sharded: bool) -> dict:
 def _load_states(model, optimizer, model_state: dict, optim_state: dict, sharded: bool) -> None:
     """Put a checkpoint's model and optimizer state back (sharding it again under FSDP2)."""
     if sharded:
-        from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
-                                                             set_optimizer_state_dict)
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_model_state_dict,
+            set_optimizer_state_dict,
+        )
 
         full = StateDictOptions(full_state_dict=True)
         set_model_state_dict(model, model_state, options=full)
