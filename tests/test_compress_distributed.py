@@ -66,11 +66,12 @@ def test_the_tolerance_would_catch_a_different_batch_order(digits, one_process, 
     assert max_difference(load_weights(one_process), load_weights(tmp_path / "out")) > 100 * TOLERANCE
 
 
-def test_fsdp2_sharded_run_gives_the_same_weights(digits, one_process, tmp_path):
-    result = run_cli(*_distill_args(digits, tmp_path / "out", "--shard", "full"), cwd=tmp_path, nproc=2)
+@pytest.mark.parametrize("shard", ["full", "hybrid"])  # FSDP2 on a 1-D mesh, and on a 2-D (1 node x 2) mesh
+def test_fsdp2_sharded_run_gives_the_same_weights(digits, one_process, tmp_path, shard):
+    result = run_cli(*_distill_args(digits, tmp_path / "out", "--shard", shard), cwd=tmp_path, nproc=2)
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads((tmp_path / "out" / "compressed.json").read_text())
-    assert record["provenance"]["sharding"] == "full" and record["provenance"]["world_size"] == 2
+    assert record["provenance"]["sharding"] == shard and record["provenance"]["world_size"] == 2
     assert max_difference(load_weights(one_process), load_weights(tmp_path / "out")) < TOLERANCE
 
 

@@ -118,6 +118,9 @@ def train(model, objective: Objective, train_data: LabeledData, val_data: Labele
         loss_sum, correct, seen = _train_epoch(model, objective, optimizer, loader, cluster, run.progress)
         sync_buffers(model, cluster)
         loss_sum, correct, seen = all_sum([loss_sum, correct, seen], cluster)
+        if not math.isfinite(loss_sum):  # summed over every process, so all of them stop here together
+            raise InputError(f"training diverged: the loss became {loss_sum / seen} in epoch {epoch + 1}",
+                             hint=f"lower the learning rate (--lr {settings.lr:g} now)")
         val_accuracy = evaluate(model, val_data, cluster, settings.batch_size, run.set_mode)
         improved = state.best_accuracy is None or val_accuracy > state.best_accuracy
         if improved:
