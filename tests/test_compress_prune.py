@@ -90,3 +90,17 @@ def test_unstructured_pruning_is_permanent_and_says_dense_runtimes_gain_nothing(
     assert sum(int((w == 0).sum()) for w in layers) / sum(w.numel() for w in layers) == pytest.approx(0.5, abs=0.001)
     note = next(n for n in result.record["notes"] if "dense runtimes still multiply every weight" in n)
     assert "ONNX Runtime" in note and "×" in note
+
+
+def test_a_compressed_folder_can_be_compressed_again(structured, digits, tmp_path):
+    again = prune(str(structured.out_dir), amount=0.3, unstructured=True, train=digits["train"], val=digits["val"],
+                  out=tmp_path / "again", epochs=1, **FAST)
+    record = again.record
+    assert record["lineage"] == [{"method": "prune", "folder": str(structured.out_dir)}]
+    assert record["architecture"]["factory"] == structured.record["architecture"]["factory"]
+    assert record["architecture"]["edits"] == structured.record["architecture"]["edits"]  # the shapes carry over
+    from edgekit.exporter.sources import load_source
+
+    rebuilt = load_source(str(again.out_dir)).module
+    assert tuple(rebuilt.features[3][0].weight.shape) == (32, 16, 3, 3)
+    assert float((rebuilt.features[3][0].weight == 0).float().mean()) > 0.1

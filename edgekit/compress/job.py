@@ -215,8 +215,10 @@ class Job:
     # ---- result -------------------------------------------------------------------------------------------
     def record(self, model: LoadedModel, final, folded: list[list[str]], train: LabeledData, val: LabeledData,
                result: TrainResult, provenance: dict[str, Any]) -> dict[str, Any]:
-        """The record of the result: how to rebuild it, where it came from, how it trained."""
+        """The record of the result: how to rebuild it, where it came from, how it trained. ``folded``: the
+        BatchNorms this run folded (those of an already-compressed source are carried over)."""
         architecture = dict(model.architecture)
+        folded = architecture["edits"]["fold_batchnorm"] + folded
         architecture["edits"] = architecture_edits(fresh_module(architecture), final, folded)
         target = architecture["factory"].rpartition(":")[0]
         if target.endswith(".py"):

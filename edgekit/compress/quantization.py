@@ -104,8 +104,7 @@ def qat(model: str, *, target: str = "x86", baseline: bool = False, **options: A
         provenance = {"teacher": None, "quantizer": "torchao X86InductorQuantizer (QAT): int8 per-channel symmetric "
                       "weights, uint8 per-tensor activations", "export": how, "folded_batchnorm": pairs,
                       "target": profile.name}
-        all_folds = loaded.architecture["edits"]["fold_batchnorm"] + pairs
-        record = job.record(loaded, float_module, all_folds, train_data, val_data, result, provenance)
+        record = job.record(loaded, float_module, pairs, train_data, val_data, result, provenance)
         record["metrics"] = {"before": before, "after": model_figures(float_module, float_accuracy),
                              "after_fake_quantized": {"val_accuracy": result.best_accuracy},
                              "after_simulated_int8": {"val_accuracy": simulated}}
@@ -157,6 +156,10 @@ def _set_mode(model, training: bool) -> None:
     (move_exported_model_to_train if training else move_exported_model_to_eval)(unwrap(model))
 
 
+def _keep_mode(model, training: bool) -> None:
+    """A converted PT2E graph has no train/eval switch at all: it is always in inference mode."""
+
+
 def _simulated_int8_accuracy(prepared, val_data: LabeledData, batch_size: int) -> float:
     """Accuracy of ``convert_pt2e``'s reference INT8 model (quantize/dequantize in torch), on this process."""
     import copy
@@ -165,7 +168,7 @@ def _simulated_int8_accuracy(prepared, val_data: LabeledData, batch_size: int) -
 
     _set_mode(prepared, False)
     converted = convert_pt2e(copy.deepcopy(prepared))
-    return evaluate(converted, val_data, Cluster.alone(), batch_size, set_mode=lambda model, training: None)
+    return evaluate(converted, val_data, Cluster.alone(), batch_size, set_mode=_keep_mode)
 
 
 def _export_both(original: str | None, folder: Path, train_data: LabeledData, val_data: LabeledData,

@@ -78,6 +78,11 @@ def cross_entropy(model, inputs, labels):
     return F.cross_entropy(logits, labels), logits
 
 
+def switch_mode(model, training: bool) -> None:
+    """``model.train()`` / ``model.eval()``; a PT2E graph brings its own (``quantization._set_mode``)."""
+    model.train(training)
+
+
 @dataclass
 class Run:
     """One training run's fixed context: where it runs, where it checkpoints, how it reports."""
@@ -90,7 +95,7 @@ class Run:
     sharded: bool = False
     progress: SilentTraining = field(default_factory=SilentTraining)
     on_epoch_end: Callable[[int], None] | None = None
-    set_mode: Callable[[Any, bool], None] = lambda model, training: model.train(training)
+    set_mode: Callable[[Any, bool], None] = switch_mode
 
 
 def train(model, objective: Objective, train_data: LabeledData, val_data: LabeledData, run: Run) -> TrainResult:
@@ -113,7 +118,8 @@ def train(model, objective: Objective, train_data: LabeledData, val_data: Labele
             group["lr"] = settings.lr * 0.5 * (1 + math.cos(math.pi * epoch / settings.epochs))
         sampler.set_epoch(epoch)
         torch.manual_seed(settings.seed * 100_003 + epoch * 1_009 + cluster.rank)
-        run.progress.start_epoch(epoch + 1, settings.epochs, len(loader)) if cluster.is_main else None
+        if cluster.is_main:
+            run.progress.start_epoch(epoch + 1, settings.epochs, len(loader))
         run.set_mode(model, True)
         loss_sum, correct, seen = _train_epoch(model, objective, optimizer, loader, cluster, run.progress)
         sync_buffers(model, cluster)
@@ -143,7 +149,7 @@ def train(model, objective: Objective, train_data: LabeledData, val_data: Labele
 
 
 def evaluate(model, data: LabeledData, cluster: Cluster, batch_size: int,
-             set_mode: Callable[[Any, bool], None] = lambda model, training: model.train(training)) -> float:
+             set_mode: Callable[[Any, bool], None] = switch_mode) -> float:
     """Label accuracy on ``data``, each process scoring an equal slice (padding masked out), summed over all."""
     import torch
 
