@@ -195,7 +195,7 @@ def _runtime_rows(table: Table, runtimes: dict | None) -> None:
                       f"{row['after']['file_bytes'] / 1024:.1f} KiB",
                       _change(row["before"]["file_bytes"], row["after"]["file_bytes"], "", ratio=True))
         table.add_row(f"{label} p50 ({runtimes['threads']} threads)", f"{row['before']['p50_ms']:.4f} ms",
-                      f"{row['after']['p50_ms']:.4f} ms", f"{row['speedup']:.2f}× faster")
+                      f"{row['after']['p50_ms']:.4f} ms", f"{row['speedup']:.2f}× the speed")
 
 
 def prune_table(record: dict) -> Table:

@@ -102,8 +102,9 @@ def distill(teacher: str, student: str, *, temperature: float = 4.0, soft_weight
         record["notes"] = notes + _verdict(record["metrics"])
         staged = job.write(final, record)
         if opts.measure:
-            record["metrics"]["runtimes"] = compare_runtimes(teacher, str(staged), opts.val, measure_target,
-                                                             job.progress)
+            runtimes = compare_runtimes(teacher, str(staged), opts.val, measure_target, job.progress)
+            record["metrics"]["runtimes"] = runtimes
+            record["notes"] += _speed_note(runtimes)
         return CompressResult(job.commit(record), record, final)
     except BaseException:
         job.fail()
@@ -127,3 +128,12 @@ def _verdict(metrics: dict) -> list[str]:
         notes.append(f"the same student trained without the teacher reaches {alone:.2%} "
                      f"({(student - alone) * 100:+.2f} points from distillation)")
     return notes
+
+
+def _speed_note(runtimes: dict) -> list[str]:
+    if "error" in runtimes:
+        return [f"runtime measurement failed: {runtimes['error']}"]
+    names = {"onnx": "ONNX Runtime", "tflite": "LiteRT"}
+    measured = [f"{names.get(fmt, fmt)} {row['before']['p50_ms']:.3f} → {row['after']['p50_ms']:.3f} ms "
+                f"({row['speedup']:.2f}×)" for fmt, row in runtimes.items() if isinstance(row, dict)]
+    return [f"FP32 p50, teacher → student ({runtimes['threads']} threads): {', '.join(measured)}"] if measured else []
