@@ -65,7 +65,10 @@ def load_labeled(path: str | Path, spec: InputSpec, preprocess: PreprocessSpec |
     if samples.labels is None:
         raise InputError(f"{role} data {path} has no '{LABELS_KEY}' array",
                          hint=f"save the class index of every sample as '{LABELS_KEY}' (1-D integers) in the .npz")
-    inputs = torch.from_numpy(np.ascontiguousarray(samples.inputs[spec.name]))
+    array = samples.inputs[spec.name]
+    if array.ndim == len(spec.shape) + 1 and array.shape[1] == 1:  # stored with its own sample axis: (N, 1, …)
+        array = array[:, 0]
+    inputs = torch.from_numpy(np.ascontiguousarray(array))
     labels = samples.labels.astype(np.int64)
     dataset = torch.utils.data.TensorDataset(inputs, torch.from_numpy(labels))
     return LabeledData(dataset, labels, str(path), _digest(path), "npz")

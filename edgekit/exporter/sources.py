@@ -110,8 +110,9 @@ def _load_compressed(reference: str, input_specs: list[InputSpec] | None) -> Tor
     from ..compress.record import factory_reference, read_record, rebuild, weights_path
 
     record = read_record(reference)
-    base = _load_factory(factory_reference(record), input_specs)
-    source = TorchSource(reference, weights_path(record), rebuild(base.module, record), base.inputs, base.examples)
+    source = _load_factory(factory_reference(record), input_specs)
+    source.module = rebuild(source.module, record)
+    source.reference, source.path = reference, weights_path(record)
     source.run(source.examples)
     return source
 
