@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -78,22 +79,30 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="edgekit-bench-compress-"))
+    try:
+        results = _run_all(work, args.epochs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _print(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def _run_all(work: Path, epochs: int) -> dict:
     started = time.time()
     load = os.getloadavg()[0]
     data = _digits(work)
     wide = _train_wide(work, data)
     results = {"host": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                         "load_1min_at_start": load}}
-    results["prune"] = {name: _prune(reference, data, work / f"pruned-{name}", args.epochs)
+    results["prune"] = {name: _prune(reference, data, work / f"pruned-{name}", epochs)
                         for name, reference in (("digits CNN", TEACHER), ("wide CNN", wide))}
-    results["unstructured"] = _prune(wide, data, work / "sparse-wide", args.epochs, unstructured=True)
-    results["distill"] = _distill(data, work / "student", max(args.epochs, 15))
+    results["unstructured"] = _prune(wide, data, work / "sparse-wide", epochs, unstructured=True)
+    results["distill"] = _distill(data, work / "student", max(epochs, 15))
     results["qat"] = _qat(data, work / "qat")
     results["ddp"] = {n: _ddp_throughput(wide, data, work / f"ddp{n}", n) for n in (1, 2)}
     results["seconds"] = round(time.time() - started)
-    _print(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return results
 
 
 def _digits(work: Path) -> dict[str, Path]:
