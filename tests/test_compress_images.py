@@ -1,4 +1,4 @@
-"""Image folders as training data: edgekit.images (decoding + declared preprocessing) and its errors."""
+"""Image folders as training data: edgekit.data.images (decoding + declared preprocessing) and its errors."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from edgekit.cli import app
 from edgekit.compress.data import load_labeled
+from edgekit.data.images import list_images, list_labeled_images, load_image, load_images, parse_preprocess
 from edgekit.errors import InputError
-from edgekit.images import list_images, list_labeled_images, load_image, load_images, parse_preprocess
 from edgekit.specs import InputSpec
 
 GRAY = parse_preprocess("channels=gray")

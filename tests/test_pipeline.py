@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-
 from conftest import REPO, model_ref, smooth_images
+
 from edgekit import export
 from edgekit.errors import AccuracyError, InputError
-from edgekit.runtime.onnxrt import OnnxRunner
 from edgekit.exporter.sources import load_source
+from edgekit.runtime.onnxrt import OnnxRunner
 
 # The tiny CNN has random weights, so its logits sit close together and INT8 flips a few argmaxes.
 LOOSE_TOP1 = {"top1_agreement_min": 0.85}

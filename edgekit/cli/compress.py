@@ -5,7 +5,6 @@ Under ``torchrun`` every process runs the command; only rank 0 prints and writes
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -17,6 +16,8 @@ import typer
 from rich.table import Table
 
 from ..errors import EdgekitError, InputError
+from ..files import to_json
+from ..interrupts import Interrupted
 from .common import err_console, fail, fmt, out_console
 
 compress_app = typer.Typer(help="Prune, distil or quantization-aware-train a PyTorch classifier (one process, or "
@@ -151,10 +152,12 @@ def _is_main() -> bool:
 def _run(call: Callable, table: Callable[[dict], Table], as_json: bool) -> None:
     try:
         result = call()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted) as stop:
         if _is_main():
             err_console.print("[yellow]![/] interrupted; the last finished epoch is checkpointed beside the result "
                               "folder: run the same command with --resume to continue")
+        if isinstance(stop, Interrupted):
+            raise
         raise typer.Exit(130)
     except EdgekitError as error:
         if _is_main() or not isinstance(error, InputError):
@@ -166,7 +169,7 @@ def _run(call: Callable, table: Callable[[dict], Table], as_json: bool) -> None:
     if result.out_dir is None:
         return
     if as_json:
-        sys.stdout.write(json.dumps(result.record, indent=2) + "\n")
+        sys.stdout.write(to_json(result.record) + "\n")
         return
     out_console.print(table(result.record))
     for note in result.record["notes"]:

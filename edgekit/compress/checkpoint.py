@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..files import sha256_file, write_text_atomic
+from ..files import sha256_file, write_json_atomic
 
 STATE_FILE = "state.json"
 FORMAT = "edgekit.checkpoint/1"
@@ -56,7 +56,7 @@ def save(folder: Path, settings: dict[str, Any], state: TrainingState, model_sta
     document = {"format": FORMAT, "settings": settings, "epochs_done": state.epochs_done,
                 "best_epoch": state.best_epoch, "best_accuracy": state.best_accuracy, "history": state.history,
                 "param_groups": groups, "sha256": digests}
-    write_text_atomic(folder / STATE_FILE, json.dumps(document, indent=2) + "\n")
+    write_json_atomic(folder / STATE_FILE, document)
 
 
 def load(folder: Path, settings: dict[str, Any]) -> tuple[TrainingState, dict, dict]:

@@ -1,5 +1,5 @@
 """Labelled data for training and validation: the ``.npz`` format export reads (with ``labels``), or a folder of
-images in one sub-folder per class, decoded with a declared preprocessing (``edgekit.images``)."""
+images in one sub-folder per class, decoded with a declared preprocessing (``edgekit.data.images``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 from ..data import LABELS_KEY, load_samples
 from ..errors import InputError
 from ..files import sha256_file
-from ..images import LabeledImages, PreprocessSpec, list_labeled_images, load_image
+from ..data.images import LabeledImages, PreprocessSpec, list_labeled_images, load_image
 from ..specs import InputSpec
 
 

@@ -3,7 +3,6 @@ data, the checkpoint folder, and the result folder with its record (written by r
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -13,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..data.images import PreprocessSpec, parse_preprocess
 from ..errors import InputError
 from ..exporter.artifact_dir import StagedFolder
 from ..exporter.sources import TorchSource, load_source
-from ..files import write_text_atomic
-from ..images import PreprocessSpec, parse_preprocess
+from ..files import write_json_atomic
 from . import checkpoint
 from .data import LabeledData, check_labels, load_labeled
 from .distributed import SHARDINGS, Cluster, start
@@ -257,7 +256,7 @@ class Job:
     @staticmethod
     def update_record(folder: Path, record: dict[str, Any]) -> None:
         """Replace the record of a committed folder (atomically) with more figures."""
-        write_text_atomic(folder / RECORD_FILE, json.dumps(record, indent=2) + "\n")
+        write_json_atomic(folder / RECORD_FILE, record)
 
     def fail(self) -> None:
         """Remove the staged folder (the checkpoint folder stays for --resume)."""

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .specs import InputSpec, example_arrays
+from ..errors import InputError
+from ..specs import InputSpec, example_arrays
 
 LABELS_KEY = "labels"
 
