@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 MLSERVER_VENV := .venv-mlserver
 KSERVE_VENV := .venv-kserve
 
-.PHONY: setup browser mlserver kserve-client demo test bench clean
+.PHONY: setup browser mlserver kserve-client corpus demo test bench clean
 
 $(BIN)/edgekit: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -35,12 +35,17 @@ $(KSERVE_VENV)/installed: scripts/setup-kserve-client.sh
 
 kserve-client: $(KSERVE_VENV)/installed
 
+# The real-model corpus's test subset (silero-vad, facenet-pytorch wheels from PyPI, ~13 MB, sha256-pinned),
+# cached in ~/.cache/edgekit/corpus (or $$EDGEKIT_CORPUS); bench/real_models.py fetches the rest itself.
+corpus: setup
+	$(BIN)/python bench/corpus.py fetch --subset test
+
 demo: setup
 	$(BIN)/edgekit export samples/digits/model.py:build --target x86 \
 		--calib samples/digits/calib.npz --val samples/digits/val.npz \
 		--out edgekit-out/digits-x86 --overwrite
 
-test: setup browser mlserver kserve-client
+test: setup browser mlserver kserve-client corpus
 	$(BIN)/python -m pytest -q
 
 bench: setup

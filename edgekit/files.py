@@ -3,11 +3,14 @@ strict JSON, and content digests."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +90,21 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def scratch_cwd(prefix: str = "edgekit-scratch-") -> Iterator[Path]:
+    """Run a block in a fresh temp folder as the current directory, removed afterwards whatever happens.
+
+    For third-party tools that write scratch files into the current directory (ONNX Runtime's symbolic shape
+    inference leaves ``sym_shape_infer_temp.onnx`` and ``<uuid>.data`` there when it fails). The working
+    directory is process-wide: callers use absolute paths inside the block.
+    """
+    previous = os.getcwd()
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chdir(folder)
+    try:
+        yield folder
+    finally:
+        os.chdir(previous)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -16,9 +16,9 @@ import zipfile
 import httpx
 import numpy as np
 import pytest
-
 from agent_process import start_agent
 from conftest import model_ref, smooth_images
+
 from edgekit.runtime.onnxrt import OnnxRunner
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MODELS, REPO, model_ref, smooth_images
 from typer.testing import CliRunner
 
-from conftest import MODELS, REPO, model_ref, smooth_images
 from edgekit.cli import app
 
 runner = CliRunner()

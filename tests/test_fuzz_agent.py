@@ -23,17 +23,22 @@ import pytest
 
 schemathesis = pytest.importorskip("schemathesis")  # the dev extra
 
+from agent_process import start_agent  # noqa: E402
+from conftest import REPO, model_ref  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import seed as hypothesis_seed  # noqa: E402
 from hypothesis.errors import Unsatisfiable  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.core.failures import FailureGroup  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402
-    content_type_conformance, ignored_auth, negative_data_rejection, positive_data_acceptance,
-    response_headers_conformance, response_schema_conformance, status_code_conformance)
-
-from agent_process import start_agent  # noqa: E402
-from conftest import REPO, model_ref  # noqa: E402
+    content_type_conformance,
+    ignored_auth,
+    negative_data_rejection,
+    positive_data_acceptance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 sys.path.insert(0, str(REPO / "bench"))
 import fuzz_agent  # noqa: E402  (bench/fuzz_agent.py)

@@ -26,8 +26,16 @@ from .._version import __version__
 from .openapi import errors, json_body
 from .problems import validate_body
 from .sessions import SessionError
-from .v2_wire import HEADER_LENGTH, NUMPY_TO_V2, WireError, dump_body, encode_tensors, load_json, read_tensors, \
-    split_body
+from .v2_wire import (
+    HEADER_LENGTH,
+    NUMPY_TO_V2,
+    WireError,
+    dump_body,
+    encode_tensors,
+    load_json,
+    read_tensors,
+    split_body,
+)
 
 DIGEST_PATTERN = r"^[0-9a-f]{64}$"
 V2_TIMEOUT_S = 60.0  # one v2 request may hold the run slot this long before its session is killed

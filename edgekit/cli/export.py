@@ -29,6 +29,9 @@ def export_command(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Artifact folder. Default: edgekit-out/NAME-TARGET."),
     inputs: Optional[list[str]] = typer.Option(None, "--input", "-i",
                                                help="NAME:1x3x224x224[:float32]; repeat per input."),
+    outputs: Optional[list[str]] = typer.Option(None, "--output", help="NAME:KIND, KIND one of class, regression, "
+                                                "embedding: how the gate compares that output (default: inferred); "
+                                                "repeat per output."),
     calib: Optional[Path] = typer.Option(None, "--calib", help="Calibration data: .npz keyed by input name, "
                                                               "or a folder of .npy/.npz."),
     val: Optional[Path] = typer.Option(None, "--val", help="Validation data (same format; 'labels' key optional)."),
@@ -71,6 +74,7 @@ def export_command(
             target=target or (config and config.target) or "x86",
             out=out or (config and config.out and Path(config.out)) or None,
             inputs=inputs or (config and config.inputs) or None,
+            outputs=outputs or (config and config.outputs) or None,
             calib=calib or (config and config.calib) or None,
             val=val or (config and config.val) or None,
             format=(format.value if format else None) or (config and config.format) or None,
@@ -124,8 +128,40 @@ def compute_text(execution: dict | None) -> str:
     return " · ".join(part for part in (layers or execution["inference_precision"], kernel) if part)
 
 
+def outputs_table(manifest: dict) -> Table:
+    """Accuracy per output and candidate, with each output's kind (the figures its kind is judged on)."""
+    table = Table(title="accuracy per output (kind: declared or inferred)")
+    for column in ("candidate", "output", "kind", "cosine min", "cosine mean", "max abs err", "top-1"):
+        table.add_column(column, justify="left" if column in ("candidate", "output", "kind") else "right",
+                         no_wrap=True)
+    for art in manifest["artifacts"]:
+        for out in (art["accuracy"] or {}).get("outputs", []):
+            kind = out["kind"] + ("" if out["kind_declared"] else " (inferred)")
+            table.add_row(art["name"], out["name"], kind, fmt(out["cosine_min"], ".5f"), fmt(out["cosine_mean"], ".5f"),
+                          fmt(out["max_abs_error"], ".4g"), fmt(out["top1_agreement"], ".2%"))
+    return table
+
+
+def _preparation_lines(manifest: dict) -> list[str]:
+    """What graph preparation changed or left alone (fixed dims, opset upgrade, subgraphs kept in float)."""
+    steps = {s["step"]: s["details"] for s in manifest["steps"]}
+    prepare, lines = steps.get("prepare", {}), []
+    if prepare.get("fixed_dims"):
+        lines.append(f"prepare: input dims {prepare['fixed_dims']}")
+    if prepare.get("opset_upgrade"):
+        lines.append(f"prepare: opset {prepare['opset_upgrade']}")
+    if prepare.get("control_flow_left_in_float"):
+        lines.append(f"prepare: {len(prepare['control_flow_left_in_float'])} If/Loop/Scan node(s) keep their "
+                     "subgraphs in float")
+    lines += [f"{name} skipped: {details['skipped_because']}" for name, details in steps.items()
+              if "skipped_because" in details]
+    return lines
+
+
 def print_export_summary(console: Console, manifest: dict, out_dir) -> None:
     console.print(artifacts_table(manifest))
+    if len(manifest.get("outputs", [])) > 1:
+        console.print(outputs_table(manifest))
     reference = next((a["accuracy"]["reference_label_accuracy"] for a in manifest["artifacts"]
                       if a["accuracy"] and a["accuracy"]["reference_label_accuracy"] is not None), None)
     if reference is not None:
@@ -140,6 +176,8 @@ def print_export_summary(console: Console, manifest: dict, out_dir) -> None:
         if fusion and fusion["float_compute_ops"]:
             console.print(f"[yellow]![/] {art['name']}: {fusion['float_compute_ops']} compute op(s) stay in float "
                           f"on this host: {', '.join(fusion['left_in_float'][:5])}", soft_wrap=True)
+    for line in _preparation_lines(manifest):
+        console.print(f"[cyan]i[/] {line}", soft_wrap=True)
     for note in manifest["notes"]:
         console.print(f"[yellow]![/] {note}", soft_wrap=True)
     console.print(f"artifact folder: [bold]{out_dir}[/] (manifest.json); recommended: "

@@ -46,6 +46,7 @@ class Artifact:
     runner_options: dict[str, Any]
     host_outputs: list[list[np.ndarray]] = field(default_factory=list, repr=False)
     output_names: list[str] = field(default_factory=list)
+    output_kinds: list[str | None] = field(default_factory=list)  # as the export's gate judged them
 
     def describe(self) -> dict:
         return {"name": self.name, "file": self.file, "sha256": self.sha256, "format": self.format,
@@ -195,7 +196,8 @@ def select_artifacts(manifest: dict, folder: Path, all_candidates: bool) -> list
             raise InputError(f"{path} changed since the export (sha256 {digest[:12]}…, manifest "
                              f"{entry['sha256'][:12]}…)", hint="re-run `edgekit export` so manifest and file agree")
         artifacts.append(Artifact(entry["name"], entry["file"], path, digest, entry["format"], entry["precision"],
-                                  dict(entry.get("runner_options") or {})))
+                                  dict(entry.get("runner_options") or {}),
+                                  output_kinds=[o.get("kind") for o in manifest.get("outputs") or []]))
     return artifacts
 
 
@@ -291,8 +293,8 @@ def _check(client: AgentClient, label: str, artifact: Artifact, data: SampleSet,
                               f"{type(exc).__name__}: {exc}",
                               hint="are client and agent the same edgekit version?", url=client.url))
         return check
-    report = apply_budget(compare_outputs(artifact.host_outputs, device, artifact.output_names, data.labels),
-                          profile.accuracy)
+    report = apply_budget(compare_outputs(artifact.host_outputs, device, artifact.output_names, data.labels,
+                                          artifact.output_kinds or None), profile.accuracy)
     check.accuracy = report.to_dict()
     check.violations = [f"{DEVICE_VS_HOST}: {v}" for v in report.violations]
     check.violations += _latency_violations(check.benchmark.get("latency") or {}, profile, check.notes)

@@ -12,6 +12,7 @@ from ..accuracy import AccuracyReport, apply_budget, compare_outputs
 from ..data import SampleSet
 from ..runtime import open_runner
 from ..runtime.ir_bundle import artifact_digest, artifact_files
+from .guard import guarded
 from .steps import Artifact, StepResult
 
 PASSED, SELECTED, REJECTED = "passed", "selected", "rejected"
@@ -30,7 +31,7 @@ class Candidate:
     latency: dict[str, Any] | None = None
     status: str = PASSED
     reason: str | None = None
-    failure: str | None = None  # conversion | accuracy | speed | device
+    failure: str | None = None  # conversion | runtime | accuracy | speed | device
     notes: list[str] = field(default_factory=list)
     execution: dict[str, Any] | None = None  # what the runtime compiled, where it tells (OpenVINO)
 
@@ -72,12 +73,14 @@ def run_samples(runner, samples: SampleSet) -> list[list[np.ndarray]]:
 
 
 def gate(candidate: Candidate, reference: list[list[np.ndarray]], validation: SampleSet, budget,
-         threads: int) -> AccuracyReport:
-    """Compare the candidate with the original on every validation sample and apply the budget."""
+         threads: int, names: list[str] | None = None, kinds: list[str | None] | None = None) -> AccuracyReport:
+    """Compare the candidate with the original on every validation sample and apply the budget. ``names``: the
+    original's output names (default: the candidate's); ``kinds``: declared output kinds (None: inferred)."""
     runner = candidate.runner(threads)
     if hasattr(runner, "execution_info"):
         candidate.execution = runner.execution_info()
-    report = compare_outputs(reference, run_samples(runner, validation), runner.output_names, validation.labels)
+    report = compare_outputs(reference, run_samples(runner, validation), names or runner.output_names,
+                             validation.labels, kinds)
     candidate.accuracy = apply_budget(report, budget)
     if not report.passed:
         candidate.reject("accuracy", "accuracy: " + "; ".join(report.violations))
@@ -88,15 +91,20 @@ def measure_latencies(candidates: list[Candidate], sample: dict[str, np.ndarray]
                       rounds: int = 3) -> None:
     """Time every candidate once per round, rotating the order, and keep each one's median-p50 round: a busy
     moment on a shared host then spoils one round of every candidate, not the only figure of one of them."""
-    runners = [(c, c.runner(threads)) for c in candidates]
+    runners = [(c, guarded([c], "latency", lambda: c.runner(threads), "runtime")) for c in candidates]
+    runners = [(c, runner) for c, runner in runners if runner is not None]
     measured: dict[int, list] = {id(c): [] for c in candidates}
     for index in range(rounds if runners else 0):
         shift = index % len(runners)
         for candidate, runner in runners[shift:] + runners[:shift]:
-            measured[id(candidate)].append(runner.benchmark(sample, warmup=5, runs=20, min_seconds=0.5))
+            if candidate.usable:
+                stats = guarded([candidate], "latency",
+                                lambda: runner.benchmark(sample, warmup=5, runs=20, min_seconds=0.5), "runtime")
+                measured[id(candidate)].append(stats)
     for candidate, _ in runners:
-        ordered = sorted(measured[id(candidate)], key=lambda stats: stats.p50_ms)
-        candidate.latency = ordered[len(ordered) // 2].to_dict()
+        if candidate.usable:
+            ordered = sorted(measured[id(candidate)], key=lambda stats: stats.p50_ms)
+            candidate.latency = ordered[len(ordered) // 2].to_dict()
 
 
 def measure_on_agent(candidates: list[Candidate], client, sample: dict[str, np.ndarray], threads: int) -> None:

@@ -26,6 +26,7 @@ def build_manifest(*, source, specs, profile, fmt: str, data: dict, common_steps
         "format": fmt,
         "source": source.describe(),
         "inputs": [s.to_dict() for s in specs],
+        "outputs": output_kinds(candidates),
         "versions": versions(),
         "host": {"arch": platform.machine(), "cpu": cpu_name(), "python": platform.python_version()},
         "target": profile.model_dump(mode="json"),
@@ -36,6 +37,14 @@ def build_manifest(*, source, specs, profile, fmt: str, data: dict, common_steps
         "artifacts": [c.to_dict(root) for c in candidates],
         "notes": notes,
     }
+
+
+def output_kinds(candidates: list[Candidate]) -> list[dict[str, Any]]:
+    """Each output's name and kind (class/regression/embedding), declared or inferred by the gate."""
+    report = next((c.accuracy for c in candidates if c.accuracy is not None), None)
+    if report is None:
+        return []
+    return [{"name": o.name, "kind": o.kind, "declared": o.kind_declared} for o in report.outputs]
 
 
 def versions() -> dict[str, str]:

@@ -16,11 +16,12 @@ from ..interrupts import record_discarded
 from ..progress import SilentProgress
 from ..runtime.ir_bundle import artifact_files
 from ..runtime.onnxrt import OnnxRunner
-from ..specs import InputSpec, parse_input_spec
+from ..specs import InputSpec, parse_input_spec, parse_output_kinds, resolve_output_kinds
 from ..targets import Format, Precision, TargetProfile, load_target
 from .artifact_dir import StagedFolder
 from .builders import build_onnx, build_openvino, build_tflite, format_precisions, unbuilt_precision_notes
 from .candidates import REJECTED, Candidate, choose, gate, measure_latencies, measure_on_agent, run_samples
+from .guard import attempt, guarded
 from .manifest import build_manifest, cpu_name
 from .rescue import rescue_openvino_int8, rescue_static_int8
 from .sources import OnnxSource, TfliteSource, TorchSource, load_source
@@ -49,6 +50,7 @@ class ExportResult:
 def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str | Path | None = None,
            inputs: list[str | InputSpec] | None = None, calib: str | Path | None = None,
            val: str | Path | None = None, format: str | None = None, dynamic_batch: bool = False,
+           outputs: list[str] | dict[str, str] | None = None,
            simplify: bool = True, accuracy: dict[str, float | None] | None = None, benchmark: bool = True,
            rescue: bool = True, overwrite: bool = False, agent: str | None = None, token: str | None = None,
            token_file: str | Path | None = None, progress: SilentProgress | None = None) -> ExportResult:
@@ -56,7 +58,8 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
 
     ``format``: ``onnx`` or ``tflite`` build that format and every candidate must pass; ``auto`` (the default
     when the profile allows several formats) builds all allowed formats and selects the fastest candidate that
-    passes. The folder is written either way (failing models under ``rejected/``) so the figures can be read;
+    passes. ``outputs`` declares output kinds (``["scores:class"]`` or ``{"scores": "class"}``: class,
+    regression or embedding); undeclared outputs are inferred conservatively. The folder is written either way (failing models under ``rejected/``) so the figures can be read;
     then ``AccuracyError``/``ExportError`` is raised if the run failed. With ``agent`` (a device's agent URL),
     latency is measured on that device instead of this host, so the choice is made where the model will run.
     """
@@ -72,13 +75,16 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
         source = load_source(model, specs or None)
     specs = source.inputs if not dynamic_batch else [s.with_dynamic_batch() for s in source.inputs]
     _check_source_formats(source, formats, fmt)
+    declared = outputs if isinstance(outputs, dict) else parse_output_kinds(list(outputs or []))
+    kinds = resolve_output_kinds(declared, source.output_names)
     out_dir = output_folder(out or DEFAULT_OUT, model=_model_stem(source), target=profile.name)
     calibration, validation, data_notes = _load_data(calib, val, specs, progress)
     staged = StagedFolder(out_dir, overwrite=overwrite)
     for stale in staged.swept:
         progress.note(f"removed {stale.name}, a staging folder left by an interrupted run")
     try:
-        context = StepContext(profile=profile, inputs=specs, calibration=calibration)
+        context = StepContext(profile=profile, inputs=specs, calibration=calibration,
+                              output_names=source.output_names, output_kinds=kinds)
         candidates, common_steps, float_onnx, notes = _build(source, context, formats, staged.path, dynamic_batch,
                                                              simplify, progress)
         if not any(c.artifact for c in candidates):
@@ -156,6 +162,7 @@ def _load_data(calib, val, specs: list[InputSpec], progress) -> tuple[SampleSet,
     calibration = load_samples(calib, specs) if calib else None
     validation = load_samples(val, specs) if val else None
     if calibration is None and validation is None:
+        _check_synthetic_possible(specs)
         notes.append(f"no --calib/--val data: using {SYNTHETIC_SAMPLES} synthetic random inputs for calibration "
                      "and validation; accuracy figures on synthetic data are weak evidence")
         calibration = validation = synthetic_samples(specs, SYNTHETIC_SAMPLES)
@@ -168,6 +175,15 @@ def _load_data(calib, val, specs: list[InputSpec], progress) -> tuple[SampleSet,
     for note in notes:
         progress.note(note)
     return calibration, validation, notes
+
+
+def _check_synthetic_possible(specs: list[InputSpec]) -> None:
+    """Random inputs need a size for every dim but the batch: a symbolic height or sequence length has none."""
+    dynamic = [f"{s.name} {list(s.shape)}" for s in specs if any(isinstance(d, str) for d in s.shape[1:])]
+    if dynamic:
+        raise InputError(f"no --calib/--val data, and inputs {', '.join(dynamic)} have dynamic dims besides the "
+                         "batch, so synthetic inputs have no size",
+                         hint="fix the dims with --input NAME:1x3x640x640 (one per input), or pass --calib/--val")
 
 
 def _build(source, context: StepContext, formats: list[str], folder: Path, dynamic_batch: bool, simplify: bool,
@@ -249,20 +265,31 @@ def _evaluate(source, candidates, context, validation, float_onnx, rescue: bool,
         return []
     profile = context.profile
     with progress.step(f"accuracy gate on {len(validation)} samples"):
-        if isinstance(source, TorchSource):
-            reference = [source.run(sample) for sample in validation]
-        else:
-            reference = run_samples(OnnxRunner(source.path, threads=profile.threads, optimization="disabled"),
-                                    validation)
+        reference, reason = attempt("the original model", lambda: _reference_outputs(source, validation, profile))
+        if reason is not None:
+            raise InputError(f"{reason} on the validation data",
+                             hint="check that the data fits the model's inputs (shapes, dtypes, and values such "
+                                  "as a sample rate or token ids)")
         for candidate in built:
-            gate(candidate, reference, validation, profile.accuracy, profile.threads)
+            guarded([candidate], "accuracy gate",
+                    lambda: gate(candidate, reference, validation, profile.accuracy, profile.threads,
+                                 context.output_names, context.output_kinds), "runtime")
+    rescues = {"onnx/int8_static": rescue_static_int8, "openvino/int8_static": rescue_openvino_int8}
     for candidate in built:
-        if rescue and candidate.failure == "accuracy" and float_onnx is not None:
-            if candidate.name == "onnx/int8_static":
-                rescue_static_int8(candidate, context, reference, validation, float_onnx, progress)
-            elif candidate.name == "openvino/int8_static":
-                rescue_openvino_int8(candidate, context, reference, validation, float_onnx, progress)
+        rescue_of = rescues.get(candidate.name)
+        if rescue and candidate.failure == "accuracy" and rescue_of is not None and float_onnx is not None:
+            _, reason = attempt(f"rescue of {candidate.name}", lambda: rescue_of(
+                candidate, context, reference, validation, float_onnx, progress))
+            if reason is not None:
+                candidate.notes.append(reason)
     return []
+
+
+def _reference_outputs(source, validation: SampleSet, profile: TargetProfile) -> list[list]:
+    """The original's outputs on every validation sample: PyTorch, or the source ONNX file unoptimized."""
+    if isinstance(source, TorchSource):
+        return [source.run(sample) for sample in validation]
+    return run_samples(OnnxRunner(source.path, threads=profile.threads, optimization="disabled"), validation)
 
 
 def _agent_client(url: str, token: str | None, token_file) -> AgentClient:
