@@ -68,7 +68,7 @@ def test_export_builds_ir_pairs_gated_and_timed(ov_folder):
     assert int8["steps"][0]["params"]["calibration_samples"] == 32  # the same SampleSet as every other format
     assert {"u8", "i8"} & set(int8["execution"]["compute_precisions"])  # int8 kernels ran, not f32 ones
     # onnx is not a format here: the FP32 ONNX base was made in work/ (gone), its steps are the common steps
-    assert [s["step"] for s in manifest["steps"]] == ["export_onnx", "simplify", "optimize"]
+    assert [s["step"] for s in manifest["steps"]] == ["export_onnx", "prepare", "simplify", "optimize"]
     assert sorted(p.name for p in ov_folder.out_dir.iterdir()) == sorted(
         ["manifest.json", *(f for a in by_name.values() for f in a["files"])])
     measured = manifest["latency_measured_on"]
