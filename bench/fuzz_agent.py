@@ -139,8 +139,10 @@ class Seed:
 
 
 def load_seed(path: Path) -> Seed:
-    """A seed from a model file; inputs are random data in the model's own input shapes (batch 1)."""
+    """A seed from a model file (an OpenVINO IR's .xml: its upload bundle); inputs are random data in the model's
+    own input shapes (batch 1)."""
     from edgekit.runtime import open_runner
+    from edgekit.runtime.ir_bundle import upload_chunks
 
     runner = open_runner(path)
     rng = np.random.default_rng(0)
@@ -150,7 +152,7 @@ def load_seed(path: Path) -> Seed:
         dtype = np.dtype(spec["dtype"])
         inputs[name] = (rng.standard_normal(shape).astype(dtype) if np.issubdtype(dtype, np.floating)
                         else rng.integers(0, 10, shape).astype(dtype))
-    return Seed(path.name, path.read_bytes(), inputs)
+    return Seed(path.name, b"".join(upload_chunks(path)), inputs)
 
 
 @dataclass
@@ -351,17 +353,17 @@ def _save(crash_dir: Path | None, mutant: bytes, finding: Finding) -> str | None
 # ---------------------------------------------------------------- CLI: long runs with an agent of its own
 
 def export_default_seeds(folder: Path) -> list[Path]:
-    """tests/models.py:tiny_cnn as ONNX and TFLite, FP32 and static INT8."""
+    """tests/models.py:tiny_cnn as ONNX, TFLite and OpenVINO IR (bundled), FP32 and static INT8."""
     import edgekit
     from edgekit.quiet import quiet
 
     ref = f"{REPO / 'tests' / 'models.py'}:tiny_cnn"
     paths = []
-    for fmt in ("onnx", "tflite"):
+    for fmt, suffix in (("onnx", "onnx"), ("tflite", "tflite"), ("openvino", "xml")):
         out = folder / fmt
         with quiet():
             edgekit.export(ref, "x86", out=out, format=fmt, benchmark=False, accuracy={"top1_agreement_min": 0})
-        paths += sorted(out.glob(f"model.*.{fmt}"))
+        paths += sorted(out.glob(f"model.*.{suffix}"))
     return paths
 
 

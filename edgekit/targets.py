@@ -23,6 +23,7 @@ class Precision(str, Enum):
 
     fp32 = "fp32"
     fp16 = "fp16"
+    bf16 = "bf16"  # OpenVINO only: the CPU plugin's bf16 execution (AMX, AVX-512 BF16), where the CPU has it
     int8 = "int8"
     int8_static = "int8_static"
     int8_dynamic = "int8_dynamic"
@@ -31,6 +32,7 @@ class Precision(str, Enum):
 class Format(str, Enum):
     onnx = "onnx"
     tflite = "tflite"
+    openvino = "openvino"
     auto = "auto"
 
 

@@ -236,3 +236,26 @@ def tiny_bert_outlier():
     activation range per tensor) crushes the channels that matter there."""
     ids = torch.zeros(1, 16, dtype=torch.int64)
     return SentenceEncoder(outlier=True).eval(), {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+class OutlierDeep(nn.Module):
+    """OutlierChannel with four more convolutions: whole-model INT8 lands just under a tight budget, and keeping
+    one or two layers around the outlier in float (of eight) brings it back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.first = nn.Conv2d(3, 8, 3, padding=1)
+        self.second = nn.Conv2d(8, 8, 3, padding=1)
+        self.body = nn.Sequential(*[m for _ in range(4) for m in (nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())])
+        self.head = nn.Linear(8, 4)
+        with torch.no_grad():
+            self.first.weight[0] *= 400.0
+            self.second.weight[:, 0] = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(self.second(torch.relu(self.first(x)))).mean((2, 3)))
+
+
+def outlier_deep():
+    return OutlierDeep().eval(), torch.zeros(1, 3, 8, 8)

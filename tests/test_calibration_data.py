@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from edgekit.cli import app
 from edgekit.data import load_data
+from edgekit.data.text import load_sentences
 from edgekit.errors import InputError
 from edgekit.evaluate.devices import validation_data
 from edgekit.specs import InputSpec
-from edgekit.text import load_sentences
 
 runner = CliRunner()
 IMAGENET = "mean=0.485/0.456/0.406,std=0.229/0.224/0.225"

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MODELS, REPO, model_ref, smooth_images
 from typer.testing import CliRunner
 
-from conftest import MODELS, REPO, model_ref, smooth_images
 from edgekit.cli import app
 
 runner = CliRunner()
@@ -86,7 +86,7 @@ def test_sample_project_file_works_as_typed(tmp_path, monkeypatch):
 
 def test_unknown_format_lists_the_choices(good_onnx):
     result = invoke("export", good_onnx, "--format", "coreml")
-    assert result.exit_code == 2 and "'onnx', 'tflite', 'auto'" in result.output
+    assert result.exit_code == 2 and "'onnx', 'tflite', 'openvino', 'auto'" in result.output
 
 
 def _truncated(good: Path, tmp: Path) -> Path:

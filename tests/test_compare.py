@@ -16,17 +16,17 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
 from agent_process import REPO, free_port, start_agent
 from conftest import model_ref
+from typer.testing import CliRunner
+
 from edgekit.agent.client import AgentClient
 from edgekit.cli import app
-from edgekit.evaluate.cloud import CloudModelMismatch
-from edgekit.evaluate.cloud.v2_client import input_mismatches
-from edgekit.evaluate.cloud.local import LITERT_CPU, ORT_CPU, ORT_CUDA, TORCH_CUDA_GRAPHS, choose_method
-from edgekit.evaluate.compare import compare, parse_agents
 from edgekit.errors import InputError
+from edgekit.evaluate.cloud import CloudModelMismatch
+from edgekit.evaluate.cloud.local import LITERT_CPU, ORT_CPU, ORT_CUDA, TORCH_CUDA_GRAPHS, choose_method
+from edgekit.evaluate.cloud.v2_client import input_mismatches
+from edgekit.evaluate.compare import compare, parse_agents
 from edgekit.exporter.pipeline import export
 from edgekit.runtime.onnxrt import OnnxRunner
 

@@ -9,6 +9,7 @@ not raised; anything else fails with schemathesis' reproducer (a curl command).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import random
 import sys
@@ -22,17 +23,22 @@ import pytest
 
 schemathesis = pytest.importorskip("schemathesis")  # the dev extra
 
+from agent_process import start_agent  # noqa: E402
+from conftest import REPO, model_ref  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import seed as hypothesis_seed  # noqa: E402
 from hypothesis.errors import Unsatisfiable  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.core.failures import FailureGroup  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402
-    content_type_conformance, ignored_auth, negative_data_rejection, positive_data_acceptance,
-    response_headers_conformance, response_schema_conformance, status_code_conformance)
-
-from agent_process import start_agent  # noqa: E402
-from conftest import REPO, model_ref  # noqa: E402
+    content_type_conformance,
+    ignored_auth,
+    negative_data_rejection,
+    positive_data_acceptance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 sys.path.insert(0, str(REPO / "bench"))
 import fuzz_agent  # noqa: E402  (bench/fuzz_agent.py)
@@ -92,21 +98,20 @@ def agent(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def seed_paths(tmp_path_factory) -> list[Path]:
-    """tiny_cnn as ONNX (FP32, static INT8) and, with the tflite extra, as TFLite (FP32, static INT8)."""
+    """tiny_cnn as ONNX (FP32, static INT8) and, with the tflite and openvino extras, as TFLite and OpenVINO IR
+    (FP32, static INT8; an IR is mutated as its upload bundle)."""
     from edgekit import export
 
     folder = tmp_path_factory.mktemp("fuzz-seeds")
-    formats = ["onnx"]
-    try:
-        import litert_torch  # noqa: F401
-        formats.append("tflite")
-    except ImportError:
-        pass
+    formats = {"onnx": "onnx"}
+    for fmt, module, suffix in (("tflite", "litert_torch", "tflite"), ("openvino", "nncf", "xml")):
+        if importlib.util.find_spec(module) is not None:
+            formats[fmt] = suffix
     paths = []
-    for fmt in formats:
+    for fmt, suffix in formats.items():
         export(model_ref("tiny_cnn"), "x86", out=folder / fmt, format=fmt, benchmark=False,
                accuracy={"top1_agreement_min": 0})
-        paths += sorted((folder / fmt).glob(f"model.*.{fmt}"))
+        paths += sorted((folder / fmt).glob(f"model.*.{suffix}"))
     return paths
 
 

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from agent_process import start_agent
 from conftest import REPO
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from conftest import model_ref
+
 from edgekit.exporter import builders
-from edgekit.exporter.guard import failure_reason, guarded
 from edgekit.exporter.candidates import Candidate
+from edgekit.exporter.guard import failure_reason, guarded
 from edgekit.exporter.pipeline import export
 from edgekit.exporter.steps import STEPS, Step
 from edgekit.runtime.litert import LiteRtRunner

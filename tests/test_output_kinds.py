@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import model_ref, smooth_images
+
 from edgekit.accuracy import apply_budget, compare_outputs, infer_output_kind
 from edgekit.errors import InputError
 from edgekit.exporter.pipeline import export

@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-
 from conftest import REPO, model_ref, smooth_images
+
 from edgekit import export
 from edgekit.errors import AccuracyError, InputError
-from edgekit.runtime.onnxrt import OnnxRunner
 from edgekit.exporter.sources import load_source
+from edgekit.runtime.onnxrt import OnnxRunner
+from edgekit.runtime.openvino import cpu_capabilities
 
 # The tiny CNN has random weights, so its logits sit close together and INT8 flips a few argmaxes.
 LOOSE_TOP1 = {"top1_agreement_min": 0.85}
@@ -173,9 +174,10 @@ def test_rescue_keeps_the_sensitive_layers_in_float(tmp_path):
     int8 = next(c for c in result.candidates if c.name == "onnx/int8_static")
     assert int8.usable and int8.accuracy.cosine_min >= 0.999
     kept = int8.steps[0].params["nodes_kept_in_float"]
-    assert set(kept) == {"node_conv2d", "node_conv2d_1"} and "kept in float" in int8.notes[0]
+    rescued = next(n for n in int8.notes if n.startswith("rescued:"))  # after the note on what int8 became
+    assert set(kept) == {"node_conv2d", "node_conv2d_1"} and "kept in float" in rescued
     assert "QuantizeLinear" in {n.op_type for n in onnx.load(str(int8.artifact.path)).graph.node}
-    assert "layer" in int8.notes[0] and f"-> {int8.accuracy.cosine_min:.4f}" in int8.notes[0]  # figures
+    assert "layer" in rescued and f"-> {int8.accuracy.cosine_min:.4f}" in rescued  # figures
 
 
 def test_failed_rescue_names_where_the_int8_model_diverges(tmp_path):
@@ -193,7 +195,9 @@ def test_auto_selects_the_measured_fastest_passing_candidate(tmp_path, cnn_data)
                     val=cnn_data["val"], accuracy=LOOSE_TOP1)
     assert result.manifest["format"] == "auto"
     names = [a["name"] for a in result.manifest["artifacts"]]
-    assert names == ["onnx/fp32", "onnx/int8_static", "tflite/fp32", "tflite/int8_static"]
+    bf16 = ["openvino/bf16"] if "BF16" in cpu_capabilities() else []  # only where this CPU runs bf16
+    assert names == ["onnx/fp32", "onnx/int8_static", "tflite/fp32", "tflite/int8_static", "openvino/fp32",
+                     *bf16, "openvino/int8_static"]
     usable = [c for c in result.candidates if c.usable]
     assert result.selected is min(usable, key=lambda c: c.latency["p50_ms"])
     assert result.manifest["recommended"] == result.selected.artifact.path.name

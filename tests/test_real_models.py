@@ -9,12 +9,12 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
 import corpus  # noqa: E402
 import corpus_data  # noqa: E402
+
 from edgekit.exporter.pipeline import export  # noqa: E402
 from edgekit.runtime.onnxrt import OnnxRunner  # noqa: E402
 

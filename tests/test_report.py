@@ -19,9 +19,24 @@ import typer
 from typer.testing import CliRunner
 
 from edgekit.errors import InputError
-from edgekit.evaluate.report import (DEFAULT_RTT_PROFILES, SCHEMA, break_even_rtt, cloud_by_rtt, cloud_latency,
-                            device_verdict, evaluate_gates, fill_verdicts, gates_section, load_report, parse_fail_if,
-                            parse_regression, parse_rtt_profiles, render_html, verdict_for_device, write_report)
+from edgekit.evaluate.report import (
+    DEFAULT_RTT_PROFILES,
+    SCHEMA,
+    break_even_rtt,
+    cloud_by_rtt,
+    cloud_latency,
+    device_verdict,
+    evaluate_gates,
+    fill_verdicts,
+    gates_section,
+    load_report,
+    parse_fail_if,
+    parse_regression,
+    parse_rtt_profiles,
+    render_html,
+    verdict_for_device,
+    write_report,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 UNDER_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from edgekit.data import SampleSet
+from edgekit.data.text import check_vocabulary, load_sentences
 from edgekit.errors import InputError
 from edgekit.specs import InputSpec
-from edgekit.text import check_vocabulary, load_sentences
 
 SPECS = [InputSpec("input_ids", (1, 8), "int64"), InputSpec("attention_mask", (1, 8), "int64")]
 

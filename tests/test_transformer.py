@@ -3,6 +3,7 @@ graph's op counts, the INT8 recipe chosen by model kind and recorded, and the dy
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -14,13 +15,13 @@ from onnx import TensorProto, helper
 
 import edgekit
 from edgekit.accuracy import cosine
+from edgekit.data.text import load_sentences
 from edgekit.exporter.model_kind import model_kind
 from edgekit.exporter.onnx_graph import op_counts
 from edgekit.exporter.recipes import concrete_precisions, recipe_record
 from edgekit.exporter.sources import load_source
 from edgekit.runtime.onnxrt import OnnxRunner
 from edgekit.targets import Precision
-from edgekit.text import load_sentences
 
 WORDS = "the a cat dog sat ran on under mat rug big small red blue quickly slowly and with house garden".split()
 BUDGET = 0.999
@@ -126,6 +127,28 @@ def test_explicit_int8_method_wins():
     assert record["pinned_by_profile"] == ["int8_static"]
     assert recipe_record([Precision.fp32, Precision.int8], kind, ["onnx", "tflite"])["tflite"]["precision"] == \
         "int8_dynamic"
+    openvino = concrete_precisions([Precision.fp32, Precision.bf16, Precision.int8], kind, "openvino")
+    assert [p for p, _ in openvino] == [Precision.fp32, Precision.bf16, Precision.int8_static]  # NNCF: static
+    assert "model_type=TRANSFORMER" in openvino[2][1]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="needs the openvino extra")
+def test_openvino_int8_of_a_transformer_is_nncf_static_with_the_transformer_preset(tmp_path, text_data):
+    """An OpenVINO-only profile listing ``int8``: the kind is read off the ONNX graph OpenVINO converts (the fused
+    one), and NNCF quantizes with model_type=TRANSFORMER."""
+    profile = tmp_path / "ov.toml"
+    profile.write_text('formats = ["openvino"]\nprecisions = ["fp32", "int8"]\nthreads = 2\narch = "x86_64"\n'
+                       '[accuracy]\ncosine_min = 0.99\n')
+    result = edgekit.export(model_ref("tiny_bert"), profile, out=tmp_path / "out", calib=text_data["calib"],
+                            val=text_data["val"], tokenizer=text_data["tokenizer"], outputs=["output_0:embedding"],
+                            benchmark=False)
+    manifest = result.manifest
+    assert manifest["model_kind"]["kind"] == "attention"
+    assert manifest["int8_recipe"]["openvino"]["precision"] == "int8_static"
+    assert manifest["steps"][-1]["step"] == "optimize" and "fuse_transformer" in [s["step"] for s in manifest["steps"]]
+    int8 = next(c for c in result.candidates if c.name == "openvino/int8_static")
+    assert int8.usable and int8.steps[0].params["model_type"] == "transformer"
+    assert int8.steps[0].details["fake_quantize"] > 0 and int8.notes[0].startswith("int8 → int8_static")
 
 
 def _node(op, inputs, outputs, **attrs):

@@ -14,8 +14,8 @@ import zlib
 import httpx
 import numpy as np
 import pytest
-
 from agent_process import REPO, start_agent
+
 from edgekit.agent.v2_wire import V2_TYPES, WireError, dump_body, encode_tensors, read_tensors, split_body
 from edgekit.runtime.onnxrt import OnnxRunner
 

@@ -12,15 +12,14 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
 from agent_process import free_port, start_agent
 from conftest import model_ref
+from typer.testing import CliRunner
+
 from edgekit.agent.client import AgentClient, AgentError
 from edgekit.cli import app
-from edgekit.exporter.pipeline import export
 from edgekit.evaluate.validate import validate
-
+from edgekit.exporter.pipeline import export
 
 runner = CliRunner()
 FAST = {"runs": 10, "warmup": 1, "min_seconds": 0.0}

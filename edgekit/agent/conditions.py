@@ -11,7 +11,13 @@ from pathlib import Path
 
 from .._version import __version__
 
-_RUNTIMES = ("onnxruntime", "ai-edge-litert", "tflite-runtime", "numpy")
+_RUNTIMES = ("onnxruntime", "ai-edge-litert", "tflite-runtime", "openvino", "numpy")
+# CPU flags that decide which inference kernels can run, as /proc/cpuinfo names them: x86 vector widths, int8
+# dot products (VNNI) and matrix units (AMX); ARM NEON, int8 dot products (asimddp), int8 matrix multiply
+# (i8mm), half and bfloat16 arithmetic, SVE.
+INFERENCE_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
+                   "amx_tile", "amx_int8", "amx_bf16", "amx_fp16",
+                   "asimd", "asimdhp", "asimddp", "i8mm", "bf16", "sve", "sve2", "sme")
 
 
 def _read(path: str) -> str | None:
@@ -45,6 +51,15 @@ def _mhz(khz: str | None) -> float | None:
     return int(khz) / 1000.0 if khz and khz.isdigit() else None
 
 
+def cpu_features(cpuinfo: str | None = None) -> list[str]:
+    """The inference-relevant flags of the first CPU in ``/proc/cpuinfo`` (x86 ``flags``, ARM ``Features``), in
+    ``INFERENCE_FLAGS`` order; empty where the file is not readable."""
+    text = _read("/proc/cpuinfo") if cpuinfo is None else cpuinfo
+    line = next((line for line in (text or "").splitlines() if line.startswith(("flags", "Features"))), "")
+    present = set(line.partition(":")[2].split())
+    return [flag for flag in INFERENCE_FLAGS if flag in present]
+
+
 def device_info() -> dict:
     runtimes = {}
     for name in _RUNTIMES:
@@ -58,6 +73,7 @@ def device_info() -> dict:
             memory = int(line.split()[1]) * 1024
     cpu = next((line.split(":", 1)[1].strip() for line in (_read("/proc/cpuinfo") or "").splitlines()
                 if line.startswith(("model name", "Hardware", "Model"))), platform.processor() or "unknown")
-    return {"agent_version": __version__, "arch": platform.machine(), "cpu": cpu, "cores": os.cpu_count(),
+    return {"agent_version": __version__, "arch": platform.machine(), "cpu": cpu, "cpu_features": cpu_features(),
+            "cores": os.cpu_count(),
             "memory_bytes": memory, "os": f"{platform.system()} {platform.release()}",
             "python": platform.python_version(), "runtimes": runtimes, "conditions": conditions()}

@@ -26,12 +26,20 @@ from .._version import __version__
 from .openapi import errors, json_body
 from .problems import validate_body
 from .sessions import SessionError
-from .v2_wire import HEADER_LENGTH, NUMPY_TO_V2, WireError, dump_body, encode_tensors, load_json, read_tensors, \
-    split_body
+from .v2_wire import (
+    HEADER_LENGTH,
+    NUMPY_TO_V2,
+    WireError,
+    dump_body,
+    encode_tensors,
+    load_json,
+    read_tensors,
+    split_body,
+)
 
 DIGEST_PATTERN = r"^[0-9a-f]{64}$"
 V2_TIMEOUT_S = 60.0  # one v2 request may hold the run slot this long before its session is killed
-PLATFORMS = {"onnx": "onnxruntime_onnx", "tflite": "tensorflow_lite"}
+PLATFORMS = {"onnx": "onnxruntime_onnx", "tflite": "tensorflow_lite", "openvino": "openvino_ir"}
 EXTENSIONS = ["binary_tensor_data"]
 UNSUPPORTED_PARAMETERS = {"classification": "the classification extension",
                           "shared_memory_region": "the shared-memory extensions"}

@@ -17,7 +17,8 @@ class Problem(BaseModel):
 
 ERRORS = {400: "a body that cannot be read (not JSON, bad tensors), or a model that does not load",
           401: "missing or wrong bearer token", 404: "no such artifact", 411: "Content-Length missing",
-          413: "body over the size limit", 415: "not an ONNX or TFLite model, or an unsupported Content-Encoding",
+          413: "body over the size limit",
+          415: "not an ONNX, TFLite or OpenVINO IR model, or an unsupported Content-Encoding",
           422: "invalid request, malformed digest or sha256 mismatch",
           429: "busy with other model runs; see Retry-After", 502: "the model's process failed"}
 SCHEMA_REF = "#/components/schemas/{model}"

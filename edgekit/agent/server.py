@@ -63,6 +63,7 @@ class RunnerOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_hide_test_fault)
     input_names: list[str] | None = Field(None, max_length=256)
     channels_last_inputs: bool = False
+    inference_precision: Literal["f32", "bf16", "f16"] | None = None  # OpenVINO's execution precision hint
     test_fault: Literal["segv", "abort", "hang", "memory"] | None = None
 
 
@@ -103,6 +104,7 @@ class RunResult(BaseModel):
 
 class BenchmarkResult(RunResult):
     latency: dict[str, Any] | None = None
+    execution: dict[str, Any] | None = None  # what the runtime compiled, where it tells (OpenVINO)
     conditions_before: dict[str, Any]
     conditions_after: dict[str, Any]
 
@@ -114,7 +116,7 @@ class InferResult(RunResult):
 
 class ArtifactMeta(BaseModel):
     digest: str
-    format: Literal["onnx", "tflite"]
+    format: Literal["onnx", "tflite", "openvino"]
     size_bytes: int
     stored_at: str
     created: bool | None = None
@@ -240,7 +242,7 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
             try:
                 fmt = sniff_format(head)
             except UnsupportedModel as exc:
-                raise HTTPException(415, f"not an ONNX or TFLite model: {exc}") from None
+                raise HTTPException(415, f"not an ONNX, TFLite or OpenVINO IR model: {exc}") from None
             path = path.rename(path.with_suffix(f".{fmt}"))
             outcome = await run_in_threadpool(runs, {"kind": "check", "model": str(path)}, limits.check_timeout_s)
             if outcome.status != "ok":
@@ -265,6 +267,7 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
             before = conditions()
             outcome = runs(job, request.timeout_s)
             return {**_run_fields(outcome), "latency": outcome.result.get("latency"),
+                    "execution": outcome.result.get("execution"),
                     "conditions_before": before, "conditions_after": conditions()}
 
     @app.post("/v1/infer", dependencies=auth, response_model=InferResult,

@@ -1,5 +1,7 @@
 """Content-addressed artifact store: ``<digest>.<format>`` plus ``<digest>.json``, written atomically.
 
+One file per artifact: an OpenVINO IR (``.xml`` + ``.bin``) arrives and is kept as one bundle (``runtime.ir_bundle``).
+
 A file is listed only once its metadata exists, and the metadata is written (temp, fsync, rename) after the
 model file is in place, so an agent killed mid-upload never lists a partial artifact. Leftovers from such a
 kill (temp files, a model without metadata) are removed when the store opens.
@@ -16,9 +18,10 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..files import fsync_dir, to_json
+from ..runtime.ir_bundle import is_bundle
 
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
-FORMATS = ("onnx", "tflite")
+FORMATS = ("onnx", "tflite", "openvino")
 
 
 class UnsupportedModel(ValueError):
@@ -35,8 +38,13 @@ def sniff_format(head: bytes) -> str:
         raise UnsupportedModel("a zip archive (TorchScript or a PyTorch checkpoint?)")
     if head[4:8] == b"TFL3":
         return "tflite"
+    if is_bundle(head):
+        return "openvino"
+    if head[:5] == b"<?xml" or head[:4] == b"<net":
+        raise UnsupportedModel("an OpenVINO .xml alone: an IR travels as one bundle with its weights (edgekit's "
+                               "client builds it from the .xml and .bin)")
     if head[:1] in (b"{", b"<", b"#") or head[:4] == b"\x89HDF":
-        raise UnsupportedModel("text, HTML or HDF5, not ONNX or TFLite")
+        raise UnsupportedModel("text, HTML or HDF5, not ONNX, TFLite or an OpenVINO IR bundle")
     return "onnx"  # protobuf has no magic number; the worker's parse decides
 
 

@@ -8,12 +8,12 @@ import sys
 import typer
 
 from ..interrupts import Interrupted, stop_on_signals
-from . import agent, compare, export, report, targets, validate
+from . import agent, compare, compress, export, report, targets, validate
 from .common import err_console
 
 app = typer.Typer(help="Take a trained model to an edge device and prove it runs well there.",
                   no_args_is_help=True, add_completion=False)
-for command_group in (export, targets, agent, validate, compare, report):
+for command_group in (export, targets, agent, validate, compare, report, compress):
     command_group.register(app)
 
 

@@ -40,9 +40,9 @@ def export_command(
                                                           "sub-folders optional)."),
     tokenizer: Optional[Path] = tokenizer_option(),
     preprocess: Optional[str] = preprocess_option(),
-    format: Optional[Format] = typer.Option(None, "--format", "-f", help="onnx or tflite (every candidate must "
-                                            "pass), or auto: build all the target allows, pick the fastest that "
-                                            "passes. Default: auto if the target allows several formats."),
+    format: Optional[Format] = typer.Option(None, "--format", "-f", help="onnx, tflite or openvino (every candidate "
+                                            "must pass), or auto: build all the target allows, pick the fastest "
+                                            "that passes. Default: auto if the target allows several formats."),
     dynamic_batch: Optional[bool] = typer.Option(None, "--dynamic-batch/--static-batch",
                                                  help="Make the first axis of every input dynamic."),
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Run onnxsim."),
@@ -112,8 +112,8 @@ def artifacts_table(manifest: dict) -> Table:
     table = Table(title=f"edgekit export → target {manifest['target']['name']} (format {manifest['format']})")
     where = (manifest.get("latency_measured_on") or {}).get("where", "host")
     for column in ("candidate", "file", "size", "cosine min", "top-1", "label acc", f"p50 ms ({where})", "p90 ms",
-                   "status"):
-        table.add_column(column, justify="left" if column in ("candidate", "file", "status") else "right",
+                   "compute", "status"):
+        table.add_column(column, justify="left" if column in ("candidate", "file", "compute", "status") else "right",
                          no_wrap=True)
     for art in manifest["artifacts"]:
         acc = art["accuracy"] or {}
@@ -121,8 +121,19 @@ def artifacts_table(manifest: dict) -> Table:
         size = f"{art['size_bytes'] / 1024:.1f} KiB" if art["size_bytes"] is not None else "—"
         table.add_row(art["name"], art["file"] or "—", size, fmt(acc.get("cosine_min"), ".5f"),
                       fmt(acc.get("top1_agreement"), ".2%"), fmt(acc.get("label_accuracy"), ".2%"),
-                      fmt(latency.get("p50_ms"), ".3f"), fmt(latency.get("p90_ms"), ".3f"), _STATUS[art["status"]])
+                      fmt(latency.get("p50_ms"), ".3f"), fmt(latency.get("p90_ms"), ".3f"),
+                      compute_text(art.get("execution")), _STATUS[art["status"]])
     return table
+
+
+def compute_text(execution: dict | None) -> str:
+    """Where the runtime tells (OpenVINO): the precisions its compute layers run in and the commonest kernel,
+    e.g. ``i8×52 f32×1 · jit_avx2_1x1_I8`` (the kernel names the instruction set: avx2, avx512, amx)."""
+    if not execution:
+        return "—"
+    layers = " ".join(f"{p}×{n}" for p, n in execution["compute_precisions"].items())
+    kernel = next(iter(execution["compute_kernels"]), None)
+    return " · ".join(part for part in (layers or execution["inference_precision"], kernel) if part)
 
 
 def outputs_table(manifest: dict) -> Table:

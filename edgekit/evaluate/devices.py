@@ -21,7 +21,8 @@ from ..accuracy import apply_budget, compare_outputs
 from ..agent.client import AgentClient, AgentError, outputs_of, run_failure
 from ..data import SampleSet, load_data, load_samples, synthetic_samples
 from ..errors import EdgekitError, InputError, TargetError
-from ..files import read_json, sha256_file
+from ..files import read_json
+from ..runtime.ir_bundle import artifact_digest, artifact_files
 from ..specs import InputSpec
 
 MAX_SAMPLES = 64
@@ -187,9 +188,10 @@ def select_artifacts(manifest: dict, folder: Path, all_candidates: bool) -> list
     artifacts = []
     for entry in chosen:
         path = folder / entry["file"]
-        if not path.is_file():
-            raise InputError(f"{path} is listed in the manifest but missing", hint="re-run `edgekit export`")
-        digest = sha256_file(path)
+        missing = [p for p in artifact_files(path) if not p.is_file()]
+        if missing:
+            raise InputError(f"{missing[0]} is listed in the manifest but missing", hint="re-run `edgekit export`")
+        digest = artifact_digest(path)
         if entry.get("sha256") and digest != entry["sha256"]:
             raise InputError(f"{path} changed since the export (sha256 {digest[:12]}…, manifest "
                              f"{entry['sha256'][:12]}…)", hint="re-run `edgekit export` so manifest and file agree")

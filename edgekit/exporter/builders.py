@@ -1,4 +1,5 @@
-"""Build candidates per format: the ONNX chain (export, prepare, simplify, optimize, quantize) and the TFLite route.
+"""Build candidates per format: the ONNX chain (export, prepare, simplify, optimize, quantize), the TFLite route,
+and OpenVINO IRs converted from the FP32 ONNX model.
 
 Every step runs under the guard (``guard.py``): a failure never stops the other candidates and never shows a
 traceback; it is recorded on the candidates it concerns, with the step and the reason.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from ..runtime.openvino import cpu_capabilities
 from ..targets import Precision, TargetProfile
 from .candidates import Candidate
 from .guard import attempt, guarded
@@ -17,10 +19,32 @@ from .recipes import concrete_precisions
 from .sources import OnnxSource, TorchSource
 from .steps import Artifact, StepContext, StepResult, get_step
 from .steps.export_onnx import export_onnx
+from .steps.openvino_convert import OpenVinoConvert
+from .steps.openvino_quantize import OpenVinoQuantize
 
 ONNX_PRECISION_STEP = {Precision.fp16: "fp16", Precision.int8_static: "quantize_static",
                        Precision.int8_dynamic: "quantize_dynamic"}
 OPTIONAL_STEPS = ("simplify", "fuse_transformer")
+_COMMON = (Precision.fp32, Precision.fp16, Precision.int8, Precision.int8_static, Precision.int8_dynamic)
+# ``int8`` has a route in every format: it becomes the model kind's recipe there (``recipes.py``).
+FORMAT_PRECISIONS = {"onnx": _COMMON, "tflite": _COMMON,
+                     "openvino": (Precision.fp32, Precision.bf16, Precision.int8, Precision.int8_static)}
+
+
+def format_precisions(fmt: str, profile: TargetProfile) -> list[Precision]:
+    """The profile's precisions that ``fmt`` has a route to, in profile order."""
+    return [p for p in profile.precisions if p in FORMAT_PRECISIONS[fmt]]
+
+
+def unbuilt_precision_notes(formats: list[str], profile: TargetProfile) -> list[str]:
+    """Say which of the profile's precisions a format has no route to (e.g. bf16 outside OpenVINO)."""
+    notes = []
+    for precision in profile.precisions:
+        without = [f for f in formats if precision not in FORMAT_PRECISIONS[f]]
+        if without:
+            notes.append(f"{precision.value} is not built for {', '.join(without)}: no {precision.value} route in "
+                         f"{'that format' if len(without) == 1 else 'those formats'}")
+    return notes
 
 
 def build_onnx(source: TorchSource | OnnxSource, context: StepContext, folder: Path, dynamic_batch: bool,
@@ -33,7 +57,7 @@ def build_onnx(source: TorchSource | OnnxSource, context: StepContext, folder: P
     a profile's ``int8`` becomes.
     """
     profile: TargetProfile = context.profile
-    candidates = [Candidate("onnx", p.value) for p in profile.precisions]
+    candidates = [Candidate("onnx", p.value) for p in format_precisions("onnx", profile)]
     work = folder / "work"
     work.mkdir(exist_ok=True)
     common: list[StepResult] = []
@@ -64,7 +88,7 @@ def build_onnx(source: TorchSource | OnnxSource, context: StepContext, folder: P
         current = result.artifact
     base = Artifact(folder / "model.fp32.onnx", "onnx", "fp32")
     shutil.copyfile(current.path, base.path)
-    candidates = _resolved(profile, context.model_kind, "onnx")
+    candidates = resolved_candidates("onnx", format_precisions("onnx", profile), context.model_kind)
     for candidate in candidates:
         if candidate.precision == Precision.fp32.value:
             candidate.artifact = base
@@ -83,7 +107,7 @@ def build_tflite(source: TorchSource, context: StepContext, folder: Path, progre
     profile: TargetProfile = context.profile
     if context.model_kind is None:  # no ONNX graph built: read the kind from the PyTorch modules
         context.model_kind = module_kind(source.module)
-    candidates = _resolved(profile, context.model_kind, "tflite")
+    candidates = resolved_candidates("tflite", format_precisions("tflite", profile), context.model_kind)
     for candidate in candidates:
         precision = Precision(candidate.precision)
         out_path = folder / f"model.{precision.value}.tflite"
@@ -98,15 +122,44 @@ def build_tflite(source: TorchSource, context: StepContext, folder: Path, progre
     return candidates
 
 
-def _resolved(profile: TargetProfile, kind, fmt: str) -> list[Candidate]:
-    """One candidate per concrete precision: ``int8`` becomes the model kind's recipe, noted on the candidate."""
-    candidates = []
-    for precision, note in concrete_precisions(profile.precisions, kind, fmt):
-        candidates.append(Candidate(fmt, precision.value, notes=[note] if note else []))
-    return candidates
+def resolved_candidates(fmt: str, precisions: list[Precision], kind) -> list[Candidate]:
+    """One candidate per concrete precision of ``fmt``: ``int8`` becomes the model kind's recipe in that format,
+    noted on the candidate (and dropped where the profile pins that recipe's precision itself)."""
+    return [Candidate(fmt, precision.value, notes=[note] if note else [])
+            for precision, note in concrete_precisions(precisions, kind, fmt)]
 
 
 def _export_tflite(source: TorchSource, out_path: Path, precision: Precision, context: StepContext) -> StepResult:
     from .steps.tflite_export import export_tflite
 
     return export_tflite(source, out_path, precision, context, channels_last=context.profile.channels_last_io)
+
+
+def build_openvino(float_onnx: Path | None, failure: str | None, context: StepContext, folder: Path,
+                   progress) -> tuple[list[Candidate], list[str]]:
+    """OpenVINO IR candidates converted from the FP32 ONNX model (``failure``: why there is none). Needs the
+    ``openvino`` extra; a missing extra or a failed conversion rejects only these candidates, and says why.
+    bf16 is built only where this host's CPU runs it, because the gate must run what the device will run."""
+    precisions, notes = format_precisions("openvino", context.profile), []
+    if Precision.bf16 in precisions and float_onnx is not None:
+        capabilities, missing = attempt("openvino", cpu_capabilities)
+        failure = failure or missing
+        if capabilities is not None and "BF16" not in capabilities:
+            precisions.remove(Precision.bf16)
+            notes.append(f"openvino/bf16 not built: this host's CPU has no bf16 arithmetic (OpenVINO lists "
+                         f"{', '.join(capabilities)}), so its accuracy cannot be gated here")
+    candidates = resolved_candidates("openvino", precisions, context.model_kind)
+    for candidate in candidates:
+        if failure is not None or float_onnx is None:
+            candidate.reject("conversion", failure if float_onnx is not None else
+                             f"no FP32 ONNX model to convert: {failure}")
+            continue
+        step = OpenVinoQuantize() if candidate.precision == "int8_static" else OpenVinoConvert(candidate.precision)
+        label, out_path = f"openvino {candidate.precision}", folder / f"model.{candidate.precision}.xml"
+        with progress.step(label):
+            result = guarded([candidate], label,
+                             lambda: step.run(Artifact(float_onnx, "onnx", "fp32"), out_path, context))
+        if result is not None:
+            candidate.artifact, candidate.steps = result.artifact, [result]
+            candidate.runner_options = {"inference_precision": "bf16" if candidate.precision == "bf16" else "f32"}
+    return candidates, notes

@@ -10,8 +10,8 @@ import numpy as np
 
 from ..accuracy import AccuracyReport, apply_budget, compare_outputs
 from ..data import SampleSet
-from ..files import sha256_file
 from ..runtime import open_runner
+from ..runtime.ir_bundle import artifact_digest, artifact_files
 from .guard import guarded
 from .steps import Artifact, StepResult
 
@@ -33,6 +33,7 @@ class Candidate:
     reason: str | None = None
     failure: str | None = None  # conversion | runtime | accuracy | speed | device
     notes: list[str] = field(default_factory=list)
+    execution: dict[str, Any] | None = None  # what the runtime compiled, where it tells (OpenVINO)
 
     @property
     def name(self) -> str:
@@ -55,13 +56,16 @@ class Candidate:
 
     def to_dict(self, root: Path) -> dict[str, Any]:
         path = self.artifact.path if self.artifact else None
+        files = artifact_files(path) if path else []
         return {"name": self.name, "file": path.relative_to(root).as_posix() if path else None,
-                "format": self.format, "precision": self.precision,
-                "size_bytes": path.stat().st_size if path else None, "sha256": sha256_file(path) if path else None,
+                "files": [f.relative_to(root).as_posix() for f in files], "format": self.format,
+                "precision": self.precision, "size_bytes": sum(f.stat().st_size for f in files) if path else None,
+                "sha256": artifact_digest(path) if path else None,
                 "status": self.status, "passed": self.usable, "rejected_reason": self.reason,
                 "failure": self.failure, "runner_options": self.runner_options,
                 "steps": [s.to_dict() for s in self.steps], "notes": self.notes,
-                "accuracy": self.accuracy.to_dict() if self.accuracy else None, "latency": self.latency}
+                "accuracy": self.accuracy.to_dict() if self.accuracy else None, "latency": self.latency,
+                "execution": self.execution}
 
 
 def run_samples(runner, samples: SampleSet) -> list[list[np.ndarray]]:
@@ -73,6 +77,8 @@ def gate(candidate: Candidate, reference: list[list[np.ndarray]], validation: Sa
     """Compare the candidate with the original on every validation sample and apply the budget. ``names``: the
     original's output names (default: the candidate's); ``kinds``: declared output kinds (None: inferred)."""
     runner = candidate.runner(threads)
+    if hasattr(runner, "execution_info"):
+        candidate.execution = runner.execution_info()
     report = compare_outputs(reference, run_samples(runner, validation), names or runner.output_names,
                              validation.labels, kinds)
     candidate.accuracy = apply_budget(report, budget)
@@ -110,6 +116,7 @@ def measure_on_agent(candidates: list[Candidate], client, sample: dict[str, np.n
                                   runner_options=candidate.runner_options, arrays=sample)
         if result["status"] == "ok":
             candidate.latency = result["latency"]
+            candidate.execution = result.get("execution") or candidate.execution
         else:
             detail = f" ({result['signal']})" if result.get("signal") else ""
             candidate.reject("device", f"on the device: {result['status']}{detail}: {result.get('error')}")

@@ -12,7 +12,7 @@ from .._version import __version__
 from .candidates import Candidate
 
 MANIFEST_SCHEMA = "edgekit.manifest/2"
-_VERSIONED = ("onnx", "onnxruntime", "onnxsim", "torch", "numpy", "litert-torch", "ai-edge-litert")
+_VERSIONED = ("onnx", "onnxruntime", "onnxsim", "torch", "numpy", "litert-torch", "ai-edge-litert", "openvino", "nncf")
 
 
 def build_manifest(*, source, specs, profile, fmt: str, data: dict, common_steps, candidates: list[Candidate],

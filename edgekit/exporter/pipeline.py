@@ -4,27 +4,36 @@ from __future__ import annotations
 
 import platform
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..agent.client import AgentClient, check_url, require_token
+from ..agent.conditions import cpu_features
 from ..data import SampleSet, load_data, synthetic_samples
+from ..data.text import check_vocabulary
 from ..errors import AccuracyError, ExportError, InputError
 from ..interrupts import record_discarded
 from ..progress import SilentProgress
+from ..runtime.ir_bundle import artifact_files
 from ..runtime.onnxrt import OnnxRunner
 from ..specs import InputSpec, parse_input_spec, parse_output_kinds, resolve_output_kinds
 from ..targets import Format, Precision, TargetProfile, load_target
-from ..text import check_vocabulary
 from .artifact_dir import StagedFolder
-from .builders import build_onnx, build_tflite
+from .builders import (
+    build_onnx,
+    build_openvino,
+    build_tflite,
+    format_precisions,
+    resolved_candidates,
+    unbuilt_precision_notes,
+)
 from .candidates import REJECTED, Candidate, choose, gate, measure_latencies, measure_on_agent, run_samples
 from .guard import attempt, guarded
 from .manifest import build_manifest, cpu_name
 from .onnx_graph import embedding_rows
 from .recipes import recipe_record
-from .rescue import RESCUABLE, rescue_int8
+from .rescue import RESCUABLE, rescue_onnx_int8, rescue_openvino_int8
 from .sources import OnnxSource, TfliteSource, TorchSource, load_source
 from .steps import Artifact, StepContext
 
@@ -62,7 +71,7 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
     when the profile allows several formats) builds all allowed formats and selects the fastest candidate that
     passes. ``calib``/``val`` are ``.npz`` data, a ``.txt`` file of sentences (with ``tokenizer``: the model's
     ``tokenizer.json`` or its folder) or a folder of images (with ``preprocess``: ``"resize=256,crop=224,..."``, a
-    .json/.toml file or a dict; see ``edgekit.images.PreprocessSpec``). ``outputs`` declares output kinds
+    .json/.toml file or a dict; see ``edgekit.data.images.PreprocessSpec``). ``outputs`` declares output kinds
     (``["scores:class"]`` or ``{"scores": "class"}``: class, regression or embedding); undeclared outputs are
     inferred conservatively. The folder is written either way (failing models under ``rejected/``) so the figures
     can be read;
@@ -92,11 +101,11 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
     try:
         context = StepContext(profile=profile, inputs=specs, calibration=calibration,
                               output_names=source.output_names, output_kinds=kinds)
-        candidates, common_steps, float_onnx = _build(source, context, formats, staged.path, dynamic_batch,
-                                                      simplify, progress)
+        candidates, common_steps, float_onnx, notes = _build(source, context, formats, staged.path, dynamic_batch,
+                                                             simplify, progress)
         if not any(c.artifact for c in candidates):
             raise _failure(candidates, fmt, None)
-        notes = _evaluate(source, candidates, context, validation, float_onnx, rescue and fmt != "tflite", progress)
+        notes += _evaluate(source, candidates, context, validation, float_onnx, rescue and fmt != "tflite", progress)
         measured_on = _measure(candidates, validation, profile, client, progress) if benchmark else None
         selected, choice_notes = choose(candidates, auto=fmt == "auto")
         notes += choice_notes + _arch_notes(profile, measured_on)
@@ -144,8 +153,9 @@ def _check_source_formats(source, formats: list[str], fmt: str) -> None:
     if isinstance(source, OnnxSource) and fmt == "tflite":
         raise InputError("an .onnx model cannot be converted to TFLite by edgekit",
                          hint="export from the PyTorch model instead, or use --format onnx")
-    if isinstance(source, TfliteSource) and fmt == "onnx":
-        raise InputError("a .tflite model cannot be converted to ONNX by edgekit",
+    if isinstance(source, TfliteSource) and fmt in ("onnx", "openvino"):
+        name = "ONNX" if fmt == "onnx" else "OpenVINO"
+        raise InputError(f"a .tflite model cannot be converted to {name} by edgekit",
                          hint="use --format tflite (the file is validated and benchmarked as it is)")
 
 
@@ -215,27 +225,57 @@ def _check_synthetic_possible(specs: list[InputSpec]) -> None:
 
 
 def _build(source, context: StepContext, formats: list[str], folder: Path, dynamic_batch: bool, simplify: bool,
-           progress) -> tuple[list[Candidate], list, Path | None]:
-    """Candidates in profile order of formats; returns them, the common ONNX steps and the FP32 ONNX path."""
+           progress) -> tuple[list[Candidate], list, Path | None, list[str]]:
+    """Candidates in profile order of formats (OpenVINO last: it converts the FP32 ONNX model); returns them, the
+    common ONNX steps, the FP32 ONNX path and notes on what was not built."""
     if isinstance(source, TfliteSource):
-        return [_given_tflite(source, folder)], [], None
+        return [_given_tflite(source, folder)], [], None, []
     built: dict[str, list[Candidate]] = {}
     common: list = []
     float_onnx = None
+    notes = unbuilt_precision_notes(formats, context.profile)
     for fmt in sorted(formats, key=lambda f: f != Format.onnx.value):  # ONNX first: its graph tells the model kind
         if fmt == Format.onnx.value:
             built[fmt], common = build_onnx(source, context, folder, dynamic_batch, simplify, progress)
             float_onnx = next((c.artifact.path for c in built[fmt] if c.precision == "fp32" and c.artifact), None)
+        elif fmt == Format.openvino.value:
+            continue
         elif isinstance(source, OnnxSource):
-            built[fmt] = [_skipped(fmt, p, "an .onnx source cannot be converted to TFLite") for p in
-                          context.profile.precisions]
+            built[fmt] = _skipped(fmt, context, "an .onnx source cannot be converted to TFLite")
         elif dynamic_batch:
-            built[fmt] = [_skipped(fmt, p, "TFLite export needs static shapes (drop --dynamic-batch)")
-                          for p in context.profile.precisions]
+            built[fmt] = _skipped(fmt, context, "TFLite export needs static shapes (drop --dynamic-batch)")
         else:
             built[fmt] = build_tflite(source, context, folder, progress)
-    return [c for fmt in formats for c in built[fmt]], common, float_onnx
+    if Format.openvino.value in formats:
+        if Format.onnx.value in formats:
+            base, failure = _onnx_base(built[Format.onnx.value], folder)
+        else:
+            base, failure, common = _openvino_base(source, context, folder, dynamic_batch, simplify, progress)
+        float_onnx = float_onnx or base
+        built[Format.openvino.value], openvino_notes = build_openvino(base, failure, context, folder, progress)
+        notes += openvino_notes
+    return [c for fmt in formats for c in built[fmt]], common, float_onnx, notes
 
+
+
+def _onnx_base(candidates: list[Candidate], folder: Path) -> tuple[Path | None, str | None]:
+    """The ONNX chain's FP32 base model in the folder, or why it was not made."""
+    base = folder / "model.fp32.onnx"
+    if base.is_file():
+        return base, None
+    return None, next((c.reason for c in candidates if c.format == Format.onnx.value), "the ONNX export failed")
+
+
+def _openvino_base(source, context: StepContext, folder: Path, dynamic_batch: bool, simplify: bool,
+                   progress) -> tuple[Path | None, str | None, list]:
+    """When onnx is not among the formats: the FP32 ONNX model OpenVINO converts, made in work/ by the same chain
+    (or why it could not be), and the common steps that made it."""
+    scratch = folder / "work" / "openvino-base"
+    scratch.mkdir(parents=True, exist_ok=True)
+    fp32_only = replace(context, profile=context.profile.model_copy(update={"precisions": [Precision.fp32]}))
+    [base], common = build_onnx(source, fp32_only, scratch, dynamic_batch, simplify, progress)
+    context.model_kind = fp32_only.model_kind  # read off that graph: it decides what int8 becomes for OpenVINO
+    return (base.artifact.path if base.artifact else None), base.reason, common
 
 def _given_tflite(source: TfliteSource, folder: Path) -> Candidate:
     """A .tflite MODEL is taken as it is: copied into the folder to be benchmarked (and validated on devices)."""
@@ -245,14 +285,27 @@ def _given_tflite(source: TfliteSource, folder: Path) -> Candidate:
                      runner_options={"input_names": [s.name for s in source.inputs]})
 
 
-def _skipped(fmt: str, precision: Precision, reason: str) -> Candidate:
-    candidate = Candidate(fmt, precision.value)
-    candidate.reject("conversion", reason)
-    return candidate
+def _skipped(fmt: str, context: StepContext, reason: str) -> list[Candidate]:
+    """The format's candidates (``int8`` resolved by the model kind, where known), all rejected for ``reason``."""
+    candidates = resolved_candidates(fmt, format_precisions(fmt, context.profile), context.model_kind)
+    for candidate in candidates:
+        candidate.reject("conversion", reason)
+    return candidates
+
+
+def _rescue_for(candidate: Candidate):
+    """The rescue that applies to a candidate: NNCF's accuracy-aware mode for OpenVINO INT8, the sensitivity
+    rescue for static or dynamic INT8 ONNX; None for the rest."""
+    if candidate.name == "openvino/int8_static":
+        return rescue_openvino_int8
+    if candidate.format == Format.onnx.value and candidate.precision in RESCUABLE:
+        return rescue_onnx_int8
+    return None
 
 
 def _evaluate(source, candidates, context, validation, float_onnx, rescue: bool, progress) -> list[str]:
-    """Gate every built candidate against the original; rescue failing INT8 ONNX candidates."""
+    """Gate every built candidate against the original; rescue failing INT8 candidates (ONNX static or dynamic,
+    OpenVINO)."""
     built = [c for c in candidates if c.artifact is not None]
     if isinstance(source, TfliteSource):
         return ["the source is a .tflite file: there is no original to compare it with, so no accuracy gate ran"]
@@ -270,9 +323,9 @@ def _evaluate(source, candidates, context, validation, float_onnx, rescue: bool,
                     lambda: gate(candidate, reference, validation, profile.accuracy, profile.threads,
                                  context.output_names, context.output_kinds), "runtime")
     for candidate in built:
-        if (rescue and candidate.failure == "accuracy" and candidate.format == "onnx"
-                and candidate.precision in RESCUABLE and float_onnx is not None):
-            _, reason = attempt(f"rescue of {candidate.name}", lambda: rescue_int8(
+        rescue_of = _rescue_for(candidate)
+        if rescue and candidate.failure == "accuracy" and rescue_of is not None and float_onnx is not None:
+            _, reason = attempt(f"rescue of {candidate.name}", lambda: rescue_of(
                 candidate, context, reference, validation, float_onnx, progress))
             if reason is not None:
                 candidate.notes.append(reason)
@@ -300,12 +353,12 @@ def _measure(candidates: list[Candidate], validation: SampleSet, profile: Target
     if client is None:
         with progress.step(f"host latency ({profile.threads} threads)"):
             measure_latencies(usable, sample, profile.threads)
-        return {"where": "host", "arch": platform.machine(), "cpu": cpu_name()}
+        return {"where": "host", "arch": platform.machine(), "cpu": cpu_name(), "cpu_features": cpu_features()}
     with progress.step(f"device latency on {client.url} ({profile.threads} threads)"):
         info = client.info()
         measure_on_agent(usable, client, sample, profile.threads)
     return {"where": "device", "agent": client.url, "arch": info["arch"], "cpu": info["cpu"],
-            "conditions": info["conditions"]}
+            "cpu_features": info.get("cpu_features"), "conditions": info["conditions"]}
 
 
 def _arch_notes(profile: TargetProfile, measured_on: dict | None) -> list[str]:
@@ -345,6 +398,6 @@ def _failure(candidates: list[Candidate], fmt: str, folder: Path | None) -> Exce
 def _move_to_rejected(candidate: Candidate, folder: Path) -> None:
     rejected = folder / "rejected"
     rejected.mkdir(exist_ok=True)
-    target = rejected / candidate.artifact.path.name
-    shutil.move(candidate.artifact.path, target)
+    for path in artifact_files(candidate.artifact.path):  # an OpenVINO IR's .bin goes with its .xml
+        shutil.move(path, rejected / path.name)
     candidate.relocate(candidate.artifact.path.parent, rejected)

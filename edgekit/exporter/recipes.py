@@ -26,15 +26,28 @@ RECIPES: dict[tuple[str, str], tuple[Precision, str]] = {
     ("tflite", "mixed"): (Precision.int8_static, "PT2E static INT8 (calibrated, int8 in and out)"),
     ("tflite", "convolutional"): (Precision.int8_static, "PT2E static INT8 (calibrated, int8 in and out)"),
     ("tflite", "dense"): (Precision.int8_static, "PT2E static INT8 (calibrated, int8 in and out)"),
+    # OpenVINO has one INT8 route, NNCF post-training static quantization (FakeQuantize ops the CPU plugin runs
+    # as int8 kernels); attention-kind models get NNCF's transformer preset (model_type=TRANSFORMER: SmoothQuant,
+    # the attention patterns left in float), so ``int8`` is int8_static there whatever the kind.
+    ("openvino", "attention"): (Precision.int8_static, "NNCF static INT8 with the transformer preset "
+                                "(model_type=TRANSFORMER): OpenVINO has no dynamic INT8 route"),
+    ("openvino", "mixed"): (Precision.int8_static, "NNCF static INT8 (calibrated FakeQuantize; convolutions "
+                            "dominate, so NNCF's default preset): OpenVINO has no dynamic INT8 route"),
+    ("openvino", "convolutional"): (Precision.int8_static, "NNCF static INT8 (calibrated FakeQuantize)"),
+    ("openvino", "dense"): (Precision.int8_static, "NNCF static INT8 (calibrated FakeQuantize)"),
 }
 
 
-def int8_recipe(kind: ModelKind, fmt: str) -> tuple[Precision, str]:
-    """The INT8 precision for ``kind`` in ``fmt``, and why (formats without a recipe use static INT8)."""
+def int8_recipe(kind: ModelKind | None, fmt: str) -> tuple[Precision, str]:
+    """The INT8 precision for ``kind`` in ``fmt``, and why (formats without a recipe, or a model whose kind could
+    not be read, use static INT8)."""
+    if kind is None:
+        return Precision.int8_static, "static INT8 (the model kind is unknown: the graph was not built)"
     return RECIPES.get((fmt, kind.kind), (Precision.int8_static, "static INT8 (no kind-specific recipe)"))
 
 
-def concrete_precisions(listed: list[Precision], kind: ModelKind, fmt: str) -> list[tuple[Precision, str | None]]:
+def concrete_precisions(listed: list[Precision], kind: ModelKind | None,
+                        fmt: str) -> list[tuple[Precision, str | None]]:
     """The profile's precisions with ``int8`` replaced by its recipe (with the note saying why), unless the profile
     lists that precision itself."""
     out: list[tuple[Precision, str | None]] = []
@@ -44,7 +57,8 @@ def concrete_precisions(listed: list[Precision], kind: ModelKind, fmt: str) -> l
             precision, reason = int8_recipe(kind, fmt)
             if precision in listed:
                 continue
-            note = f"int8 → {precision.value} (model kind {kind.kind}: {kind.reason}): {reason}"
+            note = (f"int8 → {precision.value} (model kind {kind.kind}: {kind.reason}): {reason}" if kind is not None
+                    else f"int8 → {precision.value}: {reason}")
         out.append((precision, note))
     return out
 

@@ -1,5 +1,8 @@
 """Accuracy rescue for INT8: keep the layers that add the most quantization error in float.
 
+OpenVINO INT8 candidates are rescued by NNCF's own accuracy-aware quantization (``rescue_openvino_int8``); the
+rest of this module is the ONNX route (``rescue_onnx_int8``, static QDQ and dynamic INT8).
+
 Sensitivity is measured, not guessed, in one of two ways:
 
 - *static INT8 (QDQ)*: the float and the QDQ model are run on validation samples with every intermediate tensor
@@ -13,7 +16,8 @@ Sensitivity is measured, not guessed, in one of two ways:
 
 The top 1, 2, 4, … nodes are then excluded from quantization until the candidate meets its budget, or a quarter
 of the nodes (at least two, never all) would be float. A candidate that cannot be rescued is rejected naming the
-layer to look at: the first divergent one (static) or the most sensitive one (dynamic).
+layer to look at: the first layer where it diverges from the float model (static: the first compute node whose
+output cosine falls below the budget) or the most sensitive one (dynamic), so the cause can be found.
 """
 
 from __future__ import annotations
@@ -28,10 +32,13 @@ import onnx
 
 from ..accuracy import cosine
 from ..data import SampleSet
+from ..errors import ExportError
 from ..quiet import quiet
 from ..runtime.onnxrt import OnnxRunner
+from ..runtime.openvino import load_openvino
 from .candidates import Candidate, gate, run_samples
 from .steps import Artifact, StepContext
+from .steps.openvino_quantize import AccuracyControl, OpenVinoQuantize, count_compute_layers
 from .steps.quantize_dynamic import DYNAMIC_OP_TYPES, QuantizeDynamic
 from .steps.quantize_static import QuantizeStatic
 
@@ -140,8 +147,13 @@ def _output_cosines(expected: list[list[np.ndarray]], got: list[list[np.ndarray]
     return [-1.0 if math.isnan(value) else value for value in values] or [1.0]
 
 
-def rescue_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
-                float_path: Path, progress) -> None:
+def float_layer_limit(layers: int) -> int:
+    """How many of ``layers`` compute layers a rescue may keep in float: a quarter, at least two, never all."""
+    return min(layers - 1, max(2, math.ceil(layers * MAX_FLOAT_FRACTION)))
+
+
+def rescue_onnx_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
+                     float_path: Path, progress) -> None:
     """Retry ``candidate`` (static or dynamic INT8 ONNX) with its most sensitive nodes in float; on success it
     becomes usable again. On failure the rejection names the layer to look at."""
     profile = context.profile
@@ -153,7 +165,7 @@ def rescue_int8(candidate: Candidate, context: StepContext, reference, validatio
             sensitivity = measure_isolated_sensitivity(float_path, candidate.artifact.path, context, validation)
     ranked = sensitivity.ranked
     divergence = sensitivity.describe(profile.accuracy.cosine_min)
-    limit = min(len(ranked) - 1, max(2, math.ceil(len(ranked) * MAX_FLOAT_FRACTION)))
+    limit = float_layer_limit(len(ranked))
     sizes = sorted({min(2 ** i, limit) for i in range(limit.bit_length() + 1)}) if limit > 0 else []
     first_reason, first_cosine = candidate.reason, candidate.accuracy.cosine_min if candidate.accuracy else None
     trial_path = candidate.artifact.path.with_name(f"rescue-trial.{candidate.artifact.path.name}")
@@ -179,3 +191,40 @@ def rescue_int8(candidate: Candidate, context: StepContext, reference, validatio
     candidate.reason = f"{first_reason}; {divergence}"
     candidate.notes.append(f"rescue failed: up to {limit} most sensitive node(s) in float "
                            f"still broke the budget (ranked: {', '.join(n for n, _ in ranked[:5])}…)")
+
+
+def rescue_openvino_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
+                         float_path: Path, progress) -> None:
+    """Re-quantize an OpenVINO INT8 candidate with NNCF's accuracy-aware mode (it reverts the costliest layers to
+    float until the minimum cosine is back within the budget); on success it becomes usable again."""
+    profile = context.profile
+    first_reason, whole = candidate.reason, candidate.steps[0].details.get("fake_quantize")
+    if profile.accuracy.cosine_min is None:
+        candidate.notes.append("rescue not tried: NNCF's accuracy-aware mode needs a cosine_min budget to aim at")
+        return
+    limit = float_layer_limit(count_compute_layers(load_openvino().Core().read_model(str(candidate.artifact.path))))
+    if limit < 1:
+        candidate.notes.append("rescue not tried: the model has a single compute layer, nothing to keep in float")
+        return
+    control = AccuracyControl(reference, validation, profile.accuracy.cosine_min, limit)
+    with progress.step(f"rescue {candidate.name}: NNCF accuracy-aware quantization"):
+        try:
+            result = OpenVinoQuantize(control).run(Artifact(float_path, "onnx", "fp32"), candidate.artifact.path,
+                                                   context)
+        except ExportError as error:
+            candidate.notes.append(f"rescue failed: {error.message}")
+            return
+        trial = Candidate(candidate.format, candidate.precision, result.artifact, [result],
+                          runner_options=candidate.runner_options)
+        gate(trial, reference, validation, profile.accuracy, profile.threads, context.output_names,
+             context.output_kinds)
+    candidate.steps, candidate.accuracy, candidate.execution = trial.steps, trial.accuracy, trial.execution
+    kept = result.details["fake_quantize"]
+    if trial.usable and kept > 0:
+        candidate.status, candidate.reason, candidate.failure = trial.status, None, None
+        candidate.notes.append(f"rescued: whole-model INT8 broke the budget ({first_reason}); NNCF's accuracy-aware "
+                               f"mode kept {kept} of {whole} FakeQuantize ops (at most {limit} layer(s) back in float)")
+    else:
+        candidate.reason = trial.reason or "accuracy: no INT8 left: every quantized layer went back to float"
+        candidate.notes.append(f"rescue failed: NNCF's accuracy-aware mode, with up to {limit} layer(s) back in "
+                               f"float ({kept} of {whole} FakeQuantize ops left), did not meet the budget")

@@ -90,6 +90,10 @@ def _flatten(out: Any) -> list:
 
 def load_source(reference: str, input_specs: list[InputSpec] | None = None) -> TorchSource | OnnxSource:
     """Resolve MODEL as given on the command line."""
+    from ..compress.record import find_record
+
+    if find_record(reference) is not None:
+        return _load_compressed(reference, input_specs)
     if reference.endswith(".onnx"):
         return _load_onnx(reference, input_specs)
     if reference.endswith(".tflite"):
@@ -102,6 +106,18 @@ def load_source(reference: str, input_specs: list[InputSpec] | None = None) -> T
         raise InputError(f"cannot tell what model '{reference}' is",
                          hint="pass an .onnx file or a factory as path/to/file.py:factory or package.module:factory")
     return _load_factory(reference, input_specs)
+
+
+def _load_compressed(reference: str, input_specs: list[InputSpec] | None) -> TorchSource:
+    """An `edgekit compress` folder: its original factory, rebuilt with the recorded edits and weights."""
+    from ..compress.record import factory_reference, read_record, rebuild, weights_path
+
+    record = read_record(reference)
+    source = _load_factory(factory_reference(record), input_specs)
+    source.module = rebuild(source.module, record)
+    source.reference, source.path = reference, weights_path(record)
+    source.run(source.examples)
+    return source
 
 
 def _load_onnx(reference: str, input_specs: list[InputSpec] | None) -> OnnxSource:

@@ -13,8 +13,7 @@ import httpx
 import numpy as np
 
 from ...agent.client import transport_error
-from ...agent.v2_wire import HEADER_LENGTH, NUMPY_TO_V2, dump_body, encode_tensors, load_json, read_tensors, \
-    split_body
+from ...agent.v2_wire import HEADER_LENGTH, NUMPY_TO_V2, dump_body, encode_tensors, load_json, read_tensors, split_body
 from .base import CloudError
 
 BINARY_EXTENSION = "binary_tensor_data"  # what a server lists in GET /v2 "extensions" when it reads binary tensors

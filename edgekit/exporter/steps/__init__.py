@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from . import (  # noqa: F401  (fill the registry)
+from . import (  # noqa: F401  (fill the registry; openvino and nncf load inside their steps, when run)
     fp16,
     fuse_transformer,
+    openvino_convert,
+    openvino_quantize,
     optimize,
     prepare,
     quantize_dynamic,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import SampleSet
-from .errors import InputError
-from .specs import InputSpec
+from ..errors import InputError
+from ..specs import InputSpec
+from .samples import SampleSet
 
 TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 TOKENIZER_FILE = "tokenizer.json"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .data import SampleSet, batch_first, cast_to_input, fits
-from .errors import InputError
+from ..errors import InputError
+from ..specs import InputSpec
 from .images import PreprocessSpec, list_images, list_labeled_images, load_images, parse_preprocess
-from .specs import InputSpec
+from .samples import SampleSet, batch_first, cast_to_input, fits
 
 
 def preprocess_spec(value: str | Path | dict | PreprocessSpec) -> PreprocessSpec:
