@@ -94,6 +94,15 @@ class TargetProfile(_Strict):
         return self.model_copy(update={"accuracy": self.accuracy.model_copy(update=given)})
 
 
+_MACHINE_ARCH = {"aarch64": "arm64", "armv7l": "armv7", "amd64": "x86_64"}
+
+
+def normalized_arch(machine: str | None) -> str:
+    """A machine name as ``uname -m`` or an agent reports it (``aarch64``), in the profiles' words (``arm64``)."""
+    machine = str(machine).lower()
+    return _MACHINE_ARCH.get(machine, machine)
+
+
 def builtin_target_files() -> dict[str, Path]:
     """Name -> file of every bundled profile."""
     found: dict[str, Path] = {}

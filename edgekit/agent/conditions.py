@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .._version import __version__
+from .emulation import emulation
 
 _RUNTIMES = ("onnxruntime", "ai-edge-litert", "tflite-runtime", "numpy")
 
@@ -58,6 +59,8 @@ def device_info() -> dict:
             memory = int(line.split()[1]) * 1024
     cpu = next((line.split(":", 1)[1].strip() for line in (_read("/proc/cpuinfo") or "").splitlines()
                 if line.startswith(("model name", "Hardware", "Model"))), platform.processor() or "unknown")
+    emulated = emulation()  # how the agent knows it runs under qemu: emulated["evidence"]
     return {"agent_version": __version__, "arch": platform.machine(), "cpu": cpu, "cores": os.cpu_count(),
             "memory_bytes": memory, "os": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version(), "runtimes": runtimes, "conditions": conditions()}
+            "python": platform.python_version(), "runtimes": runtimes, "conditions": conditions(),
+            "emulated": emulated["emulated"], "emulation": emulated}

@@ -94,11 +94,16 @@ def export_command(
 
 
 _STATUS = {"selected": "[bold green]★ selected[/]", "passed": "[green]✓ passed[/]", "rejected": "[red]✗ rejected[/]"}
+_PROVISIONAL = "[bold yellow]☆ provisional[/]"
 
 
 def artifacts_table(manifest: dict) -> Table:
     table = Table(title=f"edgekit export → target {manifest['target']['name']} (format {manifest['format']})")
-    where = (manifest.get("latency_measured_on") or {}).get("where", "host")
+    measured_on = manifest.get("latency_measured_on") or {}
+    where = measured_on.get("where", "host") + (", emulated" if measured_on.get("emulated") else "")
+    provisional = (manifest.get("choice") or {}).get("provisional")
+    if provisional:
+        where += ", info only"
     for column in ("candidate", "file", "size", "cosine min", "top-1", "label acc", f"p50 ms ({where})", "p90 ms",
                    "status"):
         table.add_column(column, justify="left" if column in ("candidate", "file", "status") else "right",
@@ -109,7 +114,8 @@ def artifacts_table(manifest: dict) -> Table:
         size = f"{art['size_bytes'] / 1024:.1f} KiB" if art["size_bytes"] is not None else "—"
         table.add_row(art["name"], art["file"] or "—", size, fmt(acc.get("cosine_min"), ".5f"),
                       fmt(acc.get("top1_agreement"), ".2%"), fmt(acc.get("label_accuracy"), ".2%"),
-                      fmt(latency.get("p50_ms"), ".3f"), fmt(latency.get("p90_ms"), ".3f"), _STATUS[art["status"]])
+                      fmt(latency.get("p50_ms"), ".3f"), fmt(latency.get("p90_ms"), ".3f"),
+                      _PROVISIONAL if provisional and art["status"] == "selected" else _STATUS[art["status"]])
     return table
 
 
@@ -131,5 +137,7 @@ def print_export_summary(console: Console, manifest: dict, out_dir) -> None:
                           f"on this host: {', '.join(fusion['left_in_float'][:5])}", soft_wrap=True)
     for note in manifest["notes"]:
         console.print(f"[yellow]![/] {note}", soft_wrap=True)
+    choice = manifest.get("choice") or {}
+    kind = f" (provisional, by rule: {choice['rule']})" if choice.get("provisional") else ""
     console.print(f"artifact folder: [bold]{out_dir}[/] (manifest.json); recommended: "
-                  f"[bold]{manifest['recommended']}[/]")
+                  f"[bold]{manifest['recommended']}[/]{kind}", soft_wrap=True)

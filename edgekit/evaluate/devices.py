@@ -21,13 +21,13 @@ from ..data import SampleSet, load_samples, synthetic_samples
 from ..errors import EdgekitError, InputError, TargetError
 from ..files import sha256_file
 from ..specs import InputSpec
+from ..targets import normalized_arch
 
 MAX_SAMPLES = 64
 SYNTHETIC_SAMPLES = 32
 HOT_C = 80.0
 DEVICE_VS_HOST = "device vs host"
 PASSED, BUDGET = "passed", "failed"  # artifact statuses besides the agent's runtime_crashed / timeout / error
-_ARCH = {"aarch64": "arm64", "armv7l": "armv7", "amd64": "x86_64"}
 
 
 @dataclass
@@ -198,14 +198,16 @@ def check_device(url: str, token: str, artifacts: list[Artifact], data: SampleSe
         except EdgekitError as error:
             result.error = _error_dict(error)
         else:
+            measured = not result.info.get("emulated")
             for artifact in artifacts:
-                result.artifacts.append(_check(client, label, artifact, data, profile, settings, progress))
+                result.artifacts.append(_check(client, label, artifact, data, profile, settings, progress, measured))
     result.seconds = time.perf_counter() - started
     return result
 
 
 def _check(client: AgentClient, label: str, artifact: Artifact, data: SampleSet, profile, settings: dict,
-           progress) -> ArtifactCheck:
+           progress, measured: bool = True) -> ArtifactCheck:
+    """``measured`` False (an emulated device): the latency is recorded, never checked against the budget."""
     check = ArtifactCheck(artifact.name, artifact.file)
     options = artifact.runner_options
     try:
@@ -243,7 +245,8 @@ def _check(client: AgentClient, label: str, artifact: Artifact, data: SampleSet,
                           profile.accuracy)
     check.accuracy = report.to_dict()
     check.violations = [f"{DEVICE_VS_HOST}: {v}" for v in report.violations]
-    check.violations += _latency_violations(check.benchmark.get("latency") or {}, profile, check.notes)
+    if measured:
+        check.violations += _latency_violations(check.benchmark.get("latency") or {}, profile, check.notes)
     check.notes += [f"after the benchmark: {n}" for n in _heat_notes(check.benchmark.get("conditions_after") or {})]
     check.status = BUDGET if check.violations else PASSED
     return check
@@ -285,7 +288,11 @@ def _latency_violations(latency: dict, profile, notes: list[str]) -> list[str]:
 def _device_notes(info: dict, profile, threads: int) -> list[str]:
     """Why a device's numbers may mislead: another architecture, frequency scaling, heat, throttling, load."""
     notes = []
-    arch = _ARCH.get(str(info.get("arch")).lower(), str(info.get("arch")))
+    if info.get("emulated"):
+        evidence = "; ".join((info.get("emulation") or {}).get("evidence") or []) or "the agent says so"
+        notes.append(f"emulated device ({evidence}): its latency is the emulator's, not the target's; it is shown "
+                     "for information, never checked against the latency budget and never decides a choice")
+    arch = normalized_arch(info.get("arch"))
     if profile.arch != "any" and arch != profile.arch:
         notes.append(f"the artifact was built for {profile.arch} (target {profile.name}) but this device is {arch}")
     cores = info.get("cores")

@@ -15,6 +15,8 @@ from ..runtime import open_runner
 from .steps import Artifact, StepResult
 
 PASSED, SELECTED, REJECTED = "passed", "selected", "rejected"
+PROVISIONAL_RULE = ("the smallest passing static INT8 candidate (ONNX Runtime and LiteRT both have int8 kernels on "
+                    "arm64 and x86-64), else the first passing candidate in profile order")
 
 
 @dataclass
@@ -135,3 +137,15 @@ def choose(candidates: list[Candidate], auto: bool) -> tuple[Candidate | None, l
     if best is not None:
         best.status = SELECTED
     return best, notes
+
+
+def choose_by_rule(candidates: list[Candidate]) -> tuple[Candidate | None, list[str]]:
+    """The provisional choice when no latency here may decide (``PROVISIONAL_RULE``): nothing is rejected for
+    speed, and the latencies measured (if any) are information only."""
+    usable = [c for c in candidates if c.usable]
+    int8 = [c for c in usable if c.precision == "int8_static"]
+    best = min(int8, key=lambda c: c.artifact.path.stat().st_size) if int8 else (usable[0] if usable else None)
+    if best is None:
+        return None, []
+    best.status = SELECTED
+    return best, [f"provisional recommendation {best.name}, by rule: {PROVISIONAL_RULE}"]

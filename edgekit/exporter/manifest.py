@@ -17,7 +17,7 @@ _VERSIONED = ("onnx", "onnxruntime", "onnxsim", "torch", "numpy", "litert-torch"
 
 def build_manifest(*, source, specs, profile, fmt: str, data: dict, common_steps, candidates: list[Candidate],
                    selected: Candidate | None, notes: list[str], timings: dict[str, float], status: str,
-                   root: Path, measured_on: dict | None = None) -> dict[str, Any]:
+                   root: Path, measured_on: dict | None = None, choice: dict | None = None) -> dict[str, Any]:
     return {
         "schema": MANIFEST_SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -33,6 +33,7 @@ def build_manifest(*, source, specs, profile, fmt: str, data: dict, common_steps
         "steps": [s.to_dict() for s in common_steps],
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "latency_measured_on": measured_on,
+        "choice": choice,
         "artifacts": [c.to_dict(root) for c in candidates],
         "notes": notes,
     }

@@ -9,22 +9,33 @@ from pathlib import Path
 from typing import Any
 
 from ..agent.client import AgentClient, check_url, require_token
+from ..agent.emulation import emulation
 from ..data import SampleSet, load_samples, synthetic_samples
 from ..errors import AccuracyError, ExportError, InputError
 from ..progress import SilentProgress
 from ..runtime.onnxrt import OnnxRunner
 from ..specs import InputSpec, parse_input_spec
-from ..targets import Format, Precision, TargetProfile, load_target
+from ..targets import Format, Precision, TargetProfile, load_target, normalized_arch
 from .artifact_dir import StagedFolder
 from .builders import build_onnx, build_tflite
-from .candidates import REJECTED, Candidate, choose, gate, measure_latencies, measure_on_agent, run_samples
+from .candidates import (
+    PROVISIONAL_RULE,
+    REJECTED,
+    Candidate,
+    choose,
+    choose_by_rule,
+    gate,
+    measure_latencies,
+    measure_on_agent,
+    run_samples,
+)
 from .manifest import build_manifest, cpu_name
 from .rescue import rescue_static_int8
 from .sources import OnnxSource, TfliteSource, TorchSource, load_source
 from .steps import Artifact, StepContext
 
 SYNTHETIC_SAMPLES = 32
-_ARCH = {"aarch64": "arm64", "armv7l": "armv7", "amd64": "x86_64"}
+NOT_BENCHMARKED_RULE = "the first passing candidate in profile order (not benchmarked)"
 
 
 @dataclass
@@ -79,8 +90,12 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
             raise _failure(candidates, fmt, None)
         notes = _evaluate(source, candidates, context, validation, float_onnx, rescue and fmt != "tflite", progress)
         measured_on = _measure(candidates, validation, profile, client, progress) if benchmark else None
-        selected, choice_notes = choose(candidates, auto=fmt == "auto")
-        notes += choice_notes + _arch_notes(profile, measured_on)
+        choice = _choice_basis(profile, measured_on)
+        if choice["rule"] == PROVISIONAL_RULE:
+            selected, choice_notes = choose_by_rule(candidates)
+        else:
+            selected, choice_notes = choose(candidates, auto=fmt == "auto")
+        notes += choice_notes + choice.pop("notes")
         status = _status(candidates, selected, fmt)
         for candidate in candidates:
             if candidate.status == REJECTED and candidate.artifact is not None:
@@ -88,7 +103,8 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
         data = {"calibration": calibration.describe(), "validation": validation.describe(), "notes": data_notes}
         manifest = build_manifest(source=source, specs=specs, profile=profile, fmt=fmt, data=data,
                                   common_steps=common_steps, candidates=candidates, selected=selected, notes=notes,
-                                  timings=progress.timings, status=status, root=staged.path, measured_on=measured_on)
+                                  timings=progress.timings, status=status, root=staged.path, measured_on=measured_on,
+                                  choice=choice)
         staged.write_json("manifest.json", manifest)
         shutil.rmtree(staged.path / "work", ignore_errors=True)
         final = staged.commit()
@@ -221,29 +237,41 @@ def _agent_client(url: str, token: str | None, token_file) -> AgentClient:
 
 
 def _measure(candidates: list[Candidate], validation: SampleSet, profile: TargetProfile, client, progress) -> dict:
-    """Latency of every usable candidate, on this host or on the agent's device; returns where it was measured."""
+    """Latency of every usable candidate, on this host or on the agent's device; returns where it was measured
+    (with how that machine runs: ``emulated`` and the evidence when it is an emulator)."""
     usable = [c for c in candidates if c.usable]
     sample = next(iter(validation))
     if client is None:
         with progress.step(f"host latency ({profile.threads} threads)"):
             measure_latencies(usable, sample, profile.threads)
-        return {"where": "host", "arch": platform.machine(), "cpu": cpu_name()}
+        return {"where": "host", "arch": platform.machine(), "cpu": cpu_name(), **emulation()}
     with progress.step(f"device latency on {client.url} ({profile.threads} threads)"):
         info = client.info()
         measure_on_agent(usable, client, sample, profile.threads)
     return {"where": "device", "agent": client.url, "arch": info["arch"], "cpu": info["cpu"],
+            "emulated": bool(info.get("emulated")), "emulation": info.get("emulation"),
             "conditions": info["conditions"]}
 
 
-def _arch_notes(profile: TargetProfile, measured_on: dict | None) -> list[str]:
-    if measured_on is None:
-        return []
-    arch = _ARCH.get(measured_on["arch"], measured_on["arch"])
-    if profile.arch not in ("any", arch):
-        return [f"latency measured on this {measured_on['where']} ({measured_on['arch']}), not on the "
-                f"{profile.arch} target: pass --agent with the device's agent, or run `edgekit validate` there, "
-                "before trusting the choice"]
-    return []
+def _choice_basis(profile: TargetProfile, measured_on: dict | None) -> dict:
+    """Whether the latencies measured may choose: only on the target's architecture, and never under emulation.
+    Otherwise the choice is provisional, by ``PROVISIONAL_RULE``, until a device measures it (validate --all)."""
+    if measured_on is None:  # choose() then keeps the first passing candidate in profile order
+        return {"provisional": True, "rule": NOT_BENCHMARKED_RULE, "why": "not benchmarked (--no-benchmark)",
+                "notes": []}
+    where = f"this {measured_on['where']} ({measured_on['arch']})"
+    arch = normalized_arch(measured_on["arch"])
+    if measured_on.get("emulated"):
+        why = f"latency was measured on {where} under emulation, which is not the target's latency"
+    elif profile.arch not in ("any", arch):
+        why = f"latency was measured on {where}, not on the {profile.arch} target"
+    else:
+        return {"provisional": False, "rule": f"the fastest passing candidate by p50 on {where}", "why": None,
+                "notes": []}
+    note = (f"{why}: it is information only (no candidate rejected for speed, every passing one kept) and the "
+            f"recommendation is provisional; run `edgekit validate --all` against the device's agent (or export "
+            f"with --agent) to make the measured choice")
+    return {"provisional": True, "rule": PROVISIONAL_RULE, "why": why, "notes": [note]}
 
 
 def _status(candidates: list[Candidate], selected: Candidate | None, fmt: str) -> str:

@@ -1,0 +1,130 @@
+"""The measured choice: which artifact the folder recommends, decided from latency measured on a real device.
+
+An export on a machine that is not the target (another architecture, an emulator, or no benchmark) leaves a
+provisional recommendation, chosen by a documented rule. ``edgekit validate --all`` measures every passing
+candidate on devices; the first device that matches the target's architecture and is not emulated decides: the
+fastest candidate (p50) that passed there (outputs against this host, latency budget) becomes the recommendation.
+The manifest is rewritten atomically, saying where and how the choice was measured. Emulated devices and devices
+of another architecture never decide: their latency is not the target's.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..errors import InputError
+from ..files import write_text_atomic
+from ..targets import normalized_arch
+from .devices import read_manifest
+
+MEASURED_RULE = "the fastest candidate by p50 among those that passed on the device (outputs and latency budget)"
+
+
+@dataclass
+class Selection:
+    """What ``select`` did: ``decided_by`` is the device's agent URL, or None with the reasons in ``notes``."""
+
+    artifact_dir: Path
+    recommended: str | None
+    previous: str | None
+    decided_by: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.decided_by is not None and self.recommended != self.previous
+
+
+def deciding_device(validation: dict, target_arch: str) -> tuple[dict | None, list[str]]:
+    """The first device of a validation report whose latency may choose, and why each other one may not."""
+    notes = []
+    for device in validation["devices"]:
+        info = device.get("device") or {}
+        arch = normalized_arch(info.get("arch"))
+        if device.get("error"):
+            notes.append(f"{device['agent']} did not run ({device['error']['message']})")
+        elif info.get("emulated"):
+            notes.append(f"{device['agent']} is emulated ({_evidence(info)}): emulated latency never decides")
+        elif target_arch not in ("any", arch):
+            notes.append(f"{device['agent']} is {arch}, the target is {target_arch}: its latency does not decide")
+        else:
+            return device, notes
+    return None, notes
+
+
+def apply_validation(folder: Path, manifest: dict, validation: dict) -> Selection:
+    """Record the measured choice of a ``validate --all`` report in ``folder/manifest.json`` (atomically); a
+    report without a deciding device, or with no candidate that passed there, leaves the manifest as it is."""
+    previous = manifest.get("recommended")
+    selection = Selection(folder, previous, previous)
+    device, selection.notes = deciding_device(validation, manifest["target"]["arch"])
+    if device is None:
+        state = "provisional" if (manifest.get("choice") or {}).get("provisional") else "as exported"
+        selection.notes.append(f"no device here decides the choice: the recommendation stays {state}")
+        return selection
+    entries = {a["file"]: a for a in manifest["artifacts"] if a.get("file")}
+    measured = {}
+    for check in device["artifacts"]:
+        entry = entries.get(check["file"])
+        latency = (check.get("benchmark") or {}).get("latency") or {}
+        if entry is None or entry.get("sha256") != _validated_sha(validation, check["file"]):
+            raise InputError(f"validation.json does not match manifest.json for {check['file']}",
+                             hint="run `edgekit validate --all` again on this folder")
+        if check["passed"] and latency.get("p50_ms") is not None:
+            measured[check["file"]] = latency["p50_ms"]
+    if not measured:
+        selection.notes.append(f"no candidate passed on {device['agent']}: the recommendation is unchanged")
+        return selection
+    best = min(measured, key=measured.get)
+    for entry in entries.values():
+        if entry["status"] in ("passed", "selected"):
+            entry["status"] = "selected" if entry["file"] == best else "passed"
+    info = device["device"]
+    manifest["recommended"] = best
+    manifest["choice"] = {
+        "provisional": False, "rule": MEASURED_RULE, "why": None, "made_by": "edgekit validate --all",
+        "at": validation.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_on": {"where": "device", "agent": device["agent"], "arch": info.get("arch"),
+                        "cpu": info.get("cpu"), "emulated": False, "conditions": info.get("conditions")},
+        "p50_ms": measured, "previous": {"recommended": previous, **_previous_rule(manifest)},
+    }
+    manifest.setdefault("notes", []).append(f"measured choice {best} on {device['agent']} ({info.get('arch')}, "
+                                            f"{info.get('cpu')}): p50 {measured[best]:.4g} ms")
+    mode = stat.S_IMODE((folder / "manifest.json").stat().st_mode)
+    write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n", mode=mode)
+    selection.recommended, selection.decided_by = best, device["agent"]
+    return selection
+
+
+def select(artifact_dir: str | Path) -> Selection:
+    """Make the measured choice again from the folder's ``validation.json`` (written by ``edgekit validate
+    --all``) and record it in its manifest."""
+    folder = Path(artifact_dir)
+    manifest = read_manifest(folder)
+    path = folder / "validation.json"
+    try:
+        validation = json.loads(path.read_text())
+    except OSError as exc:
+        raise InputError(f"no readable validation.json in {folder}",
+                         hint="run `edgekit validate --all` against the device's agent first") from exc
+    except ValueError as exc:
+        raise InputError(f"{path} is not valid JSON: {exc}", hint="run `edgekit validate --all` again") from exc
+    return apply_validation(folder, manifest, validation)
+
+
+def _validated_sha(validation: dict, file: str) -> str | None:
+    return next((a["sha256"] for a in validation.get("artifacts", []) if a["file"] == file), None)
+
+
+def _previous_rule(manifest: dict) -> dict:
+    choice = manifest.get("choice") or {}
+    return {"rule": choice.get("rule"), "provisional": choice.get("provisional")}
+
+
+def _evidence(info: dict) -> str:
+    emulation = info.get("emulation") or {}
+    return "; ".join(emulation.get("evidence") or []) or "the agent says so"

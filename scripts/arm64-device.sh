@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# An emulated Raspberry Pi: an ARM64 Debian userland (debootstrap, run through qemu-user-static and binfmt_misc)
+# with the edgekit agent installed from this repository's own files and the aarch64 wheels of numpy, ONNX
+# Runtime and LiteRT (no torch). The agent runs in its own network namespace, joined to the host by a veth pair,
+# so the host-to-device path crosses a real interface (and `--delay-ms` puts `tc netem` on it).
+#
+#   scripts/arm64-device.sh build                  build the root filesystem, or reuse the cached one
+#   scripts/arm64-device.sh start [--delay-ms MS] [--port P] [--loopback]
+#                                                  start the agent; prints its URL and token file (KEY=VALUE)
+#   scripts/arm64-device.sh stop                   stop the agent, remove the namespace and the link
+#   scripts/arm64-device.sh status                 print the running device's URL, token file, pid
+#   scripts/arm64-device.sh run CMD [ARG...]       run a command in the ARM64 userland (its venv's bin first in PATH)
+#
+# Needs root (debootstrap, chroot, mounts, network namespaces) and Debian's debootstrap and qemu-user-static:
+#   apt-get install debootstrap qemu-user-static
+# Environment:
+#   EDGEKIT_ARM64_ROOTFS   the cached root filesystem (default ~/.cache/edgekit/arm64-rootfs)
+#   EDGEKIT_ARM64_STATE    pid, URL, token and logs of the running device (default ~/.cache/edgekit/arm64-device)
+#   EDGEKIT_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian), EDGEKIT_DEBIAN_SUITE (bookworm)
+#   EDGEKIT_BINFMT_CONF    qemu's binfmt_misc rule (default /usr/lib/binfmt.d/qemu-aarch64.conf)
+#   PYTHON                 the host Python that downloads the wheels (default: .venv/bin/python, else python3);
+#                          numpy, onnxruntime and ai-edge-litert are pinned to its versions when it has them
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/edgekit"
+ROOTFS="${EDGEKIT_ARM64_ROOTFS:-$CACHE/arm64-rootfs}"
+STATE="${EDGEKIT_ARM64_STATE:-$CACHE/arm64-device}"
+MIRROR="${EDGEKIT_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+SUITE="${EDGEKIT_DEBIAN_SUITE:-bookworm}"
+BINFMT_CONF="${EDGEKIT_BINFMT_CONF:-/usr/lib/binfmt.d/qemu-aarch64.conf}"
+BINFMT_DIR=/proc/sys/fs/binfmt_misc
+PYTHON="${PYTHON:-$([ -x "$REPO/.venv/bin/python" ] && echo "$REPO/.venv/bin/python" || echo python3)}"
+NETNS=edgekit-arm64
+HOST_IF=ek-arm64-host
+DEV_IF=ek-arm64-dev
+HOST_IP=10.213.0.1
+DEV_IP=10.213.0.2
+VENV=/opt/edgekit/venv
+PACKAGES=python3,python3-venv
+PINNED=(numpy onnxruntime ai-edge-litert)
+
+say() { echo "arm64-device: $*" >&2; }
+die() { say "error: $1"; [ -n "${2:-}" ] && say "hint: $2"; exit 1; }
+
+need_root() {
+  [ "$(id -u)" -eq 0 ] || die "$1 needs root (debootstrap, chroot, mounts and network namespaces)" \
+    "run it with sudo, or as root in a VM or a privileged container"
+}
+
+# --- binfmt_misc: the kernel must hand aarch64 executables to qemu-aarch64-static -----------------------------
+binfmt_ready() { [ -f "$BINFMT_DIR/qemu-aarch64" ] && head -n1 "$BINFMT_DIR/qemu-aarch64" | grep -qx enabled; }
+
+ensure_binfmt() {
+  binfmt_ready && return 0
+  if [ ! -f "$BINFMT_DIR/register" ]; then
+    mount -t binfmt_misc binfmt_misc "$BINFMT_DIR" 2>/dev/null ||
+      die "binfmt_misc is not mounted at $BINFMT_DIR and cannot be mounted here" \
+        "this kernel or container cannot run foreign binaries; use a VM with CONFIG_BINFMT_MISC"
+  fi
+  binfmt_ready && return 0
+  [ -f "$BINFMT_CONF" ] || die "binfmt: no qemu-aarch64 rule registered and no $BINFMT_CONF to register" \
+    "apt-get install qemu-user-static (Debian ships the rule with it), then run this again"
+  say "registering qemu-aarch64 with binfmt_misc from $BINFMT_CONF"
+  grep -v '^#' "$BINFMT_CONF" > "$BINFMT_DIR/register" 2>/dev/null ||
+    die "binfmt: the kernel refused the qemu-aarch64 rule from $BINFMT_CONF" \
+      "check dmesg; on a systemd host run: systemctl restart systemd-binfmt"
+  binfmt_ready || die "binfmt: qemu-aarch64 is registered but disabled" "echo 1 > $BINFMT_DIR/qemu-aarch64"
+}
+
+# --- the root filesystem, built once and cached ---------------------------------------------------------------
+host_pins() {  # numpy==X onnxruntime==Y ... as the host's Python has them (the same versions on both sides)
+  "$PYTHON" - "${PINNED[@]}" <<'EOF' 2>/dev/null || true
+import sys
+from importlib import metadata
+for name in sys.argv[1:]:
+    try:
+        print(f"{name}=={metadata.version(name)}")
+    except metadata.PackageNotFoundError:
+        pass
+EOF
+}
+
+rootfs_key() {  # what the cached root filesystem was built from; another key means a rebuild
+  { echo "suite=$SUITE packages=$PACKAGES"; host_pins
+    sed -n '/^\[project\]/,/^\[project.scripts\]/p' "$REPO/pyproject.toml" | grep -E '^(dependencies|agent) ?=|^    "'
+  } | sha256sum | cut -c1-16
+}
+
+in_userland() {  # ROOT CMD...: run CMD chrooted in ROOT, with /proc, /sys and /dev/shm mounted in a private namespace
+  local root="$1"; shift
+  unshare --mount --pid --fork --kill-child -- bash -c '
+    set -e; root="$1"; shift
+    mount --make-rprivate /
+    mount -t proc proc "$root/proc"          # before any venv work: python -m venv fails silently without /proc
+    mount --rbind /sys "$root/sys"           # XNNPACK reads the CPU topology from /sys/devices/system/cpu
+    mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
+    mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
+    exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
+      PATH='"$VENV"'/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"' _ "$root" "$@"
+}
+
+project_wheel() {  # DIR: build edgekit's wheel from this checkout into DIR; prints its path
+  "$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$1" "$REPO" >&2 ||
+    die "could not build edgekit's wheel from $REPO" "pip needs hatchling (from PyPI) to build it"
+  ls "$1"/edgekit-*.whl
+}
+
+download_wheels() {  # DIR WHEEL PYVER: the aarch64 wheels of edgekit[agent]'s dependencies, for that Python
+  local dir="$1" wheel="$2" pyver="$3" abi="cp${3/./}" pins
+  pins=$(host_pins)
+  say "downloading aarch64 wheels for Python $pyver: edgekit[agent] ${pins//$'\n'/ }"
+  # shellcheck disable=SC2086
+  "$PYTHON" -m pip download --quiet --dest "$dir" --only-binary=:all: --python-version "$pyver" \
+    --implementation cp --abi "$abi" --abi abi3 --abi none \
+    --platform manylinux_2_36_aarch64 --platform manylinux_2_28_aarch64 --platform manylinux_2_27_aarch64 \
+    --platform manylinux2014_aarch64 --platform linux_aarch64 \
+    "edgekit[agent] @ file://$wheel" $pins >&2 ||
+    die "pip could not download the aarch64 wheels (above)" "PyPI must be reachable, and every dependency must \
+have a manylinux aarch64 wheel for Python $pyver"
+}
+
+build() {
+  need_root build
+  command -v debootstrap >/dev/null || die "debootstrap is not installed" "apt-get install debootstrap"
+  ensure_binfmt
+  local key; key=$(rootfs_key)
+  if [ -f "$ROOTFS/.edgekit-rootfs" ] && [ "$(cat "$ROOTFS/.edgekit-rootfs")" = "$key" ]; then
+    say "reusing the cached root filesystem $ROOTFS"
+    return 0
+  fi
+  local started=$SECONDS tmp="$ROOTFS.partial"
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  trap 'rm -rf "$tmp"' EXIT
+  say "debootstrap $SUITE arm64 (minbase + $PACKAGES) from $MIRROR into $tmp: a few minutes"
+  if ! debootstrap --arch=arm64 --variant=minbase --include="$PACKAGES" "$SUITE" "$tmp" "$MIRROR" \
+      > "$tmp.log" 2>&1; then
+    tail -n 15 "$tmp.log" >&2
+    [ -f "$tmp/debootstrap/debootstrap.log" ] && tail -n 15 "$tmp/debootstrap/debootstrap.log" >&2
+    die "debootstrap failed (log above; full log $tmp.log)" \
+      "check that $MIRROR is reachable (EDGEKIT_DEBIAN_MIRROR sets another mirror) and that the disk has 1 GB free"
+  fi
+  rm -f "$tmp.log"
+  local pyver; pyver=$(in_userland "$tmp" python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  mkdir -p "$tmp/opt/edgekit/wheels"
+  local wheel; wheel=$(project_wheel "$tmp/opt/edgekit/wheels")
+  download_wheels "$tmp/opt/edgekit/wheels" "$wheel" "$pyver"
+  say "installing edgekit[agent] into $VENV inside the userland (offline, from the downloaded wheels)"
+  in_userland "$tmp" /usr/bin/python3 -m venv "$VENV"
+  in_userland "$tmp" "$VENV/bin/pip" install --quiet --no-index --find-links /opt/edgekit/wheels \
+    "edgekit[agent] @ file:///opt/edgekit/wheels/$(basename "$wheel")" >&2
+  in_userland "$tmp" python -c 'import numpy, onnxruntime, ai_edge_litert.interpreter, edgekit.agent.server' ||
+    die "the agent does not import inside the userland (above)"
+  echo "$key" > "$tmp/.edgekit-rootfs"
+  trap - EXIT
+  rm -rf "$ROOTFS"; mv "$tmp" "$ROOTFS"
+  say "built $ROOTFS in $((SECONDS - started)) s ($(du -sh "$ROOTFS" | cut -f1))"
+}
+
+refresh_agent() {  # reinstall edgekit (only it) when this checkout's wheel differs from the installed one
+  local scratch wheel digest
+  scratch=$(mktemp -d); wheel=$(project_wheel "$scratch")
+  digest=$(cd "$REPO" && find edgekit targets pyproject.toml -type f ! -name '*.pyc' -print0 | sort -z |
+           xargs -0 sha256sum | sha256sum | cut -c1-16)
+  if [ "$(cat "$ROOTFS/opt/edgekit/installed" 2>/dev/null)" != "$digest" ]; then
+    say "installing this checkout's edgekit into the userland"
+    cp "$wheel" "$ROOTFS/opt/edgekit/wheels/"
+    in_userland "$ROOTFS" pip install --quiet --no-deps --no-index --force-reinstall \
+      "/opt/edgekit/wheels/$(basename "$wheel")" >&2
+    echo "$digest" > "$ROOTFS/opt/edgekit/installed"
+  fi
+  rm -rf "$scratch"
+}
+
+# --- the device: network namespace + veth, the agent, netem ---------------------------------------------------
+make_link() {  # returns non-zero (with the reason on stderr) when namespaces or veth are not permitted
+  ip netns add "$NETNS" &&
+  ip link add "$HOST_IF" type veth peer name "$DEV_IF" netns "$NETNS" &&
+  ip addr add "$HOST_IP/30" dev "$HOST_IF" && ip link set "$HOST_IF" up &&
+  ip -n "$NETNS" addr add "$DEV_IP/30" dev "$DEV_IF" && ip -n "$NETNS" link set "$DEV_IF" up &&
+  ip -n "$NETNS" link set lo up
+}
+
+remove_link() {
+  ip link del "$HOST_IF" 2>/dev/null || true
+  ip netns del "$NETNS" 2>/dev/null || true
+}
+
+add_delay() {  # MS of round-trip time: half on each direction of the veth link
+  local half; half=$(awk "BEGIN { print $1 / 2 }")
+  if ! err=$(tc qdisc add dev "$HOST_IF" root netem delay "${half}ms" 2>&1) ||
+     ! err=$(tc -n "$NETNS" qdisc add dev "$DEV_IF" root netem delay "${half}ms" 2>&1); then
+    stop_device quiet
+    die "tc netem failed: $err" "this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM, module sch_netem): \
+modprobe sch_netem, or start without --delay-ms"
+  fi
+}
+
+start() {
+  local delay="" port=8765 loopback=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --delay-ms) delay="$2"; shift 2 ;;
+      --port) port="$2"; shift 2 ;;
+      --loopback) loopback=1; shift ;;
+      *) die "start: unknown option $1" "options: --delay-ms MS, --port P, --loopback" ;;
+    esac
+  done
+  need_root start
+  [ -f "$ROOTFS/.edgekit-rootfs" ] || build
+  ensure_binfmt
+  [ -f "$STATE/pid" ] && kill -0 "$(cat "$STATE/pid")" 2>/dev/null &&
+    die "an emulated device is already running (pid $(cat "$STATE/pid"))" "scripts/arm64-device.sh stop"
+  remove_link
+  refresh_agent
+  mkdir -p "$STATE"; rm -f "$STATE"/{pid,url,network}
+  local host=$DEV_IP netexec=(ip netns exec "$NETNS") network="veth $HOST_IF ($HOST_IP) <-> $DEV_IF ($DEV_IP) in netns $NETNS"
+  if [ -n "$loopback" ] || ! err=$(make_link 2>&1); then
+    [ -z "$loopback" ] && say "network namespaces or veth are not permitted here (${err:-?}): falling back to \
+loopback; the host-to-device path does not cross a real interface"
+    remove_link
+    [ -n "$delay" ] && die "--delay-ms needs the veth link, and there is none on loopback" "start without --delay-ms"
+    host=127.0.0.1; netexec=(); network="loopback (no network namespace)"
+  fi
+  [ -n "$delay" ] && { add_delay "$delay"; network="$network, netem ${delay} ms RTT"; }
+  mkdir -p "$ROOTFS/etc/edgekit"
+  rm -f "$ROOTFS/etc/edgekit/agent-token"  # a fresh token for every start
+  # setsid: its own session, so `stop` ends exactly this process tree
+  setsid "${netexec[@]}" "$0" _userland "$ROOTFS" edgekit agent serve --host "$host" --port "$port" \
+    --store /var/lib/edgekit/store --token-file /etc/edgekit/agent-token > "$STATE/agent.log" 2>&1 < /dev/null &
+  echo $! > "$STATE/pid"
+  local url="http://$host:$port" deadline=$((SECONDS + 180))
+  until curl_health "$url"; do
+    if ! kill -0 "$(cat "$STATE/pid")" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+      tail -n 20 "$STATE/agent.log" >&2
+      stop_device quiet
+      die "the agent did not become healthy within 180 s (log above: $STATE/agent.log)"
+    fi
+    sleep 1
+  done
+  install -m 600 "$ROOTFS/etc/edgekit/agent-token" "$STATE/token"
+  echo "$url" > "$STATE/url"; echo "$network" > "$STATE/network"
+  say "agent on $url ($network); token in $STATE/token"
+  status
+}
+
+curl_health() {  # URL: the agent answers /v1/health (with the host's Python; no curl needed)
+  "$PYTHON" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/v1/health', timeout=2)" \
+    "$1" 2>/dev/null
+}
+
+stop_device() {
+  local pid
+  pid=$(cat "$STATE/pid" 2>/dev/null || true)
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  fi
+  remove_link
+  rm -f "$STATE"/{pid,url,network,token}
+  [ "${1:-}" = quiet ] || say "stopped"
+}
+
+status() {
+  if [ -f "$STATE/pid" ] && kill -0 "$(cat "$STATE/pid")" 2>/dev/null; then
+    echo "URL=$(cat "$STATE/url" 2>/dev/null)"
+    echo "TOKEN_FILE=$STATE/token"
+    echo "PID=$(cat "$STATE/pid")"
+    echo "NETWORK=$(cat "$STATE/network" 2>/dev/null)"
+  else
+    say "no emulated device is running"; return 1
+  fi
+}
+
+case "${1:-}" in
+  build) build ;;
+  start) shift; start "$@" ;;
+  stop) need_root stop; stop_device ;;
+  status) status ;;
+  run) shift; need_root run; [ -f "$ROOTFS/.edgekit-rootfs" ] || build; ensure_binfmt; in_userland "$ROOTFS" "$@" ;;
+  _userland) shift; root="$1"; shift; in_userland "$root" "$@" ;;  # internal: used by start
+  *) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac
