@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 MLSERVER_VENV := .venv-mlserver
 
-.PHONY: setup mlserver demo test bench clean
+.PHONY: setup mlserver demo test test-emulated arm64-device bench clean
 
 $(BIN)/edgekit: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,14 @@ demo: setup
 
 test: setup mlserver
 	$(BIN)/python -m pytest -q
+
+# The emulated Raspberry Pi (an ARM64 Debian userland under qemu-user, the agent on a veth link): root, Debian's
+# debootstrap and qemu-user-static. Not part of `make test` (it takes many minutes); see the README.
+arm64-device:
+	PYTHON=$(abspath $(BIN))/python ./scripts/arm64-device.sh build
+
+test-emulated: setup arm64-device
+	$(BIN)/python -m pytest -q -s -m emulated tests/test_emulated_device.py
 
 bench: setup
 	$(BIN)/python bench/bench_export.py

@@ -10,6 +10,7 @@
 #   scripts/arm64-device.sh stop                   stop the agent, remove the namespace and the link
 #   scripts/arm64-device.sh status                 print the running device's URL, token file, pid
 #   scripts/arm64-device.sh run CMD [ARG...]       run a command in the ARM64 userland (its venv's bin first in PATH)
+#   scripts/arm64-device.sh rootfs                 print the root filesystem's path
 #
 # Needs root (debootstrap, chroot, mounts, network namespaces) and Debian's debootstrap and qemu-user-static:
 #   apt-get install debootstrap qemu-user-static
@@ -24,17 +25,13 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/edgekit"
 ROOTFS="${EDGEKIT_ARM64_ROOTFS:-$CACHE/arm64-rootfs}"
+BASE="$ROOTFS.debootstrap"
 STATE="${EDGEKIT_ARM64_STATE:-$CACHE/arm64-device}"
 MIRROR="${EDGEKIT_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE="${EDGEKIT_DEBIAN_SUITE:-bookworm}"
 BINFMT_CONF="${EDGEKIT_BINFMT_CONF:-/usr/lib/binfmt.d/qemu-aarch64.conf}"
-BINFMT_DIR=/proc/sys/fs/binfmt_misc
+BINFMT_DIR="${EDGEKIT_BINFMT_DIR:-/proc/sys/fs/binfmt_misc}"
 PYTHON="${PYTHON:-$([ -x "$REPO/.venv/bin/python" ] && echo "$REPO/.venv/bin/python" || echo python3)}"
-NETNS=edgekit-arm64
-HOST_IF=ek-arm64-host
-DEV_IF=ek-arm64-dev
-HOST_IP=10.213.0.1
-DEV_IP=10.213.0.2
 VENV=/opt/edgekit/venv
 PACKAGES=python3,python3-venv
 PINNED=(numpy onnxruntime ai-edge-litert)
@@ -80,8 +77,10 @@ for name in sys.argv[1:]:
 EOF
 }
 
+base_key() { echo "suite=$SUITE packages=$PACKAGES mirror=$MIRROR"; }
+
 rootfs_key() {  # what the cached root filesystem was built from; another key means a rebuild
-  { echo "suite=$SUITE packages=$PACKAGES"; host_pins
+  { base_key; host_pins
     sed -n '/^\[project\]/,/^\[project.scripts\]/p' "$REPO/pyproject.toml" | grep -E '^(dependencies|agent) ?=|^    "'
   } | sha256sum | cut -c1-16
 }
@@ -95,6 +94,7 @@ in_userland() {  # ROOT CMD...: run CMD chrooted in ROOT, with /proc, /sys and /
     mount --rbind /sys "$root/sys"           # XNNPACK reads the CPU topology from /sys/devices/system/cpu
     mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
     mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
+    ulimit -c 0                              # qemu-user can hang writing the core of a crashed threaded process
     exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
       PATH='"$VENV"'/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"' _ "$root" "$@"
 }
@@ -119,9 +119,41 @@ download_wheels() {  # DIR WHEEL PYVER: the aarch64 wheels of edgekit[agent]'s d
 have a manylinux aarch64 wheel for Python $pyver"
 }
 
+ensure_tools() {  # Debian's debootstrap and qemu-user-static (which ships the binfmt rule), installed if missing
+  command -v debootstrap >/dev/null && [ -x /usr/bin/qemu-aarch64-static ] && return 0
+  command -v apt-get >/dev/null || die "debootstrap and qemu-user-static are missing and there is no apt-get" \
+    "install Debian's debootstrap and qemu-user-static (or your distribution's equivalents)"
+  say "installing Debian's debootstrap and qemu-user-static"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      debootstrap qemu-user-static; } >&2 || die "apt-get could not install debootstrap and qemu-user-static (above)"
+}
+
+debootstrap_base() {  # the bare userland (debootstrap's slow part, under qemu), cached on its own in $BASE
+  if [ -f "$BASE/.edgekit-base" ] && [ "$(cat "$BASE/.edgekit-base")" = "$(base_key)" ]; then
+    say "reusing the cached debootstrap of $SUITE arm64 in $BASE"
+    return 0
+  fi
+  local tmp="$BASE.partial"
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  trap 'rm -rf "$tmp"' EXIT
+  say "debootstrap $SUITE arm64 (minbase + $PACKAGES) from $MIRROR into $tmp: 5-20 minutes under qemu"
+  if ! debootstrap --arch=arm64 --variant=minbase --include="$PACKAGES" "$SUITE" "$tmp" "$MIRROR" \
+      > "$tmp.log" 2>&1; then
+    tail -n 15 "$tmp.log" >&2
+    [ -f "$tmp/debootstrap/debootstrap.log" ] && tail -n 15 "$tmp/debootstrap/debootstrap.log" >&2
+    rm -f "$tmp.log"
+    die "debootstrap failed (log above)" \
+      "check that $MIRROR is reachable (EDGEKIT_DEBIAN_MIRROR sets another mirror) and that the disk has 1 GB free"
+  fi
+  rm -f "$tmp.log"
+  base_key > "$tmp/.edgekit-base"
+  trap - EXIT
+  rm -rf "$BASE"; mv "$tmp" "$BASE"
+}
+
 build() {
   need_root build
-  command -v debootstrap >/dev/null || die "debootstrap is not installed" "apt-get install debootstrap"
+  ensure_tools
   ensure_binfmt
   local key; key=$(rootfs_key)
   if [ -f "$ROOTFS/.edgekit-rootfs" ] && [ "$(cat "$ROOTFS/.edgekit-rootfs")" = "$key" ]; then
@@ -129,17 +161,10 @@ build() {
     return 0
   fi
   local started=$SECONDS tmp="$ROOTFS.partial"
-  rm -rf "$tmp"; mkdir -p "$tmp"
+  debootstrap_base
+  rm -rf "$tmp"
   trap 'rm -rf "$tmp"' EXIT
-  say "debootstrap $SUITE arm64 (minbase + $PACKAGES) from $MIRROR into $tmp: a few minutes"
-  if ! debootstrap --arch=arm64 --variant=minbase --include="$PACKAGES" "$SUITE" "$tmp" "$MIRROR" \
-      > "$tmp.log" 2>&1; then
-    tail -n 15 "$tmp.log" >&2
-    [ -f "$tmp/debootstrap/debootstrap.log" ] && tail -n 15 "$tmp/debootstrap/debootstrap.log" >&2
-    die "debootstrap failed (log above; full log $tmp.log)" \
-      "check that $MIRROR is reachable (EDGEKIT_DEBIAN_MIRROR sets another mirror) and that the disk has 1 GB free"
-  fi
-  rm -f "$tmp.log"
+  cp -a --reflink=auto "$BASE" "$tmp"
   local pyver; pyver=$(in_userland "$tmp" python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
   mkdir -p "$tmp/opt/edgekit/wheels"
   local wheel; wheel=$(project_wheel "$tmp/opt/edgekit/wheels")
@@ -148,8 +173,12 @@ build() {
   in_userland "$tmp" /usr/bin/python3 -m venv "$VENV"
   in_userland "$tmp" "$VENV/bin/pip" install --quiet --no-index --find-links /opt/edgekit/wheels \
     "edgekit[agent] @ file:///opt/edgekit/wheels/$(basename "$wheel")" >&2
-  in_userland "$tmp" python -c 'import numpy, onnxruntime, ai_edge_litert.interpreter, edgekit.agent.server' ||
-    die "the agent does not import inside the userland (above)"
+  local module
+  for module in numpy onnxruntime ai_edge_litert.interpreter edgekit.agent.server; do
+    in_userland "$tmp" python -c "import $module" ||
+      die "$module does not import inside the ARM64 userland (above)" \
+        "a crash here is the emulator's or the wheel's: try a newer qemu-user-static, or pin another version"
+  done
   echo "$key" > "$tmp/.edgekit-rootfs"
   trap - EXIT
   rm -rf "$ROOTFS"; mv "$tmp" "$ROOTFS"
@@ -172,6 +201,20 @@ refresh_agent() {  # reinstall edgekit (only it) when this checkout's wheel diff
 }
 
 # --- the device: network namespace + veth, the agent, netem ---------------------------------------------------
+# Each device gets link number N (the first free one): netns edgekit-arm64-N, veth ekN-host (10.213.N.1/30) <->
+# ekN-dev (10.213.N.2/30), so several devices (one per state folder) can run side by side.
+link_names() {  # N: set NETNS, HOST_IF, DEV_IF, HOST_IP, DEV_IP
+  NETNS="edgekit-arm64-$1"; HOST_IF="ek$1-host"; DEV_IF="ek$1-dev"; HOST_IP="10.213.$1.1"; DEV_IP="10.213.$1.2"
+}
+
+free_link() {  # the first link number whose namespace and host interface are both unused
+  local n
+  for n in $(seq 0 63); do
+    [ -e "/run/netns/edgekit-arm64-$n" ] || ip link show "ek$n-host" >/dev/null 2>&1 || { echo "$n"; return; }
+  done
+  echo 0
+}
+
 make_link() {  # returns non-zero (with the reason on stderr) when namespaces or veth are not permitted
   ip netns add "$NETNS" &&
   ip link add "$HOST_IF" type veth peer name "$DEV_IF" netns "$NETNS" &&
@@ -210,9 +253,9 @@ start() {
   ensure_binfmt
   [ -f "$STATE/pid" ] && kill -0 "$(cat "$STATE/pid")" 2>/dev/null &&
     die "an emulated device is already running (pid $(cat "$STATE/pid"))" "scripts/arm64-device.sh stop"
-  remove_link
   refresh_agent
-  mkdir -p "$STATE"; rm -f "$STATE"/{pid,url,network}
+  mkdir -p "$STATE"; rm -f "$STATE"/{pid,url,network,link}
+  local link; link=$(free_link); link_names "$link"; echo "$link" > "$STATE/link"
   local host=$DEV_IP netexec=(ip netns exec "$NETNS") network="veth $HOST_IF ($HOST_IP) <-> $DEV_IF ($DEV_IP) in netns $NETNS"
   if [ -n "$loopback" ] || ! err=$(make_link 2>&1); then
     [ -z "$loopback" ] && say "network namespaces or veth are not permitted here (${err:-?}): falling back to \
@@ -222,22 +265,23 @@ loopback; the host-to-device path does not cross a real interface"
     host=127.0.0.1; netexec=(); network="loopback (no network namespace)"
   fi
   [ -n "$delay" ] && { add_delay "$delay"; network="$network, netem ${delay} ms RTT"; }
+  local token="/etc/edgekit/agent-token-$link"
   mkdir -p "$ROOTFS/etc/edgekit"
-  rm -f "$ROOTFS/etc/edgekit/agent-token"  # a fresh token for every start
+  rm -f "$ROOTFS$token"  # a fresh token for every start
   # setsid: its own session, so `stop` ends exactly this process tree
   setsid "${netexec[@]}" "$0" _userland "$ROOTFS" edgekit agent serve --host "$host" --port "$port" \
-    --store /var/lib/edgekit/store --token-file /etc/edgekit/agent-token > "$STATE/agent.log" 2>&1 < /dev/null &
+    --store /var/lib/edgekit/store --token-file "$token" > "$STATE/agent.log" 2>&1 < /dev/null &
   echo $! > "$STATE/pid"
-  local url="http://$host:$port" deadline=$((SECONDS + 180))
+  local url="http://$host:$port" deadline=$((SECONDS + 300))
   until curl_health "$url"; do
     if ! kill -0 "$(cat "$STATE/pid")" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
       tail -n 20 "$STATE/agent.log" >&2
       stop_device quiet
-      die "the agent did not become healthy within 180 s (log above: $STATE/agent.log)"
+      die "the agent did not become healthy within 300 s (log above: $STATE/agent.log)"
     fi
     sleep 1
   done
-  install -m 600 "$ROOTFS/etc/edgekit/agent-token" "$STATE/token"
+  install -m 600 "$ROOTFS$token" "$STATE/token"
   echo "$url" > "$STATE/url"; echo "$network" > "$STATE/network"
   say "agent on $url ($network); token in $STATE/token"
   status
@@ -256,8 +300,8 @@ stop_device() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$pid" 2>/dev/null || true
   fi
-  remove_link
-  rm -f "$STATE"/{pid,url,network,token}
+  if [ -f "$STATE/link" ]; then link_names "$(cat "$STATE/link")"; remove_link; fi
+  rm -f "$STATE"/{pid,url,network,token,link}
   [ "${1:-}" = quiet ] || say "stopped"
 }
 
@@ -277,7 +321,8 @@ case "${1:-}" in
   start) shift; start "$@" ;;
   stop) need_root stop; stop_device ;;
   status) status ;;
+  rootfs) echo "$ROOTFS" ;;
   run) shift; need_root run; [ -f "$ROOTFS/.edgekit-rootfs" ] || build; ensure_binfmt; in_userland "$ROOTFS" "$@" ;;
   _userland) shift; root="$1"; shift; in_userland "$root" "$@" ;;  # internal: used by start
-  *) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -43,21 +43,28 @@ def _cpuinfo_family(text: str) -> str | None:
 
 
 def emulation() -> dict:
-    """``{"emulated": bool, "emulator": "qemu-user" | None, "evidence": [...]}`` for this process."""
+    """``{"emulated": bool, "emulator": "qemu-user" | "unknown" | None, "evidence": [...]}`` for this process."""
     machine = platform.machine()
-    evidence = []
-    kernel = (_read("/proc/sys/kernel/arch") or "").strip()
-    if kernel and kernel != machine and (kernel, machine) not in _NATIVE:
-        evidence.append(f"the kernel is {kernel} (/proc/sys/kernel/arch) but this userland is {machine}")
     maps = f"/proc/self/task/{threading.get_native_id()}/maps"
-    qemu = next((line.split()[-1] for line in (_read(maps) or "").splitlines() if "qemu-" in line.split()[-1]), None)
-    if qemu:
-        evidence.append(f"{qemu} is mapped into this process ({maps})")
-    cpu = _cpuinfo_family(_read("/proc/cpuinfo") or "")
+    evidence = emulation_evidence(machine, (_read("/proc/sys/kernel/arch") or "").strip(), _read(maps) or "",
+                                  _read("/proc/cpuinfo") or "", maps)
+    qemu = any("qemu" in line for line in evidence) or _qemu_binfmt(machine)
+    return {"emulated": bool(evidence), "emulator": "qemu-user" if qemu else ("unknown" if evidence else None),
+            "evidence": evidence}
+
+
+def emulation_evidence(machine: str, kernel_arch: str, maps: str, cpuinfo: str, maps_path: str = "maps") -> list[str]:
+    """Each reading that says a ``machine`` userland runs emulated, in words (empty on real hardware)."""
+    evidence = []
+    if kernel_arch and kernel_arch != machine and (kernel_arch, machine) not in _NATIVE:
+        evidence.append(f"the kernel is {kernel_arch} (/proc/sys/kernel/arch) but this userland is {machine}")
+    mapped = next((parts[-1] for parts in map(str.split, maps.splitlines()) if parts and "/qemu-" in parts[-1]), None)
+    if mapped:
+        evidence.append(f"{mapped} is mapped into this process ({maps_path})")
+    cpu = _cpuinfo_family(cpuinfo)
     if cpu and _FAMILY.get(machine) and cpu != _FAMILY[machine]:
         evidence.append(f"/proc/cpuinfo describes an {cpu} CPU but this userland is {machine}")
-    emulator = "qemu-user" if qemu or _qemu_binfmt(machine) else ("unknown" if evidence else None)
-    return {"emulated": bool(evidence), "emulator": emulator, "evidence": evidence}
+    return evidence
 
 
 def _qemu_binfmt(machine: str) -> bool:
