@@ -8,6 +8,8 @@ by the export's own gate (``compare_outputs`` + ``apply_budget``), and its laten
 from __future__ import annotations
 
 import json
+import platform
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,11 @@ SYNTHETIC_SAMPLES = 32
 HOT_C = 80.0
 DEVICE_VS_HOST = "device vs host"
 PASSED, BUDGET = "passed", "failed"  # artifact statuses besides the agent's runtime_crashed / timeout / error
+# ONNX Runtime's words for an op its build has no kernel or schema for
+_MISSING_OP = (re.compile(r"Could not find an implementation for (?P<op>[\w.]+)\(\d+\) node with name"),
+               re.compile(r"(?P<domain>[\w.]+):(?P<op>\w+)\(-?\d+\) is not a registered function/op"))
+# ops that ONNX Runtime's `all` optimization level writes into a saved graph on x86 only (NCHWc blocked layout)
+_X86_ONLY_OPS = {"ReorderInput": "com.microsoft.nchwc", "ReorderOutput": "com.microsoft.nchwc"}
 
 
 @dataclass
@@ -198,16 +205,17 @@ def check_device(url: str, token: str, artifacts: list[Artifact], data: SampleSe
         except EdgekitError as error:
             result.error = _error_dict(error)
         else:
-            measured = not result.info.get("emulated")
             for artifact in artifacts:
-                result.artifacts.append(_check(client, label, artifact, data, profile, settings, progress, measured))
+                result.artifacts.append(_check(client, label, artifact, data, profile, settings, progress,
+                                               result.info))
     result.seconds = time.perf_counter() - started
     return result
 
 
 def _check(client: AgentClient, label: str, artifact: Artifact, data: SampleSet, profile, settings: dict,
-           progress, measured: bool = True) -> ArtifactCheck:
-    """``measured`` False (an emulated device): the latency is recorded, never checked against the budget."""
+           progress, info: dict) -> ArtifactCheck:
+    """One artifact on the device described by ``info`` (its /v1/info). On an emulated device the latency is
+    recorded, never checked against the budget."""
     check = ArtifactCheck(artifact.name, artifact.file)
     options = artifact.runner_options
     try:
@@ -221,8 +229,9 @@ def _check(client: AgentClient, label: str, artifact: Artifact, data: SampleSet,
                 min_seconds=settings["min_seconds"], runner_options=options, arrays=data.head(1).inputs,
                 timeout_s=settings["timeout_s"])
         if check.benchmark.get("status") != "ok":
-            check.fail(run_failure(client.url, f"benchmark of {artifact.file}", check.benchmark,
-                                   settings["timeout_s"]), status=check.benchmark.get("status") or "error")
+            error = run_failure(client.url, f"benchmark of {artifact.file}", check.benchmark, settings["timeout_s"])
+            error.hint = missing_op_hint(check.benchmark.get("error") or "", info) or error.hint
+            check.fail(error, status=check.benchmark.get("status") or "error")
             check.notes.append("inference skipped: the benchmark did not succeed")
             return check
         with progress.step(f"{label}: inference of {artifact.file} on {len(data)} samples"):
@@ -245,11 +254,29 @@ def _check(client: AgentClient, label: str, artifact: Artifact, data: SampleSet,
                           profile.accuracy)
     check.accuracy = report.to_dict()
     check.violations = [f"{DEVICE_VS_HOST}: {v}" for v in report.violations]
-    if measured:
+    if not info.get("emulated"):
         check.violations += _latency_violations(check.benchmark.get("latency") or {}, profile, check.notes)
     check.notes += [f"after the benchmark: {n}" for n in _heat_notes(check.benchmark.get("conditions_after") or {})]
     check.status = BUDGET if check.violations else PASSED
     return check
+
+
+def missing_op_hint(error: str, info: dict) -> str | None:
+    """What to do when the device's runtime build lacks an op this host's build has (None: not that failure)."""
+    match = next((m for m in (pattern.search(error) for pattern in _MISSING_OP) if m), None)
+    if match is None:
+        return None
+    op = match.group("op")
+    domain = match.groupdict().get("domain") or _X86_ONLY_OPS.get(op)
+    named = f"{domain}:{op}" if domain else op
+    runtime = (info.get("runtimes") or {}).get("onnxruntime", "?")
+    host = platform.machine()
+    hint = (f"the device's ONNX Runtime {runtime} ({info.get('arch')}) has no kernel for {named}, which this "
+            f"host's build ({host}) runs: ")
+    if op in _X86_ONLY_OPS:
+        return hint + ("it comes from saving a graph optimized at ONNX Runtime's `all` level on x86 (NCHWc layout); "
+                       "export with graph_optimization = \"basic\" (portable) and let the device optimize at load")
+    return hint + "replace that op in the model, or choose a precision or format whose graph does not use it"
 
 
 def _per_sample(outputs: list[np.ndarray], artifact: Artifact, count: int) -> list[list[np.ndarray]]:
