@@ -85,18 +85,31 @@ rootfs_key() {  # what the cached root filesystem was built from; another key me
   } | sha256sum | cut -c1-16
 }
 
-in_userland() {  # ROOT CMD...: run CMD chrooted in ROOT, with /proc, /sys and /dev/shm mounted in a private namespace
+# qemu-user (7.2) passes the host's x86 /proc/cpuinfo through, and the cpuinfo library inside ONNX Runtime and
+# XNNPACK finds no ARM processor in it and crashes (SIGSEGV at `import onnxruntime`). The userland gets an ARM
+# /proc/cpuinfo instead: one entry per host CPU with a Cortex-A72's ids (a Raspberry Pi 4's), which the runtimes
+# use to pick kernels; the instruction set itself is qemu's (its HWCAPs), and the kernel and the mapped emulator
+# still tell the agent that it is emulated.
+ARM_CPUINFO='processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41
+CPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n'
+
+in_userland() {  # ROOT CMD...: run CMD chrooted in ROOT, with /proc, /sys, /dev/shm, /tmp, /run in a private namespace
   local root="$1"; shift
   unshare --mount --pid --fork --kill-child -- bash -c '
-    set -e; root="$1"; shift
+    set -e; root="$1"; cpuinfo="$2"; shift 2
     mount --make-rprivate /
     mount -t proc proc "$root/proc"          # before any venv work: python -m venv fails silently without /proc
     mount --rbind /sys "$root/sys"           # XNNPACK reads the CPU topology from /sys/devices/system/cpu
     mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
     mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
+    mount -t tmpfs -o mode=0755 tmpfs "$root/run"
+    for cpu in $(seq 0 $(($(nproc --all) - 1))); do printf "$cpuinfo" "$cpu"; done > "$root/run/cpuinfo"
+    printf "Model\t\t: emulated arm64 (qemu-user; Cortex-A72 ids, as a Raspberry Pi 4)\n" >> "$root/run/cpuinfo"
+    mount --bind "$root/run/cpuinfo" "$root/proc/cpuinfo"
     ulimit -c 0                              # qemu-user can hang writing the core of a crashed threaded process
     exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
-      PATH='"$VENV"'/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"' _ "$root" "$@"
+      PATH='"$VENV"'/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"' _ "$root" \
+    "$ARM_CPUINFO" "$@"
 }
 
 project_wheel() {  # DIR: build edgekit's wheel from this checkout into DIR; prints its path

@@ -66,6 +66,8 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
     passes. The folder is written either way (failing models under ``rejected/``) so the figures can be read;
     then ``AccuracyError``/``ExportError`` is raised if the run failed. With ``agent`` (a device's agent URL),
     latency is measured on that device instead of this host, so the choice is made where the model will run.
+    Latency from another architecture than the target's, or from an emulator, decides nothing: the
+    recommendation is then provisional (``manifest["choice"]``), until ``edgekit validate --all`` measures it.
     """
     progress = progress or SilentProgress()
     profile = target if isinstance(target, TargetProfile) else load_target(target)
@@ -90,12 +92,12 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
             raise _failure(candidates, fmt, None)
         notes = _evaluate(source, candidates, context, validation, float_onnx, rescue and fmt != "tflite", progress)
         measured_on = _measure(candidates, validation, profile, client, progress) if benchmark else None
-        choice = _choice_basis(profile, measured_on)
+        choice, basis_notes = _choice_basis(profile, measured_on)
         if choice["rule"] == PROVISIONAL_RULE:
             selected, choice_notes = choose_by_rule(candidates)
         else:
             selected, choice_notes = choose(candidates, auto=fmt == "auto")
-        notes += choice_notes + choice.pop("notes")
+        notes += choice_notes + basis_notes
         status = _status(candidates, selected, fmt)
         for candidate in candidates:
             if candidate.status == REJECTED and candidate.artifact is not None:
@@ -244,7 +246,9 @@ def _measure(candidates: list[Candidate], validation: SampleSet, profile: Target
     if client is None:
         with progress.step(f"host latency ({profile.threads} threads)"):
             measure_latencies(usable, sample, profile.threads)
-        return {"where": "host", "arch": platform.machine(), "cpu": cpu_name(), **emulation()}
+        emulated = emulation()
+        return {"where": "host", "arch": platform.machine(), "cpu": cpu_name(), "emulated": emulated["emulated"],
+                "emulation": emulated}
     with progress.step(f"device latency on {client.url} ({profile.threads} threads)"):
         info = client.info()
         measure_on_agent(usable, client, sample, profile.threads)
@@ -253,12 +257,12 @@ def _measure(candidates: list[Candidate], validation: SampleSet, profile: Target
             "conditions": info["conditions"]}
 
 
-def _choice_basis(profile: TargetProfile, measured_on: dict | None) -> dict:
+def _choice_basis(profile: TargetProfile, measured_on: dict | None) -> tuple[dict, list[str]]:
     """Whether the latencies measured may choose: only on the target's architecture, and never under emulation.
-    Otherwise the choice is provisional, by ``PROVISIONAL_RULE``, until a device measures it (validate --all)."""
+    Otherwise the choice is provisional, by ``PROVISIONAL_RULE``, until a device measures it (validate --all).
+    Returns the manifest's ``choice`` and the notes to print."""
     if measured_on is None:  # choose() then keeps the first passing candidate in profile order
-        return {"provisional": True, "rule": NOT_BENCHMARKED_RULE, "why": "not benchmarked (--no-benchmark)",
-                "notes": []}
+        return {"provisional": True, "rule": NOT_BENCHMARKED_RULE, "why": "not benchmarked (--no-benchmark)"}, []
     where = f"this {measured_on['where']} ({measured_on['arch']})"
     arch = normalized_arch(measured_on["arch"])
     if measured_on.get("emulated"):
@@ -266,12 +270,11 @@ def _choice_basis(profile: TargetProfile, measured_on: dict | None) -> dict:
     elif profile.arch not in ("any", arch):
         why = f"latency was measured on {where}, not on the {profile.arch} target"
     else:
-        return {"provisional": False, "rule": f"the fastest passing candidate by p50 on {where}", "why": None,
-                "notes": []}
+        return {"provisional": False, "rule": f"the fastest passing candidate by p50 on {where}", "why": None}, []
     note = (f"{why}: it is information only (no candidate rejected for speed, every passing one kept) and the "
             f"recommendation is provisional; run `edgekit validate --all` against the device's agent (or export "
             f"with --agent) to make the measured choice")
-    return {"provisional": True, "rule": PROVISIONAL_RULE, "why": why, "notes": [note]}
+    return {"provisional": True, "rule": PROVISIONAL_RULE, "why": why}, [note]
 
 
 def _status(candidates: list[Candidate], selected: Candidate | None, fmt: str) -> str:
