@@ -19,6 +19,7 @@
 #   EDGEKIT_ARM64_STATE    pid, URL, token and logs of the running device (default ~/.cache/edgekit/arm64-device)
 #   EDGEKIT_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian), EDGEKIT_DEBIAN_SUITE (bookworm)
 #   EDGEKIT_BINFMT_CONF    qemu's binfmt_misc rule (default /usr/lib/binfmt.d/qemu-aarch64.conf)
+#   EDGEKIT_ARM64_CPU      the CPU qemu emulates (default cortex-a72, a Raspberry Pi 4's; cortex-a76 for a Pi 5)
 #   PYTHON                 the host Python that downloads the wheels (default: .venv/bin/python, else python3);
 #                          numpy, onnxruntime and ai-edge-litert are pinned to its versions when it has them
 set -euo pipefail
@@ -85,31 +86,47 @@ rootfs_key() {  # what the cached root filesystem was built from; another key me
   } | sha256sum | cut -c1-16
 }
 
+# The CPU qemu emulates: a Raspberry Pi 4's Cortex-A72 by default (EDGEKIT_ARM64_CPU=cortex-a76 for a Pi 5;
+# `qemu-aarch64-static -cpu help` lists the others). Not qemu's default `max`: with it, LiteRT 2.3 picks SME int8
+# kernels, and under qemu 7.2 their outputs are wrong (digits INT8: cosine 0.03 against x86); with SME off, or any
+# Pi's CPU, they are bit-exact. A Pi has no SME, so its CPU model is also the faithful choice.
+CPU="${EDGEKIT_ARM64_CPU:-cortex-a72}"
+
 # qemu-user (7.2) passes the host's x86 /proc/cpuinfo through, and the cpuinfo library inside ONNX Runtime and
 # XNNPACK finds no ARM processor in it and crashes (SIGSEGV at `import onnxruntime`). The userland gets an ARM
-# /proc/cpuinfo instead: one entry per host CPU with a Cortex-A72's ids (a Raspberry Pi 4's), which the runtimes
-# use to pick kernels; the instruction set itself is qemu's (its HWCAPs), and the kernel and the mapped emulator
-# still tell the agent that it is emulated.
-ARM_CPUINFO='processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41
-CPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n'
+# /proc/cpuinfo instead: one entry per host CPU with the emulated CPU's ids, which the runtimes use to tune
+# kernels; the instruction set is qemu's (its HWCAPs), and the kernel and the mapped emulator still tell the agent
+# that it runs emulated.
+arm_cpuinfo() {  # CPU MODEL: printf format of one /proc/cpuinfo entry (%d = processor number)
+  local part=0xd08 features="fp asimd evtstrm crc32 cpuid"  # Cortex-A72 (Pi 4), also for models not listed
+  case "$1" in
+    cortex-a53) part=0xd03 ;;
+    cortex-a76|neoverse-n1)
+      part=$([ "$1" = cortex-a76 ] && echo 0xd0b || echo 0xd0c)
+      features="fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp" ;;
+  esac
+  printf 'processor\\t: %%d\\nBogoMIPS\\t: 108.00\\nFeatures\\t: %s\\nCPU implementer\\t: 0x41\\nCPU architecture: 8\\n' \
+    "$features"
+  printf 'CPU variant\\t: 0x0\\nCPU part\\t: %s\\nCPU revision\\t: 1\\n\\n' "$part"
+}
 
 in_userland() {  # ROOT CMD...: run CMD chrooted in ROOT, with /proc, /sys, /dev/shm, /tmp, /run in a private namespace
   local root="$1"; shift
   unshare --mount --pid --fork --kill-child -- bash -c '
-    set -e; root="$1"; cpuinfo="$2"; shift 2
+    set -e; root="$1"; cpuinfo="$2"; cpu="$3"; shift 3
     mount --make-rprivate /
     mount -t proc proc "$root/proc"          # before any venv work: python -m venv fails silently without /proc
     mount --rbind /sys "$root/sys"           # XNNPACK reads the CPU topology from /sys/devices/system/cpu
     mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
     mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
     mount -t tmpfs -o mode=0755 tmpfs "$root/run"
-    for cpu in $(seq 0 $(($(nproc --all) - 1))); do printf "$cpuinfo" "$cpu"; done > "$root/run/cpuinfo"
-    printf "Model\t\t: emulated arm64 (qemu-user; Cortex-A72 ids, as a Raspberry Pi 4)\n" >> "$root/run/cpuinfo"
+    for n in $(seq 0 $(($(nproc --all) - 1))); do printf "$cpuinfo" "$n"; done > "$root/run/cpuinfo"
+    printf "Model\\t\\t: emulated arm64 (qemu-user -cpu %s)\\n" "$cpu" >> "$root/run/cpuinfo"
     mount --bind "$root/run/cpuinfo" "$root/proc/cpuinfo"
     ulimit -c 0                              # qemu-user can hang writing the core of a crashed threaded process
-    exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
+    exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 QEMU_CPU="$cpu" \
       PATH='"$VENV"'/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"' _ "$root" \
-    "$ARM_CPUINFO" "$@"
+    "$(arm_cpuinfo "$CPU")" "$CPU" "$@"
 }
 
 project_wheel() {  # DIR: build edgekit's wheel from this checkout into DIR; prints its path
@@ -173,7 +190,8 @@ build() {
     say "reusing the cached root filesystem $ROOTFS"
     return 0
   fi
-  local started=$SECONDS tmp="$ROOTFS.partial"
+  local started=$SECONDS tmp="$ROOTFS.partial" digest
+  digest=$(checkout_digest)
   debootstrap_base
   rm -rf "$tmp"
   trap 'rm -rf "$tmp"' EXIT
@@ -192,25 +210,30 @@ build() {
       die "$module does not import inside the ARM64 userland (above)" \
         "a crash here is the emulator's or the wheel's: try a newer qemu-user-static, or pin another version"
   done
+  echo "$digest" > "$tmp/opt/edgekit/installed"
   echo "$key" > "$tmp/.edgekit-rootfs"
   trap - EXIT
   rm -rf "$ROOTFS"; mv "$tmp" "$ROOTFS"
   say "built $ROOTFS in $((SECONDS - started)) s ($(du -sh "$ROOTFS" | cut -f1))"
 }
 
-refresh_agent() {  # reinstall edgekit (only it) when this checkout's wheel differs from the installed one
-  local scratch wheel digest
-  scratch=$(mktemp -d); wheel=$(project_wheel "$scratch")
-  digest=$(cd "$REPO" && find edgekit targets pyproject.toml -type f ! -name '*.pyc' -print0 | sort -z |
-           xargs -0 sha256sum | sha256sum | cut -c1-16)
+checkout_digest() {  # what the agent's wheel is built from
+  (cd "$REPO" && find edgekit targets pyproject.toml -type f ! -name '*.pyc' -print0 | sort -z |
+   xargs -0 sha256sum | sha256sum | cut -c1-16)
+}
+
+refresh_agent() {  # reinstall edgekit (only it) when this checkout differs from the one installed
+  local digest scratch wheel
+  digest=$(checkout_digest)
   if [ "$(cat "$ROOTFS/opt/edgekit/installed" 2>/dev/null)" != "$digest" ]; then
+    scratch=$(mktemp -d); wheel=$(project_wheel "$scratch")
     say "installing this checkout's edgekit into the userland"
     cp "$wheel" "$ROOTFS/opt/edgekit/wheels/"
     in_userland "$ROOTFS" pip install --quiet --no-deps --no-index --force-reinstall \
       "/opt/edgekit/wheels/$(basename "$wheel")" >&2
     echo "$digest" > "$ROOTFS/opt/edgekit/installed"
+    rm -rf "$scratch"
   fi
-  rm -rf "$scratch"
 }
 
 # --- the device: network namespace + veth, the agent, netem ---------------------------------------------------
@@ -337,5 +360,5 @@ case "${1:-}" in
   rootfs) echo "$ROOTFS" ;;
   run) shift; need_root run; [ -f "$ROOTFS/.edgekit-rootfs" ] || build; ensure_binfmt; in_userland "$ROOTFS" "$@" ;;
   _userland) shift; root="$1"; shift; in_userland "$root" "$@" ;;  # internal: used by start
-  *) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
