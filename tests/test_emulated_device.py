@@ -134,7 +134,8 @@ def test_export_with_the_emulated_agent_stays_provisional(device, tmp_path):
 
 
 def test_an_op_the_arm_build_lacks_is_named(device, tmp_path):
-    """A graph optimized offline at ORT's `all` level on x86 holds NCHWc kernels that only x86 builds have."""
+    """An .onnx file saved after ONNX Runtime's `all` optimization level on x86 holds NCHWc kernels that only x86
+    builds have: it exports and runs here, and validate on the ARM device names the op and the fix."""
     rng = np.random.default_rng(0)
     weights = [numpy_helper.from_array(rng.standard_normal((16, 16, 3, 3)).astype(np.float32), "w")]
     graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "conv",
@@ -145,20 +146,22 @@ def test_an_op_the_arm_build_lacks_is_named(device, tmp_path):
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.optimized_model_filepath = str(tmp_path / "conv.nchwc.onnx")
+    options.optimized_model_filepath = str(tmp_path / "conv.x86-all.onnx")
     ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    nchwc = onnx.load(str(tmp_path / "conv.nchwc.onnx"))
-    assert {n.domain for n in nchwc.graph.node} == {"com.microsoft.nchwc"}
+    assert {n.domain for n in onnx.load(str(tmp_path / "conv.x86-all.onnx")).graph.node} == {"com.microsoft.nchwc"}
+    profile = tmp_path / "arm-fp32.toml"
+    profile.write_text('arch = "arm64"\nformats = ["onnx"]\nprecisions = ["fp32"]\nthreads = 1\n')
+    exported = runner.invoke(app, ["export", str(tmp_path / "conv.x86-all.onnx"), "--target", str(profile),
+                                   "--no-simplify", "--no-benchmark", "--out", str(tmp_path / "out")])
+    assert exported.exit_code == 0, exported.output
 
-    with AgentClient(device["url"], device["token_file"].read_text().strip()) as client:
-        digest = client.upload(tmp_path / "conv.nchwc.onnx")["digest"]
-        reply = client.benchmark(digest, threads=1, warmup=0, runs=1, min_seconds=0.0, runner_options={},
-                                 arrays={"x": np.zeros((1, 16, 8, 8), np.float32)})
-    assert reply["status"] == "error"
-    from edgekit.evaluate.devices import missing_op_hint
-
-    hint = missing_op_hint(reply["error"], {"arch": "aarch64", "runtimes": {"onnxruntime": "1.32.0"}})
-    assert hint and "com.microsoft.nchwc" in hint and "aarch64" in hint
+    result = runner.invoke(app, ["validate", str(tmp_path / "out"), "--agent", device["url"], "--token-file",
+                                 str(device["token_file"]), "--runs", "1", "--warmup", "0", "--min-seconds", "0"])
+    assert result.exit_code == 6, result.output
+    text = " ".join(result.output.split())
+    assert "com.microsoft.nchwc:ReorderInput" in text and "is not a registered function/op" in text
+    assert "has no kernel for com.microsoft.nchwc:ReorderInput" in text and "(aarch64)" in text
+    assert 'graph_optimization = "basic"' in text
 
 
 def test_script_failure_modes_are_clear(device, tmp_path):

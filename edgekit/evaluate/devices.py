@@ -242,7 +242,8 @@ def _check(client: AgentClient, label: str, artifact: Artifact, data: SampleSet,
                        status=reply.get("status") or "error")
             return check
         device = _per_sample(outputs_of(reply), artifact, len(data))
-    except AgentError as error:
+    except AgentError as error:  # an upload the device's runtime cannot load is a 400 naming the op
+        error.hint = missing_op_hint(f"{error.message} {error.detail}", info) or error.hint
         check.fail(error)
         return check
     except (KeyError, TypeError, ValueError) as exc:
