@@ -19,6 +19,7 @@
 #   EDGEKIT_ARM64_STATE    pid, URL, token and logs of the running device (default ~/.cache/edgekit/arm64-device)
 #   EDGEKIT_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian), EDGEKIT_DEBIAN_SUITE (bookworm)
 #   EDGEKIT_BINFMT_CONF    qemu's binfmt_misc rule (default /usr/lib/binfmt.d/qemu-aarch64.conf)
+#   EDGEKIT_BINFMT_DIR     where binfmt_misc is mounted (default /proc/sys/fs/binfmt_misc; tests point it elsewhere)
 #   EDGEKIT_ARM64_CPU      the CPU qemu emulates (default cortex-a72, a Raspberry Pi 4's; cortex-a76 for a Pi 5)
 #   PYTHON                 the host Python that downloads the wheels (default: .venv/bin/python, else python3);
 #                          numpy, onnxruntime and ai-edge-litert are pinned to its versions when it has them
