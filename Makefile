@@ -3,8 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 MLSERVER_VENV := .venv-mlserver
+KSERVE_VENV := .venv-kserve
 
-.PHONY: setup mlserver demo test test-emulated arm64-device bench clean
+.PHONY: setup browser mlserver kserve-client corpus demo test test-emulated arm64-device bench clean
 
 $(BIN)/edgekit: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -15,6 +16,9 @@ $(BIN)/edgekit: pyproject.toml
 	touch $(BIN)/edgekit
 
 setup: $(BIN)/edgekit
+
+# Debian's Chromium, only for the test that renders report.html headless (the demo never opens a browser).
+browser:
 	./scripts/install-chromium.sh
 
 # MLServer, a real third-party KServe v2 server for tests/test_compare.py, in its own venv (its pins clash with ours).
@@ -24,12 +28,24 @@ $(MLSERVER_VENV)/bin/mlserver: scripts/setup-mlserver.sh
 
 mlserver: $(MLSERVER_VENV)/bin/mlserver
 
+# KServe's own Python client for tests/test_v2_interop.py, in its own venv (it pins protobuf and pulls kubernetes).
+$(KSERVE_VENV)/installed: scripts/setup-kserve-client.sh
+	PY=$(PY) scripts/setup-kserve-client.sh $(KSERVE_VENV)
+	touch $@
+
+kserve-client: $(KSERVE_VENV)/installed
+
+# The real-model corpus's test subset (silero-vad, facenet-pytorch wheels from PyPI, ~13 MB, sha256-pinned),
+# cached in ~/.cache/edgekit/corpus (or $$EDGEKIT_CORPUS); bench/real_models.py fetches the rest itself.
+corpus: setup
+	$(BIN)/python bench/corpus.py fetch --subset test
+
 demo: setup
 	$(BIN)/edgekit export samples/digits/model.py:build --target x86 \
 		--calib samples/digits/calib.npz --val samples/digits/val.npz \
 		--out edgekit-out/digits-x86 --overwrite
 
-test: setup mlserver
+test: setup browser mlserver kserve-client corpus
 	$(BIN)/python -m pytest -q
 
 # The emulated Raspberry Pi (an ARM64 Debian userland under qemu-user, the agent on a veth link): root, Debian's
@@ -44,4 +60,4 @@ bench: setup
 	$(BIN)/python bench/bench_export.py
 
 clean:
-	rm -rf $(VENV) $(MLSERVER_VENV) edgekit-out .pytest_cache
+	rm -rf $(VENV) $(MLSERVER_VENV) $(KSERVE_VENV) edgekit-out .pytest_cache

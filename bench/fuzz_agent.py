@@ -139,8 +139,10 @@ class Seed:
 
 
 def load_seed(path: Path) -> Seed:
-    """A seed from a model file; inputs are random data in the model's own input shapes (batch 1)."""
+    """A seed from a model file (an OpenVINO IR's .xml: its upload bundle); inputs are random data in the model's
+    own input shapes (batch 1)."""
     from edgekit.runtime import open_runner
+    from edgekit.runtime.ir_bundle import upload_chunks
 
     runner = open_runner(path)
     rng = np.random.default_rng(0)
@@ -150,7 +152,7 @@ def load_seed(path: Path) -> Seed:
         dtype = np.dtype(spec["dtype"])
         inputs[name] = (rng.standard_normal(shape).astype(dtype) if np.issubdtype(dtype, np.floating)
                         else rng.integers(0, 10, shape).astype(dtype))
-    return Seed(path.name, path.read_bytes(), inputs)
+    return Seed(path.name, b"".join(upload_chunks(path)), inputs)
 
 
 @dataclass
@@ -224,7 +226,7 @@ def agent_alive(agent, timeout: float = 5.0) -> bool:
 
 
 def run_mutation_campaign(agent, seeds: list[Seed], count: int, rng: random.Random, *, timeout_s: float = 5.0,
-                          max_seconds: float | None = None, check_timeout_s: float = 60.0,
+                          max_seconds: float | None = None, min_cases: int = 0, check_timeout_s: float = 60.0,
                           crash_dir: Path | None = None, v2: bool = True,
                           restart: Callable[[], Any] | None = None, progress: Callable[[Campaign], None] | None = None,
                           progress_every: int = 100) -> dict[str, Any]:
@@ -235,14 +237,16 @@ def run_mutation_campaign(agent, seeds: list[Seed], count: int, rng: random.Rand
     ``v2`` adds KServe v2 metadata and inference of each accepted mutant (a session process per model); a 502
     there whose detail says the model failed (does not load, crashed, timed out) is the agent's documented
     answer and is counted as such (``v2_model_failures``), any other 5xx is a finding.
-    ``timeout_s`` is the agent-side limit of each model run. ``max_seconds`` stops the campaign early (the
-    figures say how many cases ran), so a bounded CI run stays bounded on a busy machine.
+    ``timeout_s`` is the agent-side limit of each model run. ``max_seconds`` stops the campaign early, but never
+    before ``min_cases`` ran (the figures say how many did), so a bounded CI run stays bounded on a busy machine
+    and still covers the same first, seeded cases.
     """
     campaign, started = Campaign(), time.perf_counter()
     client = httpx.Client(headers=agent.headers, timeout=check_timeout_s + 30)
     try:
         for _ in range(count):
-            if max_seconds is not None and time.perf_counter() - started > max_seconds:
+            if (max_seconds is not None and campaign.cases >= min_cases
+                    and time.perf_counter() - started > max_seconds):
                 break
             seed = rng.choice(seeds)
             mutant, names = mutate(seed.data, rng)
@@ -349,17 +353,17 @@ def _save(crash_dir: Path | None, mutant: bytes, finding: Finding) -> str | None
 # ---------------------------------------------------------------- CLI: long runs with an agent of its own
 
 def export_default_seeds(folder: Path) -> list[Path]:
-    """tests/models.py:tiny_cnn as ONNX and TFLite, FP32 and static INT8."""
+    """tests/models.py:tiny_cnn as ONNX, TFLite and OpenVINO IR (bundled), FP32 and static INT8."""
     import edgekit
     from edgekit.quiet import quiet
 
     ref = f"{REPO / 'tests' / 'models.py'}:tiny_cnn"
     paths = []
-    for fmt in ("onnx", "tflite"):
+    for fmt, suffix in (("onnx", "onnx"), ("tflite", "tflite"), ("openvino", "xml")):
         out = folder / fmt
         with quiet():
             edgekit.export(ref, "x86", out=out, format=fmt, benchmark=False, accuracy={"top1_agreement_min": 0})
-        paths += sorted(out.glob(f"model.*.{fmt}"))
+        paths += sorted(out.glob(f"model.*.{suffix}"))
     return paths
 
 

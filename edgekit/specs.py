@@ -1,4 +1,5 @@
-"""Model input specifications: ``NAME:1x3x224x224[:float32]``, with symbolic (dynamic) dimensions."""
+"""Model input specifications: ``NAME:1x3x224x224[:float32]``, with symbolic (dynamic) dimensions; and output
+kinds: ``NAME:class|regression|embedding`` (how the accuracy gate compares that output)."""
 
 from __future__ import annotations
 
@@ -80,15 +81,42 @@ def specs_from_arrays(names: list[str], arrays: list[np.ndarray]) -> list[InputS
 
 
 def example_arrays(specs: list[InputSpec], batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random arrays matching the specs (normal floats, small non-negative ints)."""
+    """Random arrays matching the specs (normal floats, small non-negative ints); scalars are 0-d arrays."""
     rng = np.random.default_rng(seed)
     out = {}
     for spec in specs:
         shape = spec.concrete_shape(batch)
         if np.issubdtype(spec.np_dtype, np.floating):
-            out[spec.name] = rng.standard_normal(shape).astype(spec.np_dtype)
+            value = rng.standard_normal(shape)
         elif spec.np_dtype == np.bool_:
-            out[spec.name] = rng.integers(0, 2, shape).astype(np.bool_)
+            value = rng.integers(0, 2, shape)
         else:
-            out[spec.name] = rng.integers(0, 10, shape).astype(spec.np_dtype)
+            value = rng.integers(0, 10, shape)
+        out[spec.name] = np.asarray(value).astype(spec.np_dtype)
     return out
+
+
+OUTPUT_KINDS = ("class", "regression", "embedding")
+
+
+def parse_output_kinds(texts: list[str]) -> dict[str, str]:
+    """``["scores:class", "boxes:regression"]`` -> ``{"scores": "class", "boxes": "regression"}``."""
+    kinds: dict[str, str] = {}
+    for text in texts:
+        name, sep, kind = text.rpartition(":")
+        if not sep or not name or kind not in OUTPUT_KINDS:
+            raise InputError(f"bad output kind '{text}'",
+                             hint=f"write it as OUTPUT_NAME:KIND with KIND one of {', '.join(OUTPUT_KINDS)}")
+        if name in kinds and kinds[name] != kind:
+            raise InputError(f"output '{name}' is declared both {kinds[name]} and {kind}", hint="declare it once")
+        kinds[name] = kind
+    return kinds
+
+
+def resolve_output_kinds(declared: dict[str, str], output_names: list[str]) -> list[str | None]:
+    """The declared kind per output position (None: inferred by the gate); unknown names are an error."""
+    unknown = sorted(set(declared) - set(output_names))
+    if unknown:
+        raise InputError(f"--output names {unknown} are not outputs of the model; its outputs are {output_names}",
+                         hint="use the model's output names (outputs of a PyTorch model are output_0, output_1, …)")
+    return [declared.get(name) for name in output_names]

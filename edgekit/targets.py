@@ -7,9 +7,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import TargetError
+from .errors import InputError, TargetError
 
 BUILTIN_TARGETS_DIRS = (
     Path(__file__).resolve().parent.parent / "targets",  # source checkout / editable install
@@ -20,6 +20,7 @@ BUILTIN_TARGETS_DIRS = (
 class Precision(str, Enum):
     fp32 = "fp32"
     fp16 = "fp16"
+    bf16 = "bf16"  # OpenVINO only: the CPU plugin's bf16 execution (AMX, AVX-512 BF16), where the CPU has it
     int8_static = "int8_static"
     int8_dynamic = "int8_dynamic"
 
@@ -27,11 +28,12 @@ class Precision(str, Enum):
 class Format(str, Enum):
     onnx = "onnx"
     tflite = "tflite"
+    openvino = "openvino"
     auto = "auto"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class QuantizationSettings(_Strict):
@@ -86,12 +88,27 @@ class TargetProfile(_Strict):
     accuracy: AccuracyBudget = AccuracyBudget()
     latency: LatencyBudget = LatencyBudget()
 
+    @field_validator("formats", "precisions")
+    @classmethod
+    def _no_repeats(cls, values: list) -> list:
+        repeated = sorted({v.value for v in values if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"lists {', '.join(repeated)} more than once (each builds one candidate)")
+        return values
+
     def with_accuracy(self, **overrides: float | None) -> "TargetProfile":
         """A copy with some accuracy budget fields replaced (CLI overrides)."""
         given = {k: v for k, v in overrides.items() if v is not None}
         if not given:
             return self
-        return self.model_copy(update={"accuracy": self.accuracy.model_copy(update=given)})
+        try:
+            budget = AccuracyBudget.model_validate({**self.accuracy.model_dump(), **given})
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])} {e['input']!r}: {e['msg']}"
+                                 for e in exc.errors())
+            raise InputError(f"accuracy budget override: {problems}",
+                             hint="cosine in [-1, 1], top-1 agreement in [0, 1], max abs error >= 0") from None
+        return self.model_copy(update={"accuracy": budget})
 
 
 _MACHINE_ARCH = {"aarch64": "arm64", "armv7l": "armv7", "amd64": "x86_64"}

@@ -39,13 +39,15 @@ class AgentProcess:
             self.process.wait(timeout=10)
 
 
-def start_agent(folder: Path, *args: str, env: dict | None = None, store: Path | None = None) -> AgentProcess:
-    """``edgekit agent serve`` with test hooks, its store and token under ``folder``; waits until healthy."""
+def start_agent(folder: Path, *args: str, env: dict | None = None, store: Path | None = None,
+                test_hooks: bool = True) -> AgentProcess:
+    """``edgekit agent serve`` (with test hooks unless told otherwise), its store and token under ``folder``;
+    waits until healthy."""
     port = free_port()
     store = store or folder / "store"
     token_file = folder / "token"
     command = [sys.executable, "-m", "edgekit.cli", "agent", "serve", "--port", str(port), "--store", str(store),
-               "--token-file", str(token_file), "--test-hooks", *args]
+               "--token-file", str(token_file), *(["--test-hooks"] if test_hooks else []), *args]
     log = open(folder / f"agent-{port}.log", "wb")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                env={**os.environ, **(env or {})})

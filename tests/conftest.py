@@ -22,6 +22,31 @@ def smooth_images(count: int, shape=(3, 8, 8), seed: int = 0) -> np.ndarray:
     return (base + 0.3 * rng.standard_normal((count, *shape))).astype(np.float32)
 
 
+@pytest.fixture(autouse=True)
+def every_json_written_is_strict(request):
+    """After each test that used ``tmp_path``: every ``.json`` file under it (manifests, validation.json,
+    report.json, the agent's store records) that Python's lenient parser reads also parses with a strict one
+    (no NaN/Infinity tokens). Files a test wrote broken on purpose fail both and are left alone."""
+    folder = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if folder is None:
+        return
+    import json
+
+    from edgekit.files import parse_json
+
+    for path in folder.rglob("*.json"):
+        try:
+            text = path.read_text(encoding="utf-8")
+            json.loads(text)
+        except (OSError, ValueError):
+            continue
+        try:
+            parse_json(text)
+        except ValueError as exc:
+            pytest.fail(f"{path} is not strict JSON: {exc}")
+
+
 @pytest.fixture(scope="session")
 def cnn_data(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("cnn-data")

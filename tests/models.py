@@ -129,3 +129,94 @@ class OutlierChannel(nn.Module):
 
 def outlier_channel():
     return OutlierChannel().eval(), torch.zeros(1, 3, 8, 8)
+
+
+class SqrtHead(nn.Module):
+    """sqrt of a linear map: NaN wherever the map goes negative, as a badly conditioned model can."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(self.linear(x))
+
+
+def nan_output():
+    return SqrtHead().eval(), torch.zeros(1, 8)
+
+
+class SlowCnn(TinyCnn):
+    """TinyCnn that takes a while per call in PyTorch, so a run can be interrupted mid-way."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import time
+
+        if not torch.compiler.is_compiling() and not torch.jit.is_tracing():
+            time.sleep(0.25)
+        return super().forward(x)
+
+
+def slow_cnn():
+    torch.manual_seed(0)
+    return _randomize_batchnorm(SlowCnn()), torch.zeros(1, 3, 8, 8)
+
+
+class TokenClassifier(nn.Module):
+    """int64 token ids in (like a text encoder's input_ids), three class logits out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(50, 16)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(ids).mean(1))
+
+
+def token_classifier():
+    return TokenClassifier().eval(), torch.randint(0, 50, (1, 12))
+
+
+class BoxesAndScores(nn.Module):
+    """A detector head: box regression (1, 4) next to class probabilities (1, 3)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.boxes = nn.Linear(8, 4)
+        self.scores = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor):
+        features = self.body(x)
+        return self.boxes(features), torch.softmax(self.scores(features), -1)
+
+
+def boxes_and_scores():
+    return BoxesAndScores().eval(), torch.zeros(1, 3, 8, 8)
+
+
+class OutlierDeep(nn.Module):
+    """OutlierChannel with four more convolutions: whole-model INT8 lands just under a tight budget, and keeping
+    one or two layers around the outlier in float (of eight) brings it back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.first = nn.Conv2d(3, 8, 3, padding=1)
+        self.second = nn.Conv2d(8, 8, 3, padding=1)
+        self.body = nn.Sequential(*[m for _ in range(4) for m in (nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())])
+        self.head = nn.Linear(8, 4)
+        with torch.no_grad():
+            self.first.weight[0] *= 400.0
+            self.second.weight[:, 0] = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(self.second(torch.relu(self.first(x)))).mean((2, 3)))
+
+
+def outlier_deep():
+    return OutlierDeep().eval(), torch.zeros(1, 3, 8, 8)

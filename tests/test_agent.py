@@ -16,9 +16,9 @@ import zipfile
 import httpx
 import numpy as np
 import pytest
-
 from agent_process import start_agent
 from conftest import model_ref, smooth_images
+
 from edgekit.runtime.onnxrt import OnnxRunner
 
 
@@ -130,11 +130,15 @@ def _garbage_cases(onnx_model: bytes) -> dict[str, bytes]:
     rng = np.random.default_rng(1)
     return {"empty": b"", "one byte": b"\x08", "64 random bytes": rng.bytes(64),
             "half an onnx": onnx_model[: len(onnx_model) // 2], "random 4 KiB": rng.bytes(4096),
-            "tflite header only": b"\x18\x00\x00\x00TFL3", "tflite header + junk": b"\x18\x00\x00\x00TFL3" + rng.bytes(200)}
+            "tflite header only": b"\x18\x00\x00\x00TFL3", "tflite header + junk": b"\x18\x00\x00\x00TFL3" + rng.bytes(200),
+            "IR bundle header only": b"EKOVIR1\n", "IR bundle, xml length past the end":
+                b"EKOVIR1\n" + (1 << 40).to_bytes(8, "little") + b"<net/>",
+            "IR bundle + junk": b"EKOVIR1\n" + (64).to_bytes(8, "little") + rng.bytes(300)}
 
 
 @pytest.mark.parametrize("case", ["empty", "one byte", "64 random bytes", "half an onnx", "random 4 KiB",
-                                  "tflite header only", "tflite header + junk"])
+                                  "tflite header only", "tflite header + junk", "IR bundle header only",
+                                  "IR bundle, xml length past the end", "IR bundle + junk"])
 def test_damaged_models_are_refused_with_the_reason(agent, onnx_model, case):
     data = _garbage_cases(onnx_model)[case]
     response = put(agent, data)
@@ -153,7 +157,7 @@ def test_damaged_models_are_refused_with_the_reason(agent, onnx_model, case):
 ])
 def test_pickles_and_archives_are_refused_unread(agent, name, data):
     response = put(agent, data)
-    assert response.status_code == 415 and "not an ONNX or TFLite model" in response.json()["detail"]
+    assert response.status_code == 415 and "not an ONNX, TFLite or OpenVINO IR model" in response.json()["detail"]
 
 
 def test_oversize_upload_is_413_and_nothing_is_stored(agent):
@@ -250,7 +254,7 @@ def test_refuses_a_public_bind_without_token(tmp_path):
 
     result = subprocess.run([sys.executable, "-m", "edgekit.cli", "agent", "serve", "--host", "0.0.0.0", "--no-token",
                              "--store", str(tmp_path / "s")], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 6 and "without a token" in result.stderr
+    assert result.returncode == 2 and "without a token" in result.stderr
 
 
 def test_kserve_v2_metadata_and_infer_match_the_host(agent, onnx_model):

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MODELS, REPO, model_ref, smooth_images
 from typer.testing import CliRunner
 
-from conftest import MODELS, REPO, model_ref, smooth_images
 from edgekit.cli import app
 
 runner = CliRunner()
@@ -86,7 +86,7 @@ def test_sample_project_file_works_as_typed(tmp_path, monkeypatch):
 
 def test_unknown_format_lists_the_choices(good_onnx):
     result = invoke("export", good_onnx, "--format", "coreml")
-    assert result.exit_code == 2 and "'onnx', 'tflite', 'auto'" in result.output
+    assert result.exit_code == 2 and "'onnx', 'tflite', 'openvino', 'auto'" in result.output
 
 
 def _truncated(good: Path, tmp: Path) -> Path:
@@ -101,10 +101,21 @@ def _garbage(tmp: Path, suffix: str = ".onnx") -> Path:
     return path
 
 
-def _profile(tmp: Path) -> Path:
+def _profile(tmp: Path, text: str = 'precisions = ["fp32"]\nthreads = "many"\n') -> Path:
     path = tmp / "bad.toml"
-    path.write_text('precisions = ["fp32"]\nthreads = "many"\n')
+    path.write_text(text)
     return path
+
+
+def _syntax_error(tmp: Path) -> Path:
+    path = tmp / "broken.py"
+    path.write_text("def build(:\n    pass\n")
+    return path
+
+
+def _with_nan(array: np.ndarray) -> np.ndarray:
+    array[1, 0, 0, 0] = np.nan
+    return array
 
 
 def _calib(tmp: Path, **arrays) -> Path:
@@ -123,7 +134,8 @@ BAD_INPUTS = {
     "missing model file": (lambda t, g: ["export", t / "nope.py:build"], 2, "model file not found"),
     "missing onnx file": (lambda t, g: ["export", t / "nope.onnx"], 2, "model file not found"),
     "factory name missing": (lambda t, g: ["export", f"{MODELS}:no_such"], 2, "'no_such' not found"),
-    "factory raises": (lambda t, g: ["export", model_ref("raises")], 4, "weights file is corrupt"),
+    "factory raises": (lambda t, g: ["export", model_ref("raises")], 2, "weights file is corrupt"),
+    "syntax error in model file": (lambda t, g: ["export", f"{_syntax_error(t)}:build"], 2, "SyntaxError"),
     "not a module": (lambda t, g: ["export", model_ref("not_a_module")], 2, "not a torch.nn.Module"),
     "no shapes": (lambda t, g: ["export", model_ref("tiny_cnn_no_examples")], 2, "no input shapes"),
     "pickle file": (lambda t, g: ["export", t / "model.pt"], 2, "never loaded"),
@@ -142,7 +154,20 @@ BAD_INPUTS = {
                          2, "do not match the model inputs"),
     "calib wrong shape": (lambda t, g: ["export", g, "--calib", _calib(t, x=np.zeros((2, 3, 4, 4), np.float32))],
                           2, "the model wants"),
-    "out not writable": (lambda t, g: ["export", g, "--out", _not_writable_out(t)], 2, "cannot write to"),
+    "out not writable": (lambda t, g: ["export", g, "--out", _not_writable_out(t)], 2,
+                         "cannot create the output folder"),
+    "out in /proc": (lambda t, g: ["export", g, "--out", "/proc/edgekit-out"], 2,
+                     "cannot create the output folder /proc/edgekit-out"),
+    "out placeholder unknown": (lambda t, g: ["export", g, "--out", "o/{modle}-{target}"], 2,
+                                "has a placeholder edgekit cannot fill"),
+    "calib strings": (lambda t, g: ["export", g, "--calib", _calib(t, x=np.array([["a"] * 192] * 2).reshape(
+        2, 3, 8, 8))], 2, "'x' holds <U1 values, not numbers"),
+    "calib NaN": (lambda t, g: ["export", g, "--calib", _calib(t, x=_with_nan(np.zeros((4, 3, 8, 8), np.float32)))],
+                  2, "'x' holds NaN or inf in 1 of 4 samples"),
+    "val inf": (lambda t, g: ["export", g, "--val", _calib(t, x=np.full((2, 3, 8, 8), np.inf, np.float32))], 2,
+                "'x' holds NaN or inf in 2 of 2 samples"),
+    "repeated precision": (lambda t, g: ["export", g, "--target", _profile(t, 'precisions = ["fp32", "fp32"]\n')],
+                           3, "lists fp32 more than once"),
     "onnx to tflite": (lambda t, g: ["export", g, "--format", "tflite"], 2, "cannot be converted to TFLite"),
 }
 

@@ -16,17 +16,17 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
 from agent_process import REPO, free_port, start_agent
 from conftest import model_ref
+from typer.testing import CliRunner
+
 from edgekit.agent.client import AgentClient
 from edgekit.cli import app
-from edgekit.evaluate.cloud import CloudModelMismatch
-from edgekit.evaluate.cloud.v2_client import input_mismatches
-from edgekit.evaluate.cloud.local import LITERT_CPU, ORT_CPU, ORT_CUDA, TORCH_CUDA_GRAPHS, choose_method
-from edgekit.evaluate.compare import compare, parse_agents
 from edgekit.errors import InputError
+from edgekit.evaluate.cloud import CloudModelMismatch
+from edgekit.evaluate.cloud.local import LITERT_CPU, ORT_CPU, ORT_CUDA, TORCH_CUDA_GRAPHS, choose_method
+from edgekit.evaluate.cloud.v2_client import input_mismatches
+from edgekit.evaluate.compare import compare, parse_agents
 from edgekit.exporter.pipeline import export
 from edgekit.runtime.onnxrt import OnnxRunner
 
@@ -244,6 +244,9 @@ def test_agent_v2_endpoint_as_cloud_uploads_the_model_and_reports_server_compute
     assert cloud["kind"] == "kserve" and cloud["url"] == process.url and cloud["model_name"] == digest
     assert any("uploaded model.fp32.onnx to the edgekit agent" in n for n in cloud["notes"])
     assert "platform onnxruntime_onnx" in cloud["method"] and "edgekit agent" in cloud["device"]
+    # the agent lists binary_tensor_data: the 3x8x8 FP32 input goes as 768 raw bytes after a short JSON header
+    assert cloud["encoding"] == "binary" and "binary tensors" in cloud["method"]
+    assert 768 < cloud["payload_bytes"]["request"] < 768 + 256, cloud["payload_bytes"]
     compute, end_to_end, rtt = cloud["compute"], cloud["end_to_end"], cloud["network_rtt"]
     assert compute["source"] == "parameters.edgekit_compute_ms" and compute["runs"] == end_to_end["runs"] == 20
     assert 0 < compute["p50_ms"] < end_to_end["p50_ms"] and 0 < rtt["p50_ms"] < end_to_end["p50_ms"]
@@ -277,6 +280,7 @@ def test_mlserver_as_cloud_end_to_end_without_server_compute(agent, mlserver, on
     cloud = report["cloud"]
     assert cloud["kind"] == "kserve" and cloud["url"] == mlserver and cloud["model_name"] == "cnn"
     assert cloud["server"]["name"] == "mlserver" and "mlserver" in cloud["method"]
+    assert cloud["encoding"] == "json" and any("binary_tensor_data" in n for n in cloud["notes"])
     assert cloud["compute"] is None and any("does not report its compute time" in n for n in cloud["notes"])
     end_to_end, rtt = cloud["end_to_end"], cloud["network_rtt"]
     assert end_to_end["runs"] == 20 and len(end_to_end["samples_ms"]) == 20

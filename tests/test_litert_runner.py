@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 litert_torch = pytest.importorskip("litert_torch")
-import torch  # noqa: E402
-
 import models  # noqa: E402
+import torch  # noqa: E402
 from conftest import REPO, smooth_images  # noqa: E402
+
 from edgekit.accuracy import cosine  # noqa: E402
 from edgekit.errors import InputError  # noqa: E402
 from edgekit.quiet import quiet  # noqa: E402

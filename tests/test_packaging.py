@@ -29,7 +29,7 @@ def _names(requirements: list[str]) -> set[str]:
 
 
 def test_the_device_side_installs_without_torch():
-    for extra in (None, "agent"):
+    for extra in (None, "agent", "openvino"):
         assert not {"torch", "litert-torch", "torchao", "onnxsim"} & _names(_requirements(extra))
 
 

@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-
 from conftest import REPO, model_ref, smooth_images
+
 from edgekit import export
 from edgekit.errors import AccuracyError, InputError
-from edgekit.runtime.onnxrt import OnnxRunner
 from edgekit.exporter.sources import load_source
+from edgekit.runtime.onnxrt import OnnxRunner
+from edgekit.runtime.openvino import cpu_capabilities
 
 # The tiny CNN has random weights, so its logits sit close together and INT8 flips a few argmaxes.
 LOOSE_TOP1 = {"top1_agreement_min": 0.85}
@@ -31,7 +32,7 @@ def test_manifest_describes_everything(exported):
     assert manifest["status"] == "passed" and manifest["schema"] == "edgekit.manifest/2"
     assert manifest["source"]["sha256"] == hashlib.sha256(Path(REPO / "tests/models.py").read_bytes()).hexdigest()
     assert manifest["target"]["name"] == "x86" and manifest["target"]["quantization"]["activation_type"] == "uint8"
-    assert [s["step"] for s in manifest["steps"]] == ["export_onnx", "simplify", "optimize"]
+    assert [s["step"] for s in manifest["steps"]] == ["export_onnx", "prepare", "simplify", "optimize"]
     assert all(s["seconds"] >= 0 for s in manifest["steps"])
     assert {"onnx", "onnxruntime", "onnxsim", "torch", "edgekit"} <= set(manifest["versions"])
     assert manifest["data"]["validation"]["samples"] == 24 and not manifest["data"]["validation"]["synthetic"]
@@ -122,7 +123,7 @@ def test_onnx_source_without_pytorch(tmp_path, exported, cnn_data):
     result = export(str(exported.out_dir / "model.fp32.onnx"), "mobile", out=tmp_path / "from-onnx",
                     calib=cnn_data["calib"], val=cnn_data["val"], benchmark=False, accuracy=LOOSE_TOP1)
     assert result.manifest["source"]["kind"] == "onnx"
-    assert [s["step"] for s in result.manifest["steps"]] == ["simplify", "optimize"]
+    assert [s["step"] for s in result.manifest["steps"]] == ["prepare", "simplify", "optimize"]
     onnx_artifacts = [a for a in result.manifest["artifacts"] if a["format"] == "onnx"]
     assert {a["precision"] for a in onnx_artifacts} == {"fp32", "fp16", "int8_static"}
     assert all(a["passed"] for a in onnx_artifacts)
@@ -175,6 +176,16 @@ def test_rescue_keeps_the_sensitive_layers_in_float(tmp_path):
     kept = int8.steps[0].params["nodes_kept_in_float"]
     assert set(kept) == {"node_conv2d", "node_conv2d_1"} and "kept in float" in int8.notes[0]
     assert "QuantizeLinear" in {n.op_type for n in onnx.load(str(int8.artifact.path)).graph.node}
+    assert "layer" in int8.notes[0] and f"-> {int8.accuracy.cosine_min:.4f}" in int8.notes[0]  # figures
+
+
+def test_failed_rescue_names_where_the_int8_model_diverges(tmp_path):
+    data = tmp_path / "d.npz"
+    np.savez(data, x=smooth_images(16, seed=4))
+    with pytest.raises(AccuracyError, match=r"(first divergent|least similar) layer: node_\w+ \((Conv|Gemm)\), "
+                                            r"output cosine [0-9.]+ against float"):
+        export(model_ref("unstable"), "x86", out=tmp_path / "out", calib=data, val=data, benchmark=False,
+               accuracy={"cosine_min": 0.99999}, format="onnx")
 
 
 def test_auto_selects_the_measured_fastest_passing_candidate(tmp_path, cnn_data):
@@ -183,7 +194,9 @@ def test_auto_selects_the_measured_fastest_passing_candidate(tmp_path, cnn_data)
                     val=cnn_data["val"], accuracy=LOOSE_TOP1)
     assert result.manifest["format"] == "auto"
     names = [a["name"] for a in result.manifest["artifacts"]]
-    assert names == ["onnx/fp32", "onnx/int8_static", "tflite/fp32", "tflite/int8_static"]
+    bf16 = ["openvino/bf16"] if "BF16" in cpu_capabilities() else []  # only where this CPU runs bf16
+    assert names == ["onnx/fp32", "onnx/int8_static", "tflite/fp32", "tflite/int8_static", "openvino/fp32",
+                     *bf16, "openvino/int8_static"]
     usable = [c for c in result.candidates if c.usable]
     assert result.selected is min(usable, key=lambda c: c.latency["p50_ms"])
     assert result.manifest["recommended"] == result.selected.artifact.path.name

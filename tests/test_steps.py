@@ -5,16 +5,16 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-
 from conftest import model_ref, smooth_images
+
+from edgekit.accuracy import cosine
 from edgekit.data import SampleSet
 from edgekit.exporter.onnx_graph import node_count, op_counts
-from edgekit.runtime.onnxrt import OnnxRunner
 from edgekit.exporter.sources import load_source
-from edgekit.specs import InputSpec
 from edgekit.exporter.steps import STEPS, Artifact, StepContext, get_step
 from edgekit.exporter.steps.export_onnx import export_onnx
-from edgekit.accuracy import cosine
+from edgekit.runtime.onnxrt import OnnxRunner
+from edgekit.specs import InputSpec
 from edgekit.targets import load_target
 
 

@@ -11,14 +11,14 @@ import pytest
 pytest.importorskip("litert_torch")
 
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
-
 from conftest import model_ref, smooth_images  # noqa: E402
+
 from edgekit.data import SampleSet  # noqa: E402
 from edgekit.errors import ExportError, InputError  # noqa: E402
 from edgekit.exporter.sources import TorchSource, load_source  # noqa: E402
-from edgekit.specs import specs_from_arrays  # noqa: E402
 from edgekit.exporter.steps.base import StepContext  # noqa: E402
 from edgekit.exporter.steps.tflite_export import export_tflite  # noqa: E402
+from edgekit.specs import specs_from_arrays  # noqa: E402
 from edgekit.targets import load_target  # noqa: E402
 
 VAL = smooth_images(16, seed=2)

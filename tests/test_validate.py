@@ -12,15 +12,14 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
 from agent_process import free_port, start_agent
 from conftest import model_ref
+from typer.testing import CliRunner
+
 from edgekit.agent.client import AgentClient, AgentError
 from edgekit.cli import app
-from edgekit.exporter.pipeline import export
 from edgekit.evaluate.validate import validate
-
+from edgekit.exporter.pipeline import export
 
 runner = CliRunner()
 FAST = {"runs": 10, "warmup": 1, "min_seconds": 0.0}
@@ -196,20 +195,6 @@ def test_tflite_int8_io_validates(agents, tflite_folder, tmp_path):
     assert check.accuracy["outputs"][0]["max_abs_error"] < 1e-6 and check.accuracy["top1_agreement"] == 1.0
 
 
-def test_runtime_crash_on_device_exits_6_naming_the_signal(agents, onnx_folder, tmp_path, monkeypatch):
-    agent, _, token_file = agents
-
-    def crashed(self, digest, **_):
-        return {"status": "runtime_crashed", "signal": "SIGSEGV", "error": None, "latency": None, "wall_s": 0.1,
-                "conditions_before": {}, "conditions_after": {}}
-
-    monkeypatch.setattr(AgentClient, "benchmark", crashed)
-    result = invoke(copy_of(onnx_folder, tmp_path), "--agent", agent.url, "--token-file", token_file)
-    assert result.exit_code == 6, result.output
-    assert "the runtime crashed (SIGSEGV) during benchmark of model.fp32.onnx" in result.output
-    assert "✗ crashed" in result.output
-
-
 def test_busy_agent_is_retried_after_retry_after_then_gives_up():
     calls = []
 
@@ -296,20 +281,6 @@ def test_bad_folder_exits_2_and_writes_nothing(case, onnx_folder, tmp_path):
     result = invoke(folder, "--agent", f"http://127.0.0.1:{free_port()}", "--token-file", token)
     assert result.exit_code == 2 and message in result.output and "hint:" in result.output, result.output
     assert digests(folder) == before
-
-
-def test_a_web_server_that_is_not_an_agent_is_named_as_such():
-    html = httpx.MockTransport(lambda request: httpx.Response(404, text="<!DOCTYPE html>\n<p>nope</p>"))
-    with AgentClient("http://device:1", "t", transport=html) as client:
-        with pytest.raises(AgentError) as caught:
-            client.health()
-    assert "HTTP 404" in caught.value.message and "is not an edgekit agent" in caught.value.hint
-
-    not_json = httpx.MockTransport(lambda request: httpx.Response(200, text="hello"))
-    with AgentClient("http://device:1", "t", transport=not_json) as client:
-        with pytest.raises(AgentError) as caught:
-            client.info()
-    assert "did not answer JSON" in caught.value.message and caught.value.exit_code == 6
 
 
 def test_export_measures_candidates_on_the_agent(agents, tmp_path, monkeypatch):

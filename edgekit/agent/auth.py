@@ -8,16 +8,16 @@ import secrets
 import stat
 from pathlib import Path
 
-from ..errors import EdgekitError
+from ..errors import EdgekitError, InputError
 
 TOKEN_BYTES = 32  # 256 bits
 MIN_TOKEN_CHARS = 22  # 128 bits of url-safe base64
 
 
 class AgentSetupError(EdgekitError):
-    """The agent cannot start safely (token file, bind address, store)."""
+    """The agent cannot start: the port is taken, the address does not resolve, the token file is unsafe."""
 
-    exit_code = 6
+    exit_code = 7
 
 
 def default_token_path() -> Path:
@@ -28,6 +28,9 @@ def default_token_path() -> Path:
 def load_or_create_token(path: Path) -> str:
     """Read the token file, or create it with a fresh token (mode 0600, never overwriting)."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"--token-file {path} is a folder", hint="pass the path of a file (it is created, mode 0600, "
+                                                                  "if missing)")
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         token = secrets.token_urlsafe(TOKEN_BYTES)

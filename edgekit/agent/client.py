@@ -11,7 +11,6 @@ import base64
 import io
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,9 @@ import httpx
 import numpy as np
 
 from ..errors import EdgekitError, InputError
-from ..files import sha256_file
+from ..runtime.ir_bundle import artifact_digest, upload_chunks, upload_size
 
 TOKEN_ENV = "EDGEKIT_AGENT_TOKEN"
-CHUNK_BYTES = 1 << 20
 BUSY_RETRIES = 5
 MAX_RETRY_AFTER_S = 30.0
 RUN_TIMEOUT_S = 120.0
@@ -33,7 +31,7 @@ _HINTS = {
     401: "wrong or missing token: pass --token-file with the agent's token file (or set EDGEKIT_AGENT_TOKEN)",
     404: "the agent does not have it: run validate again so the artifact is uploaded",
     413: "the model is over the agent's size cap: start the agent with a larger cap",
-    415: "the agent runs only ONNX and TFLite files",
+    415: "the agent runs only ONNX and TFLite files and OpenVINO IRs (uploaded by edgekit as one bundle)",
     422: "the agent rejected the request: the file changed during the upload, or the request does not fit "
          "its API (are client and agent the same edgekit version?)",
     429: "the agent stayed busy with another run: wait for it to finish and try again",
@@ -149,13 +147,14 @@ class AgentClient:
         return self._json("GET", f"/v1/artifacts/{digest}")
 
     def upload(self, path: str | Path) -> dict:
-        """Store ``path`` on the agent unless it is there already; the agent's metadata plus ``uploaded``."""
+        """Store ``path`` on the agent unless it is there already; the agent's metadata plus ``uploaded``.
+        An OpenVINO IR's ``.xml`` travels with its ``.bin`` as one bundle (``runtime.ir_bundle``)."""
         path = Path(path)
-        digest = sha256_file(path)
+        digest = artifact_digest(path)
         if self.has(digest):
             return {**self.metadata(digest), "uploaded": False}
-        size = path.stat().st_size
-        reply = self._json("PUT", f"/v1/artifacts/{digest}", content=lambda: _chunks(path),
+        size = upload_size(path)
+        reply = self._json("PUT", f"/v1/artifacts/{digest}", content=lambda: upload_chunks(path),
                            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
                            timeout=max(self.timeout, 60.0 + size / 1e6))
         return {**reply, "uploaded": True}
@@ -257,11 +256,6 @@ def run_failure(url: str, what: str, reply: dict, timeout_s: float) -> AgentErro
     return AgentError(f"agent {url}: {what} failed ({status}): {_first_line(error)}",
                       hint="the device could not run the model: check that its runtime supports every op",
                       url=url, detail=error)
-
-
-def _chunks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
-        yield from iter(lambda: fh.read(CHUNK_BYTES), b"")
 
 
 def _retry_after(response: httpx.Response) -> float:

@@ -42,12 +42,14 @@ def _cpuinfo_family(text: str) -> str | None:
     return None
 
 
-def emulation() -> dict:
-    """``{"emulated": bool, "emulator": "qemu-user" | "unknown" | None, "evidence": [...]}`` for this process."""
+def emulation(cpuinfo: str | None = None) -> dict:
+    """``{"emulated": bool, "emulator": "qemu-user" | "unknown" | None, "evidence": [...]}`` for this process
+    (``cpuinfo``: the text of ``/proc/cpuinfo`` when the caller has read it already)."""
     machine = platform.machine()
     maps = f"/proc/self/task/{threading.get_native_id()}/maps"
+    cpuinfo = (_read("/proc/cpuinfo") or "") if cpuinfo is None else cpuinfo
     evidence = emulation_evidence(machine, (_read("/proc/sys/kernel/arch") or "").strip(), _read(maps) or "",
-                                  _read("/proc/cpuinfo") or "", maps)
+                                  cpuinfo, maps)
     qemu = any("qemu" in line for line in evidence) or _qemu_binfmt(machine)
     return {"emulated": bool(evidence), "emulator": "qemu-user" if qemu else ("unknown" if evidence else None),
             "evidence": evidence}

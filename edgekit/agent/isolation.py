@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..files import to_json
+
 STDERR_TAIL = 2000
 
 
@@ -37,7 +39,7 @@ def run_job(job: dict, timeout_s: float, memory_limit_mb: int | None, env: dict 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgekit-job-") as scratch:
         job_path, result_path, stderr_path = (Path(scratch) / n for n in ("job.json", "result.json", "stderr"))
-        job_path.write_text(json.dumps(job))
+        job_path.write_text(to_json(job, indent=None))
         with open(stderr_path, "wb") as stderr:
             process = subprocess.Popen(
                 [sys.executable, "-m", "edgekit.agent.worker", str(job_path), str(result_path)],

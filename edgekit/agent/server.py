@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hashlib
 import io
 import ipaddress
+import socket
 import sys
 import tempfile
 import threading
+import zipfile
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +29,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from .._version import __version__
+from ..errors import InputError
 from .auth import AgentSetupError, token_matches
 from .conditions import conditions, device_info
 from .isolation import JobOutcome, run_job
 from .kserve_v2 import install_kserve_v2
-from .openapi import PUT_BODY, errors
+from .openapi import PUT_BODY, add_schemas, errors
+from .problems import install_problem_handlers, problem
 from .sessions import SessionPool
 from .store import ArtifactStore, UnsupportedModel, sniff_format
 from .worker import TEST_HOOKS_ENV
@@ -58,6 +63,7 @@ class RunnerOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_hide_test_fault)
     input_names: list[str] | None = Field(None, max_length=256)
     channels_last_inputs: bool = False
+    inference_precision: Literal["f32", "bf16", "f16"] | None = None  # OpenVINO's execution precision hint
     test_fault: Literal["segv", "abort", "hang", "memory"] | None = None
 
 
@@ -98,6 +104,7 @@ class RunResult(BaseModel):
 
 class BenchmarkResult(RunResult):
     latency: dict[str, Any] | None = None
+    execution: dict[str, Any] | None = None  # what the runtime compiled, where it tells (OpenVINO)
     conditions_before: dict[str, Any]
     conditions_after: dict[str, Any]
 
@@ -109,7 +116,7 @@ class InferResult(RunResult):
 
 class ArtifactMeta(BaseModel):
     digest: str
-    format: Literal["onnx", "tflite"]
+    format: Literal["onnx", "tflite", "openvino"]
     size_bytes: int
     stored_at: str
     created: bool | None = None
@@ -161,6 +168,7 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
 
     app = FastAPI(title="edgekit agent", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
+    install_problem_handlers(app)
     auth = [Depends(authenticated)]
 
     @app.middleware("http")
@@ -169,9 +177,11 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
             length = request.headers.get("content-length")
             limit = limits.max_upload_bytes if request.method == "PUT" else limits.max_request_bytes
             if length is None and request.method == "POST":
-                return _json_error(411, "Content-Length is required")
-            if length is not None and (not length.isdigit() or int(length) > limit):
-                return _json_error(413, f"request body over the {limit} byte limit")
+                return problem(411, "Content-Length is required", request)
+            if length is not None and not (length.isascii() and length.isdigit()):
+                return problem(400, "Content-Length must be a byte count", request)
+            if length is not None and int(length) > limit:
+                return problem(413, f"request body over the {limit} byte limit", request)
         return await call_next(request)
 
     @app.get("/v1/health")
@@ -232,7 +242,7 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
             try:
                 fmt = sniff_format(head)
             except UnsupportedModel as exc:
-                raise HTTPException(415, f"not an ONNX or TFLite model: {exc}") from None
+                raise HTTPException(415, f"not an ONNX, TFLite or OpenVINO IR model: {exc}") from None
             path = path.rename(path.with_suffix(f".{fmt}"))
             outcome = await run_in_threadpool(runs, {"kind": "check", "model": str(path)}, limits.check_timeout_s)
             if outcome.status != "ok":
@@ -257,6 +267,7 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
             before = conditions()
             outcome = runs(job, request.timeout_s)
             return {**_run_fields(outcome), "latency": outcome.result.get("latency"),
+                    "execution": outcome.result.get("execution"),
                     "conditions_before": before, "conditions_after": conditions()}
 
     @app.post("/v1/infer", dependencies=auth, response_model=InferResult,
@@ -274,7 +285,7 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
             return {**_run_fields(outcome), "outputs_npz_b64": encoded,
                     "output_names": outcome.result.get("output_names")}
 
-    install_kserve_v2(app, store, runs, sessions, auth)
+    add_schemas(app, install_kserve_v2(app, store, runs, sessions, auth))
     return app
 
 
@@ -288,10 +299,13 @@ def _model_or_404(store: ArtifactStore, digest: str) -> Path:
 def _write_npz(encoded: str, path: Path) -> str:
     try:
         raw = base64.b64decode(encoded, validate=True)
-        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+        loaded = np.load(io.BytesIO(raw), allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("a single array (.npy), not an .npz")
+        with loaded as npz:
             if not npz.files:
                 raise ValueError("no arrays")
-    except (binascii.Error, ValueError, OSError, EOFError) as exc:
+    except (binascii.Error, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise HTTPException(422, f"inputs_npz_b64 is not a base64 .npz of arrays: {exc}") from None
     path.write_bytes(raw)
     return str(path)
@@ -300,12 +314,6 @@ def _write_npz(encoded: str, path: Path) -> str:
 def _run_fields(outcome: JobOutcome) -> dict:
     return {"status": outcome.status, "signal": outcome.signal, "error": outcome.error,
             "wall_s": round(outcome.wall_s, 3)}
-
-
-def _json_error(status: int, detail: str) -> Response:
-    from fastapi.responses import JSONResponse
-
-    return JSONResponse({"detail": detail}, status_code=status)
 
 
 def is_loopback(host: str) -> bool:
@@ -317,14 +325,43 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(host: str, port: int, store_dir: Path, token: str | None, limits: AgentLimits = AgentLimits(),
+def check_bind(host: str, with_token: bool) -> None:
+    """Refuse a non-loopback address without a token (bad input, before anything is bound or created)."""
+    if not with_token and not is_loopback(host):
+        raise InputError(f"refusing to listen on {host} without a token", hint="drop --no-token, or bind 127.0.0.1")
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port``, or an ``AgentSetupError`` that says why not and what to do."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise AgentSetupError(f"cannot resolve --host {host}: {exc.strerror}",
+                              hint="pass an address of this machine (127.0.0.1, 0.0.0.0, ::) or a name it "
+                                   "resolves") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        hints = {errno.EADDRINUSE: f"another process listens on port {port}: stop it (`ss -ltnp 'sport = :{port}'` "
+                                   "names it) or pass --port with a free port",
+                 errno.EADDRNOTAVAIL: f"{host} is not an address of this machine: pass one of its own, or 0.0.0.0",
+                 errno.EACCES: "ports below 1024 need root: pass --port 1024 or above"}
+        raise AgentSetupError(f"cannot listen on {host}:{port}: {exc.strerror}",
+                              hint=hints.get(exc.errno, "check --host and --port")) from None
+    return sock
+
+
+def serve(sock: socket.socket, store_dir: Path, token: str | None, limits: AgentLimits = AgentLimits(),
           test_hooks: bool = False) -> None:
-    """Run the agent until interrupted. Refuses a non-loopback address without a token."""
+    """Run the agent on an already bound socket (``bind_socket``) until a signal stops it."""
     import uvicorn
 
-    if token is None and not is_loopback(host):
-        raise AgentSetupError(f"refusing to listen on {host} without a token",
-                              hint="drop --no-token, or bind 127.0.0.1")
-    app = create_app(store_dir, token, limits, test_hooks,
-                     announce=f"edgekit agent listening on http://{host}:{port}")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    host, port = sock.getsockname()[:2]
+    app = create_app(store_dir, token, limits, test_hooks, announce=f"edgekit agent listening on http://"
+                                                                    f"{f'[{host}]' if ':' in host else host}:{port}")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server.run(sockets=[sock])

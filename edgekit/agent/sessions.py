@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import to_json
+
 MAX_SESSIONS = 4
 MAX_REPLY_BYTES = 256 * 1024 * 1024
 START_TIMEOUT_S = 60.0
@@ -27,6 +29,11 @@ class SessionError(RuntimeError):
     def __init__(self, status: str, message: str):
         super().__init__(message)
         self.status = status  # error | runtime_crashed | timeout
+
+
+def _message(data: dict) -> bytes:
+    """One strict-JSON message for the pipe between a session and its parent."""
+    return to_json(data, indent=None).encode()
 
 
 def _npz(arrays: dict[str, np.ndarray]) -> bytes:
@@ -44,10 +51,10 @@ def _child(connection, model: str, threads: int, options: dict, memory_limit_mb:
 
     try:
         runner = load_runner(Path(model), threads, options)
-        connection.send_bytes(json.dumps({"status": "ok", "inputs": runner.input_specs(),
-                                          "outputs": runner.output_names}).encode())
+        connection.send_bytes(_message({"status": "ok", "inputs": runner.input_specs(),
+                                        "outputs": runner.output_names}))
     except Exception as exc:  # reported to the parent, which answers the request with it
-        connection.send_bytes(json.dumps({"status": "error", "error": f"{type(exc).__name__}: {exc}"}).encode())
+        connection.send_bytes(_message({"status": "error", "error": f"{type(exc).__name__}: {exc}"}))
         return
     while True:
         feeds = connection.recv()
@@ -55,10 +62,10 @@ def _child(connection, model: str, threads: int, options: dict, memory_limit_mb:
             started = time.perf_counter()
             outputs = runner.run(feeds)
             compute_ms = (time.perf_counter() - started) * 1e3
-            connection.send_bytes(json.dumps({"status": "ok", "compute_ms": compute_ms}).encode())
+            connection.send_bytes(_message({"status": "ok", "compute_ms": compute_ms}))
             connection.send_bytes(_npz({f"output_{i}": o for i, o in enumerate(outputs)}))
         except Exception as exc:
-            connection.send_bytes(json.dumps({"status": "error", "error": f"{type(exc).__name__}: {exc}"}).encode())
+            connection.send_bytes(_message({"status": "error", "error": f"{type(exc).__name__}: {exc}"}))
 
 
 class ModelSession:

@@ -1,5 +1,7 @@
 """Content-addressed artifact store: ``<digest>.<format>`` plus ``<digest>.json``, written atomically.
 
+One file per artifact: an OpenVINO IR (``.xml`` + ``.bin``) arrives and is kept as one bundle (``runtime.ir_bundle``).
+
 A file is listed only once its metadata exists, and the metadata is written (temp, fsync, rename) after the
 model file is in place, so an agent killed mid-upload never lists a partial artifact. Leftovers from such a
 kill (temp files, a model without metadata) are removed when the store opens.
@@ -14,10 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..files import fsync_dir
+from ..errors import InputError
+from ..files import fsync_dir, to_json
+from ..runtime.ir_bundle import is_bundle
 
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
-FORMATS = ("onnx", "tflite")
+FORMATS = ("onnx", "tflite", "openvino")
 
 
 class UnsupportedModel(ValueError):
@@ -34,9 +38,25 @@ def sniff_format(head: bytes) -> str:
         raise UnsupportedModel("a zip archive (TorchScript or a PyTorch checkpoint?)")
     if head[4:8] == b"TFL3":
         return "tflite"
+    if is_bundle(head):
+        return "openvino"
+    if head[:5] == b"<?xml" or head[:4] == b"<net":
+        raise UnsupportedModel("an OpenVINO .xml alone: an IR travels as one bundle with its weights (edgekit's "
+                               "client builds it from the .xml and .bin)")
     if head[:1] in (b"{", b"<", b"#") or head[:4] == b"\x89HDF":
-        raise UnsupportedModel("text, HTML or HDF5, not ONNX or TFLite")
+        raise UnsupportedModel("text, HTML or HDF5, not ONNX, TFLite or an OpenVINO IR bundle")
     return "onnx"  # protobuf has no magic number; the worker's parse decides
+
+
+def check_store_location(root: Path) -> None:
+    """An ``InputError`` unless ``root`` is a folder, or a folder that can be created (nothing is created here)."""
+    hint = "pass --store with a folder this user can write (it is created if missing)"
+    existing = next(p for p in (root, *root.parents) if p.exists())
+    if not existing.is_dir():
+        what = "is a file" if existing == root else f"lies under the file {existing}"
+        raise InputError(f"--store {root} {what}, not a folder", hint=hint)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"--store {root}: {existing} is not writable by this user", hint=hint)
 
 
 class ArtifactStore:
@@ -96,7 +116,7 @@ class ArtifactStore:
                 "stored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         pending = self.files / f"{digest}.json.tmp"
         with open(pending, "w") as fh:
-            json.dump(meta, fh)
+            fh.write(to_json(meta, indent=None))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(pending, self._meta_path(digest))

@@ -2,7 +2,7 @@
 
 It loads the model, benchmarks it or runs inference, and writes a JSON result. Whatever the model does to
 this process (segfault, abort, hang, memory blow-up) stays here: the parent only reads the exit status.
-ONNX models are loaded from bytes, so they cannot pull external data files from anywhere on the device.
+ONNX models and OpenVINO IR bundles are loaded from bytes, so they cannot pull other files from the device.
 """
 
 from __future__ import annotations
@@ -16,15 +16,23 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import to_json
+
 TEST_HOOKS_ENV = "EDGEKIT_AGENT_TEST_HOOKS"
+TEST_FAULT_ENV = "EDGEKIT_AGENT_TEST_FAULT"  # with test hooks: the fault of every model run (not upload checks)
 
 
 def load_runner(path: Path, threads: int, options: dict):
-    """The runner for a stored model; ONNX from bytes so it cannot reach external data files."""
+    """The runner for a stored model; ONNX and OpenVINO from bytes so they cannot reach other files."""
     if path.suffix == ".onnx":
         from ..runtime.onnxrt import OnnxRunner
 
         return OnnxRunner(path.read_bytes(), threads=threads)
+    if path.suffix == ".openvino":
+        from ..runtime.openvino import OpenVinoRunner
+
+        return OpenVinoRunner(path.read_bytes(), threads=threads,
+                              inference_precision=options.get("inference_precision") or "f32")
     from ..runtime.litert import LiteRtRunner
 
     return LiteRtRunner(path, threads=threads, input_names=options.get("input_names"),
@@ -34,6 +42,8 @@ def load_runner(path: Path, threads: int, options: dict):
 def _fault_for_tests(job: dict) -> None:
     """Only when the agent was started with test hooks: crash or hang on request, to test isolation."""
     fault = (job.get("runner_options") or {}).get("test_fault")
+    if job.get("kind") != "check":
+        fault = fault or os.environ.get(TEST_FAULT_ENV)
     if not fault or os.environ.get(TEST_HOOKS_ENV) != "1":
         return
     if fault == "segv":
@@ -78,7 +88,8 @@ def run(job: dict) -> dict:
         else:
             feeds = _random_feeds(runner, job.get("inputs"))
         stats = runner.benchmark(feeds, warmup=job["warmup"], runs=job["runs"], min_seconds=job["min_seconds"])
-        return {"latency": stats.to_dict()}
+        execution = runner.execution_info() if hasattr(runner, "execution_info") else None
+        return {"latency": stats.to_dict(), "execution": execution}
     arrays = _load_npz(job["inputs_npz"])
     count = len(arrays[runner.input_names[0]])
     results = [runner.run({name: arrays[name][i:i + 1] for name in runner.input_names}) for i in range(count)]
@@ -93,7 +104,7 @@ def main(argv: list[str]) -> int:
         result = {"status": "ok", **run(job)}
     except Exception as exc:  # any failure of the model or its inputs is reported, never raised to the agent
         result = {"status": "error", "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
-    Path(argv[2]).write_text(json.dumps(result))
+    Path(argv[2]).write_text(to_json(result, indent=None))
     return 0
 
 

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from ..errors import EdgekitError
+from ..interrupts import Interrupted
 from .common import fail
 
 agent_app = typer.Typer(help="Run the on-device agent (needs only numpy and ONNX Runtime and/or LiteRT).",
@@ -22,7 +23,7 @@ def register(app: typer.Typer) -> None:
 @agent_app.command("serve")
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to bind; a non-loopback address needs the token."),
-    port: int = typer.Option(8765, help="TCP port."),
+    port: int = typer.Option(8765, min=1, max=65535, help="TCP port."),
     store: Path = typer.Option(Path("~/.cache/edgekit/agent").expanduser(), help="Artifact store folder."),
     token_file: Optional[Path] = typer.Option(None, help="Token file (created, mode 0600, if missing). "
                                                          "Default: ~/.config/edgekit/agent-token."),
@@ -31,17 +32,29 @@ def serve(
     memory_limit_mb: int = typer.Option(4096, min=64, help="Address-space limit of each model run."),
     test_hooks: bool = typer.Option(False, "--test-hooks", hidden=True, help="Let requests inject faults."),
 ) -> None:
-    """Serve the agent until interrupted."""
+    """Serve the agent until interrupted. Nothing is created (token file, store) before the port is bound."""
     from ..agent.auth import default_token_path, load_or_create_token
-    from ..agent.server import AgentLimits
+    from ..agent.server import AgentLimits, bind_socket, check_bind
     from ..agent.server import serve as run_server
+    from ..agent.store import check_store_location
 
+    try:
+        check_bind(host, with_token=not no_token)
+        check_store_location(store)
+        sock = bind_socket(host, port)
+    except EdgekitError as error:
+        fail(error)
     try:
         token = None if no_token else load_or_create_token(token_file or default_token_path())
         limits = AgentLimits(max_upload_bytes=max_upload_mb * 1024 * 1024, memory_limit_mb=memory_limit_mb)
-        run_server(host, port, store, token, limits, test_hooks)
+        run_server(sock, store, token, limits, test_hooks)
     except EdgekitError as error:
         fail(error)
+    except Interrupted as stop:
+        stop.summary = f"edgekit agent stopped ({stop})"
+        raise
+    finally:
+        sock.close()
 
 
 @agent_app.command("token")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -10,6 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import EdgekitError
+from ..files import to_json
 from ..progress import SilentProgress, ThreadedProgress
 from .common import err_console, fail, out_console, print_problem, token_file_option
 
@@ -79,7 +79,7 @@ def compare_command(
         if isinstance(progress, ThreadedProgress):
             progress.close()
     if as_json:
-        sys.stdout.write(json.dumps(result.report, indent=2) + "\n")
+        sys.stdout.write(to_json(result.report) + "\n")
     else:
         from ..evaluate.report.show import print_report
 

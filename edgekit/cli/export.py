@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -12,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import AccuracyError, EdgekitError, ExportError, InputError
+from ..files import to_json
 from ..targets import Format
 from .common import err_console, fail, fmt, out_console, token_file_option
 
@@ -29,12 +29,15 @@ def export_command(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Artifact folder. Default: edgekit-out/NAME-TARGET."),
     inputs: Optional[list[str]] = typer.Option(None, "--input", "-i",
                                                help="NAME:1x3x224x224[:float32]; repeat per input."),
+    outputs: Optional[list[str]] = typer.Option(None, "--output", help="NAME:KIND, KIND one of class, regression, "
+                                                "embedding: how the gate compares that output (default: inferred); "
+                                                "repeat per output."),
     calib: Optional[Path] = typer.Option(None, "--calib", help="Calibration data: .npz keyed by input name, "
                                                               "or a folder of .npy/.npz."),
     val: Optional[Path] = typer.Option(None, "--val", help="Validation data (same format; 'labels' key optional)."),
-    format: Optional[Format] = typer.Option(None, "--format", "-f", help="onnx or tflite (every candidate must "
-                                            "pass), or auto: build all the target allows, pick the fastest that "
-                                            "passes. Default: auto if the target allows several formats."),
+    format: Optional[Format] = typer.Option(None, "--format", "-f", help="onnx, tflite or openvino (every candidate "
+                                            "must pass), or auto: build all the target allows, pick the fastest "
+                                            "that passes. Default: auto if the target allows several formats."),
     dynamic_batch: Optional[bool] = typer.Option(None, "--dynamic-batch/--static-batch",
                                                  help="Make the first axis of every input dynamic."),
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Run onnxsim."),
@@ -71,6 +74,7 @@ def export_command(
             target=target or (config and config.target) or "x86",
             out=out or (config and config.out and Path(config.out)) or None,
             inputs=inputs or (config and config.inputs) or None,
+            outputs=outputs or (config and config.outputs) or None,
             calib=calib or (config and config.calib) or None,
             val=val or (config and config.val) or None,
             format=(format.value if format else None) or (config and config.format) or None,
@@ -83,12 +87,12 @@ def export_command(
         result = run_export(model, progress=progress, **kwargs)
     except AccuracyError as error:
         if as_json and error.figures:
-            out_console.print_json(json.dumps({"error": error.message, "figures": error.figures}))
+            out_console.print_json(to_json({"error": error.message, "figures": error.figures}))
         fail(error)
     except EdgekitError as error:
         fail(error)
     if as_json:
-        sys.stdout.write(json.dumps(result.manifest, indent=2) + "\n")
+        sys.stdout.write(to_json(result.manifest) + "\n")
     else:
         print_export_summary(out_console, result.manifest, result.out_dir)
 
@@ -105,8 +109,8 @@ def artifacts_table(manifest: dict) -> Table:
     if provisional:
         where += ", info only"
     for column in ("candidate", "file", "size", "cosine min", "top-1", "label acc", f"p50 ms ({where})", "p90 ms",
-                   "status"):
-        table.add_column(column, justify="left" if column in ("candidate", "file", "status") else "right",
+                   "compute", "status"):
+        table.add_column(column, justify="left" if column in ("candidate", "file", "compute", "status") else "right",
                          no_wrap=True)
     for art in manifest["artifacts"]:
         acc = art["accuracy"] or {}
@@ -115,12 +119,55 @@ def artifacts_table(manifest: dict) -> Table:
         table.add_row(art["name"], art["file"] or "—", size, fmt(acc.get("cosine_min"), ".5f"),
                       fmt(acc.get("top1_agreement"), ".2%"), fmt(acc.get("label_accuracy"), ".2%"),
                       fmt(latency.get("p50_ms"), ".3f"), fmt(latency.get("p90_ms"), ".3f"),
+                      compute_text(art.get("execution")),
                       _PROVISIONAL if provisional and art["status"] == "selected" else _STATUS[art["status"]])
     return table
 
 
+def compute_text(execution: dict | None) -> str:
+    """Where the runtime tells (OpenVINO): the precisions its compute layers run in and the commonest kernel,
+    e.g. ``i8×52 f32×1 · jit_avx2_1x1_I8`` (the kernel names the instruction set: avx2, avx512, amx)."""
+    if not execution:
+        return "—"
+    layers = " ".join(f"{p}×{n}" for p, n in execution["compute_precisions"].items())
+    kernel = next(iter(execution["compute_kernels"]), None)
+    return " · ".join(part for part in (layers or execution["inference_precision"], kernel) if part)
+
+
+def outputs_table(manifest: dict) -> Table:
+    """Accuracy per output and candidate, with each output's kind (the figures its kind is judged on)."""
+    table = Table(title="accuracy per output (kind: declared or inferred)")
+    for column in ("candidate", "output", "kind", "cosine min", "cosine mean", "max abs err", "top-1"):
+        table.add_column(column, justify="left" if column in ("candidate", "output", "kind") else "right",
+                         no_wrap=True)
+    for art in manifest["artifacts"]:
+        for out in (art["accuracy"] or {}).get("outputs", []):
+            kind = out["kind"] + ("" if out["kind_declared"] else " (inferred)")
+            table.add_row(art["name"], out["name"], kind, fmt(out["cosine_min"], ".5f"), fmt(out["cosine_mean"], ".5f"),
+                          fmt(out["max_abs_error"], ".4g"), fmt(out["top1_agreement"], ".2%"))
+    return table
+
+
+def _preparation_lines(manifest: dict) -> list[str]:
+    """What graph preparation changed or left alone (fixed dims, opset upgrade, subgraphs kept in float)."""
+    steps = {s["step"]: s["details"] for s in manifest["steps"]}
+    prepare, lines = steps.get("prepare", {}), []
+    if prepare.get("fixed_dims"):
+        lines.append(f"prepare: input dims {prepare['fixed_dims']}")
+    if prepare.get("opset_upgrade"):
+        lines.append(f"prepare: opset {prepare['opset_upgrade']}")
+    if prepare.get("control_flow_left_in_float"):
+        lines.append(f"prepare: {len(prepare['control_flow_left_in_float'])} If/Loop/Scan node(s) keep their "
+                     "subgraphs in float")
+    lines += [f"{name} skipped: {details['skipped_because']}" for name, details in steps.items()
+              if "skipped_because" in details]
+    return lines
+
+
 def print_export_summary(console: Console, manifest: dict, out_dir) -> None:
     console.print(artifacts_table(manifest))
+    if len(manifest.get("outputs", [])) > 1:
+        console.print(outputs_table(manifest))
     reference = next((a["accuracy"]["reference_label_accuracy"] for a in manifest["artifacts"]
                       if a["accuracy"] and a["accuracy"]["reference_label_accuracy"] is not None), None)
     if reference is not None:
@@ -135,6 +182,8 @@ def print_export_summary(console: Console, manifest: dict, out_dir) -> None:
         if fusion and fusion["float_compute_ops"]:
             console.print(f"[yellow]![/] {art['name']}: {fusion['float_compute_ops']} compute op(s) stay in float "
                           f"on this host: {', '.join(fusion['left_in_float'][:5])}", soft_wrap=True)
+    for line in _preparation_lines(manifest):
+        console.print(f"[cyan]i[/] {line}", soft_wrap=True)
     for note in manifest["notes"]:
         console.print(f"[yellow]![/] {note}", soft_wrap=True)
     choice = manifest.get("choice") or {}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import typer
 
 from ..errors import EdgekitError
+from ..files import to_json
 from .common import fail, out_console
 
 report_app = typer.Typer(help="Read compare reports (report.json written by `edgekit compare`).",
@@ -34,6 +34,6 @@ def show_command(
     except EdgekitError as error:
         fail(error)
     if as_json:
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        sys.stdout.write(to_json(report) + "\n")
     else:
         print_report(out_console, report)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -11,6 +10,7 @@ import typer
 from rich.table import Table
 
 from ..errors import EdgekitError
+from ..files import to_json
 from ..progress import SilentProgress, ThreadedProgress
 from .common import err_console, fail, fmt, out_console, print_problem, token_file_option
 
@@ -58,7 +58,7 @@ def validate_command(
         if isinstance(progress, ThreadedProgress):
             progress.close()
     if as_json:
-        sys.stdout.write(json.dumps(result.report, indent=2) + "\n")
+        sys.stdout.write(to_json(result.report) + "\n")
     else:
         print_validation(out_console, result)
     for message, hint in result.problems():

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +31,7 @@ from .devices import (
     PASSED,
     Artifact,
     DeviceResult,
-    check_device,
+    check_devices,
     read_manifest,
     select_artifacts,
     target_profile,
@@ -154,10 +153,7 @@ def compare(artifact_dir: str | Path, agents: list[str], *, cloud: str = "local"
         _host_outputs(artifacts, reference, data, threads, profile.threads, progress)
         settings = {"threads": threads, "warmup": warmup, "runs": runs, "min_seconds": min_seconds,
                     "timeout_s": timeout_s}
-        with ThreadPoolExecutor(max_workers=len(devices)) as pool:
-            futures = [pool.submit(check_device, url, secret, artifacts, data, profile, settings, progress)
-                       for _, url in devices]
-            results = [f.result() for f in futures]
+        results = check_devices([url for _, url in devices], secret, artifacts, data, profile, settings, progress)
         check = list(data.head(CHECK_SAMPLES))
         with progress.step(f"cloud: {target.kind} baseline ({reference.path.name})"):
             cloud_section = target.measure(next(iter(data.head(1))), check, warmup=warmup, runs=runs,

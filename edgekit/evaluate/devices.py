@@ -7,21 +7,24 @@ by the export's own gate (``compare_outputs`` + ``apply_budget``), and its laten
 
 from __future__ import annotations
 
-import json
+import math
 import platform
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, Field, ValidationError
 
 from ..accuracy import apply_budget, compare_outputs
 from ..agent.client import AgentClient, AgentError, outputs_of, run_failure
 from ..data import SampleSet, load_samples, synthetic_samples
 from ..errors import EdgekitError, InputError, TargetError
-from ..files import sha256_file
+from ..files import read_json
+from ..runtime.ir_bundle import artifact_digest, artifact_files
 from ..specs import InputSpec
 from ..targets import normalized_arch
 
@@ -50,6 +53,7 @@ class Artifact:
     runner_options: dict[str, Any]
     host_outputs: list[list[np.ndarray]] = field(default_factory=list, repr=False)
     output_names: list[str] = field(default_factory=list)
+    output_kinds: list[str | None] = field(default_factory=list)  # as the export's gate judged them
 
     def describe(self) -> dict:
         return {"name": self.name, "file": self.file, "sha256": self.sha256, "format": self.format,
@@ -112,23 +116,55 @@ class DeviceResult:
                 "seconds": round(self.seconds, 3)}
 
 
+class _ManifestInput(BaseModel):
+    name: str
+    shape: list[int | str]
+    dtype: str
+
+
+class _ManifestArtifact(BaseModel):
+    name: str
+    file: str | None
+    format: str
+    precision: str
+    passed: bool
+    sha256: str | None = None
+    runner_options: dict[str, Any] = {}
+
+
+class _Manifest(BaseModel):
+    """The parts of ``manifest.json`` that validate and compare read; the rest is passed through unchecked."""
+
+    schema_: str = Field(alias="schema", pattern=r"^edgekit\.manifest/")
+    target: dict[str, Any]
+    inputs: list[_ManifestInput]
+    artifacts: list[_ManifestArtifact]
+
+
 def read_manifest(folder: Path) -> dict:
+    """The artifact folder's manifest, checked to have the shape edgekit writes (an ``InputError`` otherwise)."""
+    hint = "pass an artifact folder written by `edgekit export` (re-run the export if its manifest.json was edited)"
+    if not folder.exists():
+        raise InputError(f"artifact folder not found: {folder}", hint=hint)
+    if not folder.is_dir():
+        raise InputError(f"{folder} is a file, not an artifact folder", hint=hint)
     path = folder / "manifest.json"
     if not path.is_file():
-        raise InputError(f"no manifest.json in {folder}", hint="pass an artifact folder written by `edgekit export`")
+        raise InputError(f"no manifest.json in {folder}", hint=hint)
     try:
-        manifest = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not valid JSON: {exc}", hint="re-run `edgekit export`") from exc
-    if not str(manifest.get("schema", "")).startswith("edgekit.manifest/"):
-        raise InputError(f"{path} is not an edgekit manifest (schema {manifest.get('schema')!r})",
-                         hint="pass an artifact folder written by `edgekit export`")
+        manifest = read_json(path)
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        raise InputError(f"{path} is not valid JSON: {exc}", hint=hint) from exc
+    try:
+        _Manifest.model_validate(manifest)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'the file'}: {e['msg']}"
+                             for e in exc.errors()[:3])
+        raise InputError(f"{path} is not an edgekit manifest: {problems}", hint=hint) from None
     return manifest
 
 
 def target_profile(manifest: dict, latency: dict[str, float | None] | None):
-    from pydantic import ValidationError
-
     from ..targets import TargetProfile
 
     try:
@@ -159,14 +195,16 @@ def select_artifacts(manifest: dict, folder: Path, all_candidates: bool) -> list
     artifacts = []
     for entry in chosen:
         path = folder / entry["file"]
-        if not path.is_file():
-            raise InputError(f"{path} is listed in the manifest but missing", hint="re-run `edgekit export`")
-        digest = sha256_file(path)
+        missing = [p for p in artifact_files(path) if not p.is_file()]
+        if missing:
+            raise InputError(f"{missing[0]} is listed in the manifest but missing", hint="re-run `edgekit export`")
+        digest = artifact_digest(path)
         if entry.get("sha256") and digest != entry["sha256"]:
             raise InputError(f"{path} changed since the export (sha256 {digest[:12]}…, manifest "
                              f"{entry['sha256'][:12]}…)", hint="re-run `edgekit export` so manifest and file agree")
         artifacts.append(Artifact(entry["name"], entry["file"], path, digest, entry["format"], entry["precision"],
-                                  dict(entry.get("runner_options") or {})))
+                                  dict(entry.get("runner_options") or {}),
+                                  output_kinds=[o.get("kind") for o in manifest.get("outputs") or []]))
     return artifacts
 
 
@@ -189,6 +227,22 @@ def validation_data(val, manifest: dict, specs: list[InputSpec], limit: int) -> 
         notes.append(f"using the first {limit} of {len(data)} validation samples")
         data = data.head(limit)
     return data, notes
+
+
+def check_devices(urls: list[str], token: str, artifacts: list[Artifact], data: SampleSet, profile,
+                  settings: dict, progress) -> list[DeviceResult]:
+    """``check_device`` on every agent at once. If the caller is interrupted, the threads are left to finish their
+    current request on their own: the caller does not wait for devices it no longer wants to hear from."""
+    pool = ThreadPoolExecutor(max_workers=len(urls))
+    try:
+        futures = [pool.submit(check_device, url, token, artifacts, data, profile, settings, progress)
+                   for url in urls]
+        results = [future.result() for future in futures]
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
 
 
 def check_device(url: str, token: str, artifacts: list[Artifact], data: SampleSet, profile, settings: dict,
@@ -251,8 +305,8 @@ def _check(client: AgentClient, label: str, artifact: Artifact, data: SampleSet,
                               f"{type(exc).__name__}: {exc}",
                               hint="are client and agent the same edgekit version?", url=client.url))
         return check
-    report = apply_budget(compare_outputs(artifact.host_outputs, device, artifact.output_names, data.labels),
-                          profile.accuracy)
+    report = apply_budget(compare_outputs(artifact.host_outputs, device, artifact.output_names, data.labels,
+                                          artifact.output_kinds or None), profile.accuracy)
     check.accuracy = report.to_dict()
     check.violations = [f"{DEVICE_VS_HOST}: {v}" for v in report.violations]
     if not info.get("emulated"):
@@ -304,7 +358,7 @@ def _latency_violations(latency: dict, profile, notes: list[str]) -> list[str]:
         measured = latency.get(key)
         if budget is None or measured is None:
             continue
-        if measured > budget:
+        if not math.isfinite(measured) or measured > budget:
             violations.append(f"{key[:3]} latency {measured:.4g} ms > budget {budget:g} ms")
         interval = latency.get("p50_ci_ms") if key == "p50_ms" else None
         if interval and interval[0] <= budget <= interval[1]:

@@ -10,14 +10,13 @@ of another architecture never decide: their latency is not the target's.
 
 from __future__ import annotations
 
-import json
 import stat
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import write_text_atomic
+from ..files import read_json, write_json_atomic
 from ..targets import normalized_arch
 from .devices import read_manifest
 
@@ -95,7 +94,7 @@ def apply_validation(folder: Path, manifest: dict, validation: dict) -> Selectio
     manifest.setdefault("notes", []).append(f"measured choice {best} on {device['agent']} ({info.get('arch')}, "
                                             f"{info.get('cpu')}): p50 {measured[best]:.4g} ms")
     mode = stat.S_IMODE((folder / "manifest.json").stat().st_mode)
-    write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n", mode=mode)
+    write_json_atomic(folder / "manifest.json", manifest, mode=mode)
     selection.recommended, selection.decided_by = best, device["agent"]
     return selection
 
@@ -107,11 +106,11 @@ def select(artifact_dir: str | Path) -> Selection:
     manifest = read_manifest(folder)
     path = folder / "validation.json"
     try:
-        validation = json.loads(path.read_text())
+        validation = read_json(path)
     except OSError as exc:
         raise InputError(f"no readable validation.json in {folder}",
                          hint="run `edgekit validate --all` against the device's agent first") from exc
-    except ValueError as exc:
+    except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"{path} is not valid JSON: {exc}", hint="run `edgekit validate --all` again") from exc
     return apply_validation(folder, manifest, validation)
 

@@ -8,10 +8,8 @@ decide (the target's architecture, not emulated) also makes the measured choice,
 
 from __future__ import annotations
 
-import json
 import platform
 import stat
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +17,7 @@ from typing import Any
 
 from ..agent.client import RUN_TIMEOUT_S, check_url, require_token
 from ..errors import InputError
-from ..files import write_text_atomic
+from ..files import write_json_atomic
 from ..progress import SilentProgress
 from ..runtime import open_runner
 from ..specs import InputSpec
@@ -27,7 +25,7 @@ from .devices import (
     DEVICE_VS_HOST,
     MAX_SAMPLES,
     DeviceResult,
-    check_device,
+    check_devices,
     read_manifest,
     select_artifacts,
     target_profile,
@@ -113,10 +111,7 @@ def validate(artifact_dir: str | Path, agents: list[str], *, token: str | None =
             artifact.output_names = list(runner.output_names)
     settings = {"threads": threads, "warmup": warmup, "runs": runs, "min_seconds": min_seconds,
                 "timeout_s": timeout_s}
-    with ThreadPoolExecutor(max_workers=len(agents)) as pool:
-        futures = [pool.submit(check_device, url, secret, artifacts, data, profile, settings, progress)
-                   for url in agents]
-        devices = [f.result() for f in futures]
+    devices = check_devices(agents, secret, artifacts, data, profile, settings, progress)
     report = {
         "schema": VALIDATION_SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -134,7 +129,7 @@ def validate(artifact_dir: str | Path, agents: list[str], *, token: str | None =
     result = ValidationResult(folder, folder / VALIDATION_FILE, devices, report)
     report["exit_code"] = result.exit_code
     manifest_mode = stat.S_IMODE((folder / "manifest.json").stat().st_mode)  # as readable as the manifest
-    write_text_atomic(result.path, json.dumps(report, indent=2) + "\n", mode=manifest_mode)
+    write_json_atomic(result.path, report, mode=manifest_mode)
     if all_candidates:
         result.selection = apply_validation(folder, manifest, report)
     return result

@@ -10,8 +10,9 @@ import numpy as np
 
 from ..accuracy import AccuracyReport, apply_budget, compare_outputs
 from ..data import SampleSet
-from ..files import sha256_file
 from ..runtime import open_runner
+from ..runtime.ir_bundle import artifact_digest, artifact_files
+from .guard import guarded
 from .steps import Artifact, StepResult
 
 PASSED, SELECTED, REJECTED = "passed", "selected", "rejected"
@@ -32,8 +33,9 @@ class Candidate:
     latency: dict[str, Any] | None = None
     status: str = PASSED
     reason: str | None = None
-    failure: str | None = None  # conversion | accuracy | speed | device
+    failure: str | None = None  # conversion | runtime | accuracy | speed | device
     notes: list[str] = field(default_factory=list)
+    execution: dict[str, Any] | None = None  # what the runtime compiled, where it tells (OpenVINO)
 
     @property
     def name(self) -> str:
@@ -56,13 +58,16 @@ class Candidate:
 
     def to_dict(self, root: Path) -> dict[str, Any]:
         path = self.artifact.path if self.artifact else None
+        files = artifact_files(path) if path else []
         return {"name": self.name, "file": path.relative_to(root).as_posix() if path else None,
-                "format": self.format, "precision": self.precision,
-                "size_bytes": path.stat().st_size if path else None, "sha256": sha256_file(path) if path else None,
+                "files": [f.relative_to(root).as_posix() for f in files], "format": self.format,
+                "precision": self.precision, "size_bytes": sum(f.stat().st_size for f in files) if path else None,
+                "sha256": artifact_digest(path) if path else None,
                 "status": self.status, "passed": self.usable, "rejected_reason": self.reason,
                 "failure": self.failure, "runner_options": self.runner_options,
                 "steps": [s.to_dict() for s in self.steps], "notes": self.notes,
-                "accuracy": self.accuracy.to_dict() if self.accuracy else None, "latency": self.latency}
+                "accuracy": self.accuracy.to_dict() if self.accuracy else None, "latency": self.latency,
+                "execution": self.execution}
 
 
 def run_samples(runner, samples: SampleSet) -> list[list[np.ndarray]]:
@@ -70,10 +75,14 @@ def run_samples(runner, samples: SampleSet) -> list[list[np.ndarray]]:
 
 
 def gate(candidate: Candidate, reference: list[list[np.ndarray]], validation: SampleSet, budget,
-         threads: int) -> AccuracyReport:
-    """Compare the candidate with the original on every validation sample and apply the budget."""
+         threads: int, names: list[str] | None = None, kinds: list[str | None] | None = None) -> AccuracyReport:
+    """Compare the candidate with the original on every validation sample and apply the budget. ``names``: the
+    original's output names (default: the candidate's); ``kinds``: declared output kinds (None: inferred)."""
     runner = candidate.runner(threads)
-    report = compare_outputs(reference, run_samples(runner, validation), runner.output_names, validation.labels)
+    if hasattr(runner, "execution_info"):
+        candidate.execution = runner.execution_info()
+    report = compare_outputs(reference, run_samples(runner, validation), names or runner.output_names,
+                             validation.labels, kinds)
     candidate.accuracy = apply_budget(report, budget)
     if not report.passed:
         candidate.reject("accuracy", "accuracy: " + "; ".join(report.violations))
@@ -84,15 +93,20 @@ def measure_latencies(candidates: list[Candidate], sample: dict[str, np.ndarray]
                       rounds: int = 3) -> None:
     """Time every candidate once per round, rotating the order, and keep each one's median-p50 round: a busy
     moment on a shared host then spoils one round of every candidate, not the only figure of one of them."""
-    runners = [(c, c.runner(threads)) for c in candidates]
+    runners = [(c, guarded([c], "latency", lambda: c.runner(threads), "runtime")) for c in candidates]
+    runners = [(c, runner) for c, runner in runners if runner is not None]
     measured: dict[int, list] = {id(c): [] for c in candidates}
     for index in range(rounds if runners else 0):
         shift = index % len(runners)
         for candidate, runner in runners[shift:] + runners[:shift]:
-            measured[id(candidate)].append(runner.benchmark(sample, warmup=5, runs=20, min_seconds=0.5))
+            if candidate.usable:
+                stats = guarded([candidate], "latency",
+                                lambda: runner.benchmark(sample, warmup=5, runs=20, min_seconds=0.5), "runtime")
+                measured[id(candidate)].append(stats)
     for candidate, _ in runners:
-        ordered = sorted(measured[id(candidate)], key=lambda stats: stats.p50_ms)
-        candidate.latency = ordered[len(ordered) // 2].to_dict()
+        if candidate.usable:
+            ordered = sorted(measured[id(candidate)], key=lambda stats: stats.p50_ms)
+            candidate.latency = ordered[len(ordered) // 2].to_dict()
 
 
 def measure_on_agent(candidates: list[Candidate], client, sample: dict[str, np.ndarray], threads: int) -> None:
@@ -104,6 +118,7 @@ def measure_on_agent(candidates: list[Candidate], client, sample: dict[str, np.n
                                   runner_options=candidate.runner_options, arrays=sample)
         if result["status"] == "ok":
             candidate.latency = result["latency"]
+            candidate.execution = result.get("execution") or candidate.execution
         else:
             detail = f" ({result['signal']})" if result.get("signal") else ""
             candidate.reject("device", f"on the device: {result['status']}{detail}: {result.get('error')}")
@@ -144,8 +159,13 @@ def choose_by_rule(candidates: list[Candidate]) -> tuple[Candidate | None, list[
     speed, and the latencies measured (if any) are information only."""
     usable = [c for c in candidates if c.usable]
     int8 = [c for c in usable if c.precision == "int8_static"]
-    best = min(int8, key=lambda c: c.artifact.path.stat().st_size) if int8 else (usable[0] if usable else None)
+    best = min(int8, key=_size) if int8 else (usable[0] if usable else None)
     if best is None:
         return None, []
     best.status = SELECTED
     return best, [f"provisional recommendation {best.name}, by rule: {PROVISIONAL_RULE}"]
+
+
+def _size(candidate: Candidate) -> int:
+    """Bytes of every file of the candidate (an OpenVINO IR: its .xml and .bin)."""
+    return sum(f.stat().st_size for f in artifact_files(candidate.artifact.path))

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..agent.conditions import cpu_name
 from .candidates import Candidate
 
 MANIFEST_SCHEMA = "edgekit.manifest/2"
-_VERSIONED = ("onnx", "onnxruntime", "onnxsim", "torch", "numpy", "litert-torch", "ai-edge-litert")
+_VERSIONED = ("onnx", "onnxruntime", "onnxsim", "torch", "numpy", "litert-torch", "ai-edge-litert", "openvino", "nncf")
 
 
 def build_manifest(*, source, specs, profile, fmt: str, data: dict, common_steps, candidates: list[Candidate],
@@ -26,6 +27,7 @@ def build_manifest(*, source, specs, profile, fmt: str, data: dict, common_steps
         "format": fmt,
         "source": source.describe(),
         "inputs": [s.to_dict() for s in specs],
+        "outputs": output_kinds(candidates),
         "versions": versions(),
         "host": {"arch": platform.machine(), "cpu": cpu_name(), "python": platform.python_version()},
         "target": profile.model_dump(mode="json"),
@@ -39,6 +41,14 @@ def build_manifest(*, source, specs, profile, fmt: str, data: dict, common_steps
     }
 
 
+def output_kinds(candidates: list[Candidate]) -> list[dict[str, Any]]:
+    """Each output's name and kind (class/regression/embedding), declared or inferred by the gate."""
+    report = next((c.accuracy for c in candidates if c.accuracy is not None), None)
+    if report is None:
+        return []
+    return [{"name": o.name, "kind": o.kind, "declared": o.kind_declared} for o in report.outputs]
+
+
 def versions() -> dict[str, str]:
     found = {"edgekit": __version__}
     for package in _VERSIONED:
@@ -48,12 +58,3 @@ def versions() -> dict[str, str]:
             pass
     return found
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "Hardware", "Model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"

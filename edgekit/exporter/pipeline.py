@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import platform
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..agent.client import AgentClient, check_url, require_token
-from ..agent.emulation import emulation
+from ..agent.conditions import machine
 from ..data import SampleSet, load_samples, synthetic_samples
 from ..errors import AccuracyError, ExportError, InputError
+from ..interrupts import record_discarded
 from ..progress import SilentProgress
+from ..runtime.ir_bundle import artifact_files
 from ..runtime.onnxrt import OnnxRunner
-from ..specs import InputSpec, parse_input_spec
+from ..specs import InputSpec, parse_input_spec, parse_output_kinds, resolve_output_kinds
 from ..targets import Format, Precision, TargetProfile, load_target, normalized_arch
 from .artifact_dir import StagedFolder
-from .builders import build_onnx, build_tflite
+from .builders import build_onnx, build_openvino, build_tflite, format_precisions, unbuilt_precision_notes
 from .candidates import (
     PROVISIONAL_RULE,
     REJECTED,
@@ -29,12 +30,14 @@ from .candidates import (
     measure_on_agent,
     run_samples,
 )
-from .manifest import build_manifest, cpu_name
-from .rescue import rescue_static_int8
+from .guard import attempt, guarded
+from .manifest import build_manifest
+from .rescue import rescue_openvino_int8, rescue_static_int8
 from .sources import OnnxSource, TfliteSource, TorchSource, load_source
 from .steps import Artifact, StepContext
 
 SYNTHETIC_SAMPLES = 32
+DEFAULT_OUT = "edgekit-out/{model}-{target}"
 NOT_BENCHMARKED_RULE = "the first passing candidate in profile order (not benchmarked)"
 
 
@@ -56,6 +59,7 @@ class ExportResult:
 def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str | Path | None = None,
            inputs: list[str | InputSpec] | None = None, calib: str | Path | None = None,
            val: str | Path | None = None, format: str | None = None, dynamic_batch: bool = False,
+           outputs: list[str] | dict[str, str] | None = None,
            simplify: bool = True, accuracy: dict[str, float | None] | None = None, benchmark: bool = True,
            rescue: bool = True, overwrite: bool = False, agent: str | None = None, token: str | None = None,
            token_file: str | Path | None = None, progress: SilentProgress | None = None) -> ExportResult:
@@ -63,7 +67,9 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
 
     ``format``: ``onnx`` or ``tflite`` build that format and every candidate must pass; ``auto`` (the default
     when the profile allows several formats) builds all allowed formats and selects the fastest candidate that
-    passes. The folder is written either way (failing models under ``rejected/``) so the figures can be read;
+    passes. ``outputs`` declares output kinds (``["scores:class"]`` or ``{"scores": "class"}``: class,
+    regression or embedding); undeclared outputs are inferred conservatively. The folder is written either way
+    (failing models under ``rejected/``) so the figures can be read;
     then ``AccuracyError``/``ExportError`` is raised if the run failed. With ``agent`` (a device's agent URL),
     latency is measured on that device instead of this host, so the choice is made where the model will run.
     Latency from another architecture than the target's, or from an emulator, decides nothing: the
@@ -81,16 +87,21 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
         source = load_source(model, specs or None)
     specs = source.inputs if not dynamic_batch else [s.with_dynamic_batch() for s in source.inputs]
     _check_source_formats(source, formats, fmt)
-    out_dir = Path(out) if out else Path("edgekit-out") / f"{_model_stem(source)}-{profile.name}"
+    declared = outputs if isinstance(outputs, dict) else parse_output_kinds(list(outputs or []))
+    kinds = resolve_output_kinds(declared, source.output_names)
+    out_dir = output_folder(out or DEFAULT_OUT, model=_model_stem(source), target=profile.name)
     calibration, validation, data_notes = _load_data(calib, val, specs, progress)
     staged = StagedFolder(out_dir, overwrite=overwrite)
+    for stale in staged.swept:
+        progress.note(f"removed {stale.name}, a staging folder left by an interrupted run")
     try:
-        context = StepContext(profile=profile, inputs=specs, calibration=calibration)
-        candidates, common_steps, float_onnx = _build(source, context, formats, staged.path, dynamic_batch,
-                                                      simplify, progress)
+        context = StepContext(profile=profile, inputs=specs, calibration=calibration,
+                              output_names=source.output_names, output_kinds=kinds)
+        candidates, common_steps, float_onnx, notes = _build(source, context, formats, staged.path, dynamic_batch,
+                                                             simplify, progress)
         if not any(c.artifact for c in candidates):
             raise _failure(candidates, fmt, None)
-        notes = _evaluate(source, candidates, context, validation, float_onnx, rescue and fmt != "tflite", progress)
+        notes += _evaluate(source, candidates, context, validation, float_onnx, rescue and fmt != "tflite", progress)
         measured_on = _measure(candidates, validation, profile, client, progress) if benchmark else None
         choice, basis_notes = _choice_basis(profile, measured_on)
         if choice["rule"] == PROVISIONAL_RULE:
@@ -110,8 +121,9 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
         staged.write_json("manifest.json", manifest)
         shutil.rmtree(staged.path / "work", ignore_errors=True)
         final = staged.commit()
-    except BaseException:
+    except BaseException as error:
         staged.discard()
+        record_discarded(error, staged.dest)
         raise
     for candidate in candidates:
         candidate.relocate(staged.path, final)
@@ -140,9 +152,20 @@ def _check_source_formats(source, formats: list[str], fmt: str) -> None:
     if isinstance(source, OnnxSource) and fmt == "tflite":
         raise InputError("an .onnx model cannot be converted to TFLite by edgekit",
                          hint="export from the PyTorch model instead, or use --format onnx")
-    if isinstance(source, TfliteSource) and fmt == "onnx":
-        raise InputError("a .tflite model cannot be converted to ONNX by edgekit",
+    if isinstance(source, TfliteSource) and fmt in ("onnx", "openvino"):
+        name = "ONNX" if fmt == "onnx" else "OpenVINO"
+        raise InputError(f"a .tflite model cannot be converted to {name} by edgekit",
                          hint="use --format tflite (the file is validated and benchmarked as it is)")
+
+
+def output_folder(template: str | Path, **fields: str) -> Path:
+    """``--out`` (or ``out`` in edgekit.toml) with ``{model}`` and ``{target}`` filled in, so one project file can
+    name a folder per target."""
+    try:
+        return Path(str(template).format(**fields))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise InputError(f"output path {str(template)!r} has a placeholder edgekit cannot fill ({exc})",
+                         hint="use {model} and {target} only, e.g. edgekit-out/{model}-{target}") from None
 
 
 def _model_stem(source) -> str:
@@ -156,6 +179,7 @@ def _load_data(calib, val, specs: list[InputSpec], progress) -> tuple[SampleSet,
     calibration = load_samples(calib, specs) if calib else None
     validation = load_samples(val, specs) if val else None
     if calibration is None and validation is None:
+        _check_synthetic_possible(specs)
         notes.append(f"no --calib/--val data: using {SYNTHETIC_SAMPLES} synthetic random inputs for calibration "
                      "and validation; accuracy figures on synthetic data are weak evidence")
         calibration = validation = synthetic_samples(specs, SYNTHETIC_SAMPLES)
@@ -170,28 +194,69 @@ def _load_data(calib, val, specs: list[InputSpec], progress) -> tuple[SampleSet,
     return calibration, validation, notes
 
 
+def _check_synthetic_possible(specs: list[InputSpec]) -> None:
+    """Random inputs need a size for every dim but the batch: a symbolic height or sequence length has none."""
+    dynamic = [f"{s.name} {list(s.shape)}" for s in specs if any(isinstance(d, str) for d in s.shape[1:])]
+    if dynamic:
+        raise InputError(f"no --calib/--val data, and inputs {', '.join(dynamic)} have dynamic dims besides the "
+                         "batch, so synthetic inputs have no size",
+                         hint="fix the dims with --input NAME:1x3x640x640 (one per input), or pass --calib/--val")
+
+
 def _build(source, context: StepContext, formats: list[str], folder: Path, dynamic_batch: bool, simplify: bool,
-           progress) -> tuple[list[Candidate], list, Path | None]:
-    """Candidates in profile order of formats; returns them, the common ONNX steps and the FP32 ONNX path."""
+           progress) -> tuple[list[Candidate], list, Path | None, list[str]]:
+    """Candidates in profile order of formats (OpenVINO last: it converts the FP32 ONNX model); returns them, the
+    common ONNX steps, the FP32 ONNX path and notes on what was not built."""
     if isinstance(source, TfliteSource):
-        return [_given_tflite(source, folder)], [], None
+        return [_given_tflite(source, folder)], [], None, []
     candidates: list[Candidate] = []
     common: list = []
     float_onnx = None
+    notes = unbuilt_precision_notes(formats, context.profile)
     for fmt in formats:
         if fmt == Format.onnx.value:
             built, common = build_onnx(source, context, folder, dynamic_batch, simplify, progress)
             candidates += built
             float_onnx = next((c.artifact.path for c in built if c.precision == "fp32" and c.artifact), None)
+        elif fmt == Format.openvino.value:
+            continue
         elif isinstance(source, OnnxSource):
             candidates += [_skipped(fmt, p, "an .onnx source cannot be converted to TFLite") for p in
-                           context.profile.precisions]
+                           format_precisions(fmt, context.profile)]
         elif dynamic_batch:
             candidates += [_skipped(fmt, p, "TFLite export needs static shapes (drop --dynamic-batch)")
-                           for p in context.profile.precisions]
+                           for p in format_precisions(fmt, context.profile)]
         else:
             candidates += build_tflite(source, context, folder, progress)
-    return candidates, common, float_onnx
+    if Format.openvino.value in formats:
+        if Format.onnx.value in formats:
+            base, failure = _onnx_base(candidates, folder)
+        else:
+            base, failure, common = _openvino_base(source, context, folder, dynamic_batch, simplify, progress)
+        float_onnx = float_onnx or base
+        built, openvino_notes = build_openvino(base, failure, context, folder, progress)
+        candidates += built
+        notes += openvino_notes
+    return candidates, common, float_onnx, notes
+
+
+def _onnx_base(candidates: list[Candidate], folder: Path) -> tuple[Path | None, str | None]:
+    """The ONNX chain's FP32 base model in the folder, or why it was not made."""
+    base = folder / "model.fp32.onnx"
+    if base.is_file():
+        return base, None
+    return None, next((c.reason for c in candidates if c.format == Format.onnx.value), "the ONNX export failed")
+
+
+def _openvino_base(source, context: StepContext, folder: Path, dynamic_batch: bool, simplify: bool,
+                   progress) -> tuple[Path | None, str | None, list]:
+    """When onnx is not among the formats: the FP32 ONNX model OpenVINO converts, made in work/ by the same chain
+    (or why it could not be), and the common steps that made it."""
+    scratch = folder / "work" / "openvino-base"
+    scratch.mkdir(parents=True, exist_ok=True)
+    fp32_only = replace(context, profile=context.profile.model_copy(update={"precisions": [Precision.fp32]}))
+    [base], common = build_onnx(source, fp32_only, scratch, dynamic_batch, simplify, progress)
+    return (base.artifact.path if base.artifact else None), base.reason, common
 
 
 def _given_tflite(source: TfliteSource, folder: Path) -> Candidate:
@@ -217,18 +282,31 @@ def _evaluate(source, candidates, context, validation, float_onnx, rescue: bool,
         return []
     profile = context.profile
     with progress.step(f"accuracy gate on {len(validation)} samples"):
-        if isinstance(source, TorchSource):
-            reference = [source.run(sample) for sample in validation]
-        else:
-            reference = run_samples(OnnxRunner(source.path, threads=profile.threads, optimization="disabled"),
-                                    validation)
+        reference, reason = attempt("the original model", lambda: _reference_outputs(source, validation, profile))
+        if reason is not None:
+            raise InputError(f"{reason} on the validation data",
+                             hint="check that the data fits the model's inputs (shapes, dtypes, and values such "
+                                  "as a sample rate or token ids)")
         for candidate in built:
-            gate(candidate, reference, validation, profile.accuracy, profile.threads)
+            guarded([candidate], "accuracy gate",
+                    lambda: gate(candidate, reference, validation, profile.accuracy, profile.threads,
+                                 context.output_names, context.output_kinds), "runtime")
+    rescues = {"onnx/int8_static": rescue_static_int8, "openvino/int8_static": rescue_openvino_int8}
     for candidate in built:
-        if (rescue and candidate.failure == "accuracy" and candidate.name == "onnx/int8_static"
-                and float_onnx is not None):
-            rescue_static_int8(candidate, context, reference, validation, float_onnx, progress)
+        rescue_of = rescues.get(candidate.name)
+        if rescue and candidate.failure == "accuracy" and rescue_of is not None and float_onnx is not None:
+            _, reason = attempt(f"rescue of {candidate.name}", lambda: rescue_of(
+                candidate, context, reference, validation, float_onnx, progress))
+            if reason is not None:
+                candidate.notes.append(reason)
     return []
+
+
+def _reference_outputs(source, validation: SampleSet, profile: TargetProfile) -> list[list]:
+    """The original's outputs on every validation sample: PyTorch, or the source ONNX file unoptimized."""
+    if isinstance(source, TorchSource):
+        return [source.run(sample) for sample in validation]
+    return run_samples(OnnxRunner(source.path, threads=profile.threads, optimization="disabled"), validation)
 
 
 def _agent_client(url: str, token: str | None, token_file) -> AgentClient:
@@ -246,15 +324,13 @@ def _measure(candidates: list[Candidate], validation: SampleSet, profile: Target
     if client is None:
         with progress.step(f"host latency ({profile.threads} threads)"):
             measure_latencies(usable, sample, profile.threads)
-        emulated = emulation()
-        return {"where": "host", "arch": platform.machine(), "cpu": cpu_name(), "emulated": emulated["emulated"],
-                "emulation": emulated}
+        return {"where": "host", **machine()}
     with progress.step(f"device latency on {client.url} ({profile.threads} threads)"):
         info = client.info()
         measure_on_agent(usable, client, sample, profile.threads)
     return {"where": "device", "agent": client.url, "arch": info["arch"], "cpu": info["cpu"],
-            "emulated": bool(info.get("emulated")), "emulation": info.get("emulation"),
-            "conditions": info["conditions"]}
+            "cpu_features": info.get("cpu_features"), "emulated": bool(info.get("emulated")),
+            "emulation": info.get("emulation"), "conditions": info["conditions"]}
 
 
 def _choice_basis(profile: TargetProfile, measured_on: dict | None) -> tuple[dict, list[str]]:
@@ -303,6 +379,6 @@ def _failure(candidates: list[Candidate], fmt: str, folder: Path | None) -> Exce
 def _move_to_rejected(candidate: Candidate, folder: Path) -> None:
     rejected = folder / "rejected"
     rejected.mkdir(exist_ok=True)
-    target = rejected / candidate.artifact.path.name
-    shutil.move(candidate.artifact.path, target)
+    for path in artifact_files(candidate.artifact.path):  # an OpenVINO IR's .bin goes with its .xml
+        shutil.move(path, rejected / path.name)
     candidate.relocate(candidate.artifact.path.parent, rejected)

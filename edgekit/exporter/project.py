@@ -20,6 +20,7 @@ class ProjectConfig(BaseModel):
     model: str | None = None
     target: str | None = None
     inputs: list[str] | None = None
+    outputs: list[str] | None = None  # output kinds: ["scores:class", "boxes:regression"]
     dynamic_batch: bool | None = None
     calib: str | None = None
     val: str | None = None

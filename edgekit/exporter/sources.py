@@ -27,6 +27,7 @@ class TorchSource:
     module: Any
     inputs: list[InputSpec]
     examples: dict[str, np.ndarray] = field(default_factory=dict)
+    output_names: list[str] = field(default_factory=list)  # output_0, output_1, … (flattened outputs)
 
     kind = "pytorch"
 
@@ -53,6 +54,7 @@ class OnnxSource:
     reference: str
     path: Path
     inputs: list[InputSpec]
+    output_names: list[str] = field(default_factory=list)
 
     kind = "onnx"
 
@@ -68,6 +70,7 @@ class TfliteSource:
     reference: str
     path: Path
     inputs: list[InputSpec]
+    output_names: list[str] = field(default_factory=list)
     precision: str = "given"
 
     kind = "tflite"
@@ -87,6 +90,10 @@ def _flatten(out: Any) -> list:
 
 def load_source(reference: str, input_specs: list[InputSpec] | None = None) -> TorchSource | OnnxSource:
     """Resolve MODEL as given on the command line."""
+    from ..compress.record import find_record
+
+    if find_record(reference) is not None:
+        return _load_compressed(reference, input_specs)
     if reference.endswith(".onnx"):
         return _load_onnx(reference, input_specs)
     if reference.endswith(".tflite"):
@@ -99,6 +106,18 @@ def load_source(reference: str, input_specs: list[InputSpec] | None = None) -> T
         raise InputError(f"cannot tell what model '{reference}' is",
                          hint="pass an .onnx file or a factory as path/to/file.py:factory or package.module:factory")
     return _load_factory(reference, input_specs)
+
+
+def _load_compressed(reference: str, input_specs: list[InputSpec] | None) -> TorchSource:
+    """An `edgekit compress` folder: its original factory, rebuilt with the recorded edits and weights."""
+    from ..compress.record import factory_reference, read_record, rebuild, weights_path
+
+    record = read_record(reference)
+    source = _load_factory(factory_reference(record), input_specs)
+    source.module = rebuild(source.module, record)
+    source.reference, source.path = reference, weights_path(record)
+    source.run(source.examples)
+    return source
 
 
 def _load_onnx(reference: str, input_specs: list[InputSpec] | None) -> OnnxSource:
@@ -115,7 +134,21 @@ def _load_onnx(reference: str, input_specs: list[InputSpec] | None) -> OnnxSourc
                          hint="re-export the model; the file may be truncated or not ONNX at all") from exc
     initializer_names = {init.name for init in model.graph.initializer}
     graph_specs = [_spec_from_value_info(v) for v in model.graph.input if v.name not in initializer_names]
-    return OnnxSource(reference, path.resolve(), _merge_specs(graph_specs, input_specs, str(path)))
+    _check_runtime_loads(path)
+    return OnnxSource(reference, path.resolve(), _merge_specs(graph_specs, input_specs, str(path)),
+                      [o.name for o in model.graph.output])
+
+
+def _check_runtime_loads(path: Path) -> None:
+    """ONNX Runtime must be able to load the model: an op it has no kernel for is named here, before any work."""
+    from ..runtime.onnxrt import OnnxRunner
+
+    try:
+        OnnxRunner(path, optimization="disabled")
+    except Exception as exc:  # onnxruntime raises its own Fail/NotImplemented/InvalidGraph types
+        text = str(exc).replace("[ONNXRuntimeError] : ", "")
+        raise ExportError(f"ONNX Runtime cannot load {path}: {text.strip().splitlines()[0][:300]}",
+                          hint="replace the op with standard ONNX ops (or a newer opset) and export again") from exc
 
 
 def _load_tflite(reference: str, input_specs: list[InputSpec] | None) -> TfliteSource:
@@ -126,7 +159,8 @@ def _load_tflite(reference: str, input_specs: list[InputSpec] | None) -> TfliteS
     model_inputs = runner.io_quantization()["inputs"]
     graph_specs = [InputSpec(name, tuple(info["shape"]), "float32" if info["dtype"] in ("int8", "uint8", "int16")
                              and "scale" in info else info["dtype"]) for name, info in model_inputs.items()]
-    return TfliteSource(reference, path.resolve(), _merge_specs(graph_specs, input_specs, str(path)))
+    return TfliteSource(reference, path.resolve(), _merge_specs(graph_specs, input_specs, str(path)),
+                        runner.output_names)
 
 
 def _spec_from_value_info(value) -> InputSpec:
@@ -186,8 +220,8 @@ def _load_factory(reference: str, input_specs: list[InputSpec] | None) -> TorchS
     try:
         made = factory() if callable(factory) else factory
     except Exception as exc:
-        raise ExportError(f"factory {reference} raised {type(exc).__name__}: {exc}",
-                          hint="fix the factory; it must return a torch.nn.Module") from exc
+        raise InputError(f"factory {reference} raised {type(exc).__name__}: {exc}",
+                         hint="fix the factory; it must return a torch.nn.Module") from exc
     net, examples = (made if isinstance(made, tuple) and len(made) == 2 else (made, None))
     if not isinstance(net, torch.nn.Module):
         raise InputError(f"factory {reference} returned {type(net).__name__}, not a torch.nn.Module",
@@ -196,7 +230,7 @@ def _load_factory(reference: str, input_specs: list[InputSpec] | None) -> TorchS
     specs, arrays = _resolve_torch_inputs(net, examples, input_specs, reference)
     source = TorchSource(reference, path.resolve() if path else None, net, specs, arrays)
     try:
-        source.run(arrays)
+        source.output_names = [f"output_{i}" for i in range(len(source.run(arrays)))]
     except Exception as exc:
         raise InputError(f"the model rejects inputs {[str(s) for s in specs]}: {type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}",
@@ -216,7 +250,7 @@ def _import_file(path: Path):
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(name, None)
-        raise ExportError(f"importing {path} raised {type(exc).__name__}: {exc}", hint="fix the model file") from exc
+        raise InputError(f"importing {path} raised {type(exc).__name__}: {exc}", hint="fix the model file") from exc
     finally:
         sys.path.remove(str(path.resolve().parent))
     return module

@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-RUNNER_FORMATS = {".onnx": "onnx", ".tflite": "tflite"}
+RUNNER_FORMATS = {".onnx": "onnx", ".tflite": "tflite", ".xml": "openvino"}
 
 
 def open_runner(path: str | Path, threads: int = 1, **options: Any):
-    """An ONNX Runtime or LiteRT runner for ``path``, chosen by its suffix."""
+    """An ONNX Runtime, LiteRT or OpenVINO (IR ``.xml``) runner for ``path``, chosen by its suffix."""
     suffix = Path(path).suffix
     if suffix == ".onnx":
         from .onnxrt import OnnxRunner
@@ -23,4 +23,8 @@ def open_runner(path: str | Path, threads: int = 1, **options: Any):
         from .litert import LiteRtRunner
 
         return LiteRtRunner(path, threads=threads, **options)
+    if suffix == ".xml":
+        from .openvino import OpenVinoRunner
+
+        return OpenVinoRunner(path, threads=threads, **options)
     raise ValueError(f"no runner for '{suffix}' files; known: {', '.join(RUNNER_FORMATS)}")

@@ -44,6 +44,16 @@ def _quantization(details: dict) -> tuple[float, int] | None:
     return (scale, zero_point) if details["dtype"] in _QUANTIZED_DTYPES and scale != 0 else None
 
 
+def _cast(value: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
+    """``value`` as the dtype the interpreter declares (litert-torch makes int64 inputs int32); integers that
+    do not fit are refused rather than wrapped around."""
+    if (np.issubdtype(dtype, np.integer) and np.issubdtype(value.dtype, np.integer) and value.size
+            and (value.min() < np.iinfo(dtype).min or value.max() > np.iinfo(dtype).max)):
+        raise InputError(f"input '{name}' holds values {value.min()}..{value.max()} that do not fit the model's "
+                         f"{dtype.name} input", hint=f"keep '{name}' within the {dtype.name} range")
+    return np.ascontiguousarray(value, dtype=dtype)
+
+
 class LiteRtRunner:
     """One LiteRT interpreter on ``threads`` CPU threads. ``input_names`` renames the model's inputs (given in
     its positional order); ``channels_last_inputs`` transposes NCHW feeds to the model's NHWC 4-D inputs."""
@@ -141,7 +151,7 @@ class LiteRtRunner:
             if quantization is not None:
                 limits = np.iinfo(details["dtype"])
                 value = np.clip(np.round(value / quantization[0] + quantization[1]), limits.min, limits.max)
-            value = np.ascontiguousarray(value, dtype=details["dtype"])
+            value = _cast(value, np.dtype(details["dtype"]), name)
             self._fit_shape(name, details, value.shape)
             prepared.append((details, value))
         return prepared

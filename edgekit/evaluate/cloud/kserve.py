@@ -1,8 +1,10 @@
 """``--cloud URL``: any Open Inference Protocol (KServe v2 REST) server as the cloud baseline.
 
 ``GET {url}/v2/models/{name}``: the model's metadata, whose inputs must be the artifact's (names, datatypes,
-shapes; -1 or a symbolic dimension matches any size). ``POST {url}/v2/models/{name}/infer`` with JSON tensors:
-timed end to end from this host (request sent → reply parsed), after a warm-up. The network round trip alone is
+shapes; -1 or a symbolic dimension matches any size). ``POST {url}/v2/models/{name}/infer``: timed end to end
+from this host (request sent → output arrays decoded), after a warm-up. Tensors go with the binary tensor extension
+where the server lists ``binary_tensor_data`` in ``GET /v2`` and answers such a request, else as JSON (a note says
+why); the report's ``encoding`` says which was measured, ``payload_bytes`` how large request and reply were. The network round trip alone is
 timed on ``GET {url}/v2/health/ready``. The server's own compute time is taken where it reports one: the edgekit
 agent's ``parameters.edgekit_compute_ms`` per reply, or Triton's ``/v2/models/{name}/stats`` (a mean); else it is
 null and the report says so. The server's outputs on validation samples are checked against this host's FP32 run.
@@ -19,7 +21,7 @@ import time
 import numpy as np
 
 from .base import CloudError, CloudModelMismatch, Reference, accuracy_dict, latency_dict
-from .v2_client import V2Client, decode_outputs, describe_inputs, encode_request, input_mismatches
+from .v2_client import BINARY_EXTENSION, V2Client, decode_outputs, describe_inputs, encode_request, input_mismatches
 
 
 class KServeCloud:
@@ -37,6 +39,7 @@ class KServeCloud:
         self.notes: list[str] = []
         self.metadata: dict = {}
         self.server: dict = {}
+        self.encoding = "json"  # or "binary", chosen by ``choose_encoding``
         self._agent_info: dict | None = None
 
     def __enter__(self) -> "KServeCloud":
@@ -92,7 +95,8 @@ class KServeCloud:
 
     def measure(self, sample: dict[str, np.ndarray], check: list[dict[str, np.ndarray]], *, warmup: int, runs: int,
                 min_seconds: float) -> dict:
-        body = encode_request(sample)
+        self.choose_encoding(sample)
+        body, headers = encode_request(sample, self.encoding == "binary")
         rtt = self._rtt(warmup, runs)
         before = self._triton_stats()
         e2e: list[float] = []
@@ -100,7 +104,8 @@ class KServeCloud:
         started = None
         for index in itertools.count():
             t0 = time.perf_counter()
-            reply = self.client.infer(self.model_path, body)
+            reply, binary, reply_bytes = self.client.infer(self.model_path, body, headers)
+            self._decode(reply, binary)
             elapsed = time.perf_counter() - t0
             if index < warmup:
                 continue
@@ -129,19 +134,46 @@ class KServeCloud:
         compute_p50 = (compute_section or {}).get("p50_ms", (compute_section or {}).get("mean_ms"))
         if compute_p50 is not None and rtt_p50 is not None:
             overhead = round(max(end_to_end["p50_ms"] - compute_p50 - rtt_p50, 0.0), 4)
-        replies = [self.client.infer(self.model_path, encode_request(feeds)) for feeds in check]
-        try:
-            outputs = [decode_outputs(reply, self.reference.output_names) for reply in replies]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CloudError(f"cloud endpoint {self.url}: an inference reply does not fit the KServe v2 protocol "
-                             f"({type(exc).__name__}: {exc})", hint="the server must answer JSON tensors "
-                             "(outputs[].name, shape, datatype, data)", url=self.url) from exc
+        outputs = [self._outputs(feeds, self.encoding == "binary") for feeds in check]
         return {"kind": self.kind, "method": self._method(), "url": self.url, "model_name": self.model_name,
-                "device": self._device(), "compute": compute_section, "end_to_end": end_to_end,
-                "network_rtt": rtt, "overhead_ms": overhead,
+                "device": self._device(), "encoding": self.encoding,
+                "payload_bytes": {"request": len(body), "reply": reply_bytes}, "compute": compute_section,
+                "end_to_end": end_to_end, "network_rtt": rtt, "overhead_ms": overhead,
                 "accuracy": accuracy_dict(self.reference, _per_sample(outputs, self.reference), self.notes),
                 "server": {k: self.server.get(k) for k in ("name", "version") if self.server.get(k)} or None,
                 "notes": self.notes}
+
+    def choose_encoding(self, sample: dict[str, np.ndarray]) -> None:
+        """Binary tensors where the server lists the extension and answers a binary request; else JSON (with a
+        note saying why). A server error (5xx, or no answer) is not a reason to switch: it is raised."""
+        extensions = self.server.get("extensions")
+        if not isinstance(extensions, list) or BINARY_EXTENSION not in extensions:
+            self.encoding = "json"
+            self.notes.append(f"the server does not list the {BINARY_EXTENSION} extension (GET /v2): tensors were "
+                              "sent and received as JSON")
+            return
+        try:
+            self._outputs(sample, binary=True)
+            self.encoding = "binary"
+        except CloudError as error:
+            if error.status_code is None or error.status_code >= 500 or error.status_code in (401, 403):
+                raise
+            self.encoding = "json"
+            self.notes.append(f"the server lists {BINARY_EXTENSION} but refused a binary request ({error.message}): "
+                              "tensors were sent and received as JSON")
+
+    def _outputs(self, feeds: dict[str, np.ndarray], binary: bool) -> list[np.ndarray]:
+        reply, tail, _ = self.client.infer(self.model_path, *encode_request(feeds, binary))
+        return self._decode(reply, tail)
+
+    def _decode(self, reply: dict, binary: bytes) -> list[np.ndarray]:
+        try:
+            return decode_outputs(reply, binary, self.reference.output_names)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CloudError(f"cloud endpoint {self.url}: an inference reply does not fit the KServe v2 protocol "
+                             f"({type(exc).__name__}: {exc})", hint="the server must answer v2 tensors "
+                             "(outputs[].name, shape, datatype, and data or parameters.binary_data_size)",
+                             url=self.url) from exc
 
     def _rtt(self, warmup: int, runs: int) -> dict | None:
         samples = []
@@ -175,7 +207,8 @@ class KServeCloud:
         server = " ".join(str(self.server.get(k)) for k in ("name", "version") if self.server.get(k))
         platform = self.metadata.get("platform")
         details = ", ".join(p for p in (server, f"platform {platform}" if platform else "") if p)
-        return f"KServe v2 REST (JSON tensors){f' — {details}' if details else ''}"
+        encoding = "binary tensors" if self.encoding == "binary" else "JSON tensors"
+        return f"KServe v2 REST ({encoding}){f' — {details}' if details else ''}"
 
     def _device(self) -> str:
         if self._agent_info:

@@ -1,23 +1,22 @@
-"""A small client of the Open Inference Protocol (KServe v2 REST): the wire format and the HTTP plumbing.
+"""A small client of the Open Inference Protocol (KServe v2 REST): requests, replies and the HTTP plumbing.
 
-Tensors go as JSON (``encode_request``/``decode_outputs``); errors come back as ``CloudError`` with the server's
-own detail and a hint. What is measured, and how, lives in ``kserve.py``.
+Tensors go as JSON ``data`` or with the binary tensor extension (``encode_request``/``decode_outputs``, on the wire
+format of ``agent/v2_wire.py`` that the agent shares); errors come back as ``CloudError`` with the server's own
+detail and a hint. What is measured, and how, lives in ``kserve.py``.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
 import numpy as np
 
 from ...agent.client import transport_error
+from ...agent.v2_wire import HEADER_LENGTH, NUMPY_TO_V2, dump_body, encode_tensors, load_json, read_tensors, split_body
 from .base import CloudError
 
-V2_TYPES = {"FP32": "float32", "FP16": "float16", "FP64": "float64", "INT64": "int64", "INT32": "int32",
-            "INT16": "int16", "INT8": "int8", "UINT8": "uint8", "BOOL": "bool"}
-NUMPY_TO_V2 = {v: k for k, v in V2_TYPES.items()}
+BINARY_EXTENSION = "binary_tensor_data"  # what a server lists in GET /v2 "extensions" when it reads binary tensors
 RUN_TIMEOUT_S = 120.0
 OK_ANY = tuple(range(200, 600))
 
@@ -70,27 +69,26 @@ def input_mismatches(server_inputs: list[dict], artifact_inputs: list[dict]) -> 
     return problems
 
 
-def encode_request(feeds: dict[str, np.ndarray]) -> bytes:
-    tensors = [{"name": name, "shape": list(array.shape), "datatype": NUMPY_TO_V2.get(array.dtype.name, "FP32"),
-                "data": array.ravel().tolist()} for name, array in feeds.items()]
-    return json.dumps({"inputs": tensors}).encode()
+def encode_request(feeds: dict[str, np.ndarray], binary: bool) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of an inference request; ``binary``: tensors as raw bytes, and binary outputs asked
+    for (``parameters.binary_data_output``)."""
+    entries, chunks = encode_tensors([(name, array, binary) for name, array in feeds.items()])
+    body, length = dump_body({"inputs": entries, **({"parameters": {"binary_data_output": True}} if binary else {})},
+                             chunks)
+    if length is None:
+        return body, {"Content-Type": "application/json"}
+    return body, {"Content-Type": "application/octet-stream", HEADER_LENGTH: str(length)}
 
 
-def decode_outputs(reply: dict, names: list[str]) -> list[np.ndarray]:
-    """The reply's output tensors as arrays, in the order of ``names`` where the server uses those names, else in
-    the order it sent them."""
+def decode_outputs(reply: dict, binary: bytes, names: list[str]) -> list[np.ndarray]:
+    """The reply's output tensors (JSON ``data`` or binary) as arrays, in the order of ``names`` where the server
+    uses those names, else in the order it sent them; floats as float32, like this host's runners."""
     tensors = reply["outputs"]
-    by_name = {t["name"]: t for t in tensors}
+    arrays = read_tensors(tensors, binary, "output")
+    by_name = {t.get("name"): a for t, a in zip(tensors, arrays)}
     if names and all(n in by_name for n in names):
-        tensors = [by_name[n] for n in names]
-    arrays = []
-    for tensor in tensors:
-        if "data" not in tensor:
-            raise ValueError(f"output '{tensor.get('name')}' has no JSON 'data' (binary tensor extension?)")
-        dtype = V2_TYPES.get(tensor.get("datatype"), "float32")
-        array = np.asarray(tensor["data"], dtype=dtype).reshape(tensor["shape"])
-        arrays.append(array.astype(np.float32) if array.dtype.kind == "f" else array)
-    return arrays
+        arrays = [by_name[n] for n in names]
+    return [a.astype(np.float32) if a.dtype.kind == "f" else a for a in arrays]
 
 
 class V2Client:
@@ -110,11 +108,23 @@ class V2Client:
         response = self.request("GET", model_path, ok=(200, 404))
         return None if response.status_code == 404 else self.json(response, "GET", model_path)
 
-    def infer(self, model_path: str, body: bytes) -> dict:
+    def infer(self, model_path: str, body: bytes, headers: dict[str, str]) -> tuple[dict, bytes, int]:
+        """``POST {model_path}/infer``: the reply's JSON, its binary tail (empty for an all-JSON reply) and its
+        size in bytes."""
         path = f"{model_path}/infer"
-        response = self.request("POST", path, content=body, headers={"Content-Type": "application/json"},
-                                timeout=RUN_TIMEOUT_S)
-        return self.json(response, "POST", path)
+        response = self.request("POST", path, content=body, headers=headers, timeout=RUN_TIMEOUT_S)
+        if response.headers.get(HEADER_LENGTH) is None:
+            return self.json(response, "POST", path), b"", len(response.content)
+        try:
+            header, binary = split_body(response.content, response.headers[HEADER_LENGTH])
+            reply = load_json(header, "reply's JSON header")
+        except ValueError as exc:
+            reply, binary = str(exc), b""
+        if not isinstance(reply, dict):
+            raise CloudError(f"cloud endpoint {self.url}: POST {path} answered a binary-tensor reply without a JSON "
+                             f"object header: {str(reply)[:120]}", hint=f"is {self.url} a KServe v2 server?",
+                             url=self.url, status_code=response.status_code)
+        return reply, binary, len(response.content)
 
     def server_metadata(self) -> dict:
         """``GET /v2``: name, version, extensions (empty where the server does not answer it)."""

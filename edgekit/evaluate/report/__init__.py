@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from ...errors import InputError
-from ...files import write_text_atomic
+from ...files import parse_json, to_json, write_text_atomic
 from .gates import (
     DEFAULT_MAX_REGRESSION,
     METRICS,
@@ -50,7 +50,7 @@ def write_report(report: dict, folder: Path) -> tuple[Path, Path]:
     an object that is not JSON) leaves the folder as it was.
     """
     folder = Path(folder)
-    text = json.dumps(report, indent=2, allow_nan=False) + "\n"
+    text = to_json(report) + "\n"
     page = render_html(report)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -80,9 +80,11 @@ def load_report(path: Path | str) -> dict:
         raise InputError(f"cannot read report file {path}: {getattr(exc, 'strerror', None) or exc}",
                          hint=hint) from None
     try:
-        report = json.loads(text)
+        report = parse_json(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path} is not JSON: {exc.msg} at line {exc.lineno}", hint=hint) from None
+    except ValueError as exc:
+        raise InputError(f"{path} is not JSON: {exc}", hint=hint) from None
     if not isinstance(report, dict) or "schema" not in report:
         raise InputError(f"{path} is not an edgekit report (no 'schema' key)", hint=hint)
     schema = report["schema"]

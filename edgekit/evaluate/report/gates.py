@@ -38,7 +38,8 @@ class Gate:
     expression: str = ""
 
     def fails(self, value: float) -> bool:
-        return OPS[self.op](value, self.threshold)
+        """Fails closed: a figure that is not a finite number fails whatever the comparison."""
+        return not math.isfinite(value) or OPS[self.op](value, self.threshold)
 
     def __str__(self) -> str:
         return self.expression or f"{self.metric}{self.op}{self.threshold:g}"

@@ -36,11 +36,13 @@ class StepResult:
 
 @dataclass
 class StepContext:
-    """What every step may read: the target profile, the model's inputs and the calibration data."""
+    """What every step may read: the target profile, the model's inputs and outputs, and the calibration data."""
 
     profile: Any  # TargetProfile
     inputs: list  # list[InputSpec]
     calibration: Any = None  # SampleSet
+    output_names: list = field(default_factory=list)  # the original's outputs, in order
+    output_kinds: list = field(default_factory=list)  # declared kind per output, None where inferred
 
 
 class Step:

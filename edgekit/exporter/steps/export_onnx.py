@@ -68,12 +68,14 @@ def _export_with(exporter: str, source: TorchSource, feeds, out_path: Path, opse
     if exporter == "dynamo":
         dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=4096)},) * len(args) if dynamic_batch else None
         program = torch.onnx.export(source.module, args, dynamo=True, opset_version=opset, input_names=names,
-                                    dynamic_shapes=dynamic_shapes, external_data=False, verbose=False)
+                                    output_names=source.output_names or None, dynamic_shapes=dynamic_shapes,
+                                    external_data=False, verbose=False)
         program.save(str(out_path), external_data=False)
     else:
         dynamic_axes = {n: {0: "batch"} for n in names} if dynamic_batch else None
         torch.onnx.export(source.module, args, str(out_path), dynamo=False, opset_version=opset, input_names=names,
-                          dynamic_axes=dynamic_axes, do_constant_folding=True)
+                          output_names=source.output_names or None, dynamic_axes=dynamic_axes,
+                          do_constant_folding=True)
 
 
 def verify_against_torch(source: TorchSource, onnx_path: Path, context: StepContext) -> float:

@@ -148,8 +148,11 @@ def _interpreter(content: bytes, threads: int = 1):
 def verify_tflite(source: TorchSource, content: bytes, nhwc: list[int], threads: int = 1) -> float:
     """Max abs difference between LiteRT and PyTorch on the examples; a mismatch is an ``OutputMismatchError``."""
     runner = _interpreter(content, threads).get_signature_runner()
+    declared = runner.get_input_details()  # litert-torch makes int64 inputs int32: feed what it declares
+    feeds = {f"args_{i}": a.astype(declared[f"args_{i}"]["dtype"], copy=False)
+             for i, a in enumerate(_model_inputs(source, source.examples, nhwc))}
     with quiet(native=True):
-        out = runner(**{f"args_{i}": a for i, a in enumerate(_model_inputs(source, source.examples, nhwc))})
+        out = runner(**feeds)
     got = [out[f"output_{i}"] for i in range(len(out))]
     return check_outputs(source.run(source.examples), got, "converted TFLite",
                          hint="litert-torch mistranslated an op; export to ONNX instead or report it to litert-torch")

@@ -17,6 +17,8 @@ def check_outputs(expected: list[np.ndarray], got: list[np.ndarray], what: str, 
     """Max abs difference of ``got`` (from ``what``, e.g. "exported ONNX") vs PyTorch's ``expected``.
 
     Raises ``OutputMismatchError`` on a count or shape mismatch or beyond ``VERIFY_ATOL + VERIFY_RTOL*|ref|``.
+    A NaN or inf where PyTorch has the same one is the same output (the accuracy gate judges non-finite outputs);
+    anywhere else it is a mismatch.
     """
     if len(expected) != len(got):
         raise OutputMismatchError(f"{what} model has {len(got)} outputs, PyTorch gives {len(expected)}",
@@ -26,9 +28,12 @@ def check_outputs(expected: list[np.ndarray], got: list[np.ndarray], what: str, 
         if ref.shape != out.shape:
             raise OutputMismatchError(f"{what} output {index} has shape {out.shape}, PyTorch's {ref.shape}",
                                       float("inf"), hint=hint)
-        diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
+        ref64, out64 = ref.astype(np.float64), out.astype(np.float64)
+        same = (ref64 == out64) | (np.isnan(ref64) & np.isnan(out64))
+        with np.errstate(invalid="ignore"):
+            diff = np.where(same, 0.0, np.abs(out64 - ref64))
         worst = max(worst, float(diff.max(initial=0.0)))
-        if not np.all(diff <= VERIFY_ATOL + VERIFY_RTOL * np.abs(ref)):
+        if not np.all(diff <= VERIFY_ATOL + VERIFY_RTOL * np.abs(np.where(same, 0.0, ref64))):
             raise OutputMismatchError(
                 f"{what} output {index} differs from PyTorch: max abs diff {float(diff.max()):.3g} "
                 f"(tolerance {VERIFY_ATOL} + {VERIFY_RTOL}*|ref|)", float(diff.max()), hint=hint)

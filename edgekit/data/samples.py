@@ -1,5 +1,10 @@
 """Calibration and validation data: ``.npz`` keyed by input name (first axis = samples) or a folder of them.
 
+Two layouts per input: for an input whose first axis is the batch (1 or symbolic), samples stack along that axis
+(``(samples, *shape[1:])``); any input may instead carry an extra leading sample axis (``(samples, *shape)``),
+which is how scalars (a sample rate) and inputs that do not start with the batch (an RNN state ``2 x 1 x 128``)
+are stored. Values must fit the input's dtype: integers for integer inputs, never silently truncated floats.
+
 A key named ``labels`` (1-D integers) is reserved for ground-truth classes, so accuracy can be reported
 against real labels as well as against the original model.
 """
@@ -12,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .specs import InputSpec, example_arrays
+from ..errors import InputError
+from ..specs import InputSpec, example_arrays
 
 LABELS_KEY = "labels"
 
@@ -26,17 +31,19 @@ class SampleSet:
     labels: np.ndarray | None
     origin: str
     synthetic: bool = False
+    per_sample: frozenset[str] = frozenset()  # inputs stored as (samples, *shape): scalars, non-batch-first
 
     def __len__(self) -> int:
         return len(next(iter(self.inputs.values())))
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         for i in range(len(self)):
-            yield {name: arr[i:i + 1] for name, arr in self.inputs.items()}
+            yield {name: arr[i, ...] if name in self.per_sample else arr[i:i + 1] for name, arr in self.inputs.items()}
 
     def head(self, count: int) -> "SampleSet":
         labels = self.labels[:count] if self.labels is not None else None
-        return SampleSet({k: v[:count] for k, v in self.inputs.items()}, labels, self.origin, self.synthetic)
+        return SampleSet({k: v[:count] for k, v in self.inputs.items()}, labels, self.origin, self.synthetic,
+                         self.per_sample)
 
     def describe(self) -> dict:
         return {"origin": self.origin, "samples": len(self), "synthetic": self.synthetic,
@@ -45,9 +52,16 @@ class SampleSet:
 
 def synthetic_samples(specs: list[InputSpec], count: int, seed: int = 0) -> SampleSet:
     """Random inputs, used only when the user gives no data (weak evidence, said so loudly)."""
-    per_sample = [example_arrays(specs, 1, seed + i) for i in range(count)]
-    stacked = {s.name: np.concatenate([p[s.name] for p in per_sample]) for s in specs}
-    return SampleSet(stacked, None, "synthetic (random normal)", synthetic=True)
+    made = [example_arrays(specs, 1, seed + i) for i in range(count)]
+    explicit = frozenset(s.name for s in specs if not batch_first(s))
+    stacked = {s.name: (np.stack if s.name in explicit else np.concatenate)([m[s.name] for m in made])
+               for s in specs}
+    return SampleSet(stacked, None, "synthetic (random normal)", synthetic=True, per_sample=explicit)
+
+
+def batch_first(spec: InputSpec) -> bool:
+    """Whether the input's first axis is a batch axis of 1 (or symbolic) that samples can stack along."""
+    return bool(spec.shape) and (spec.shape[0] == 1 or isinstance(spec.shape[0], str))
 
 
 def load_samples(path: str | Path, specs: list[InputSpec]) -> SampleSet:
@@ -59,6 +73,12 @@ def load_samples(path: str | Path, specs: list[InputSpec]) -> SampleSet:
     if not files:
         raise InputError(f"no .npz/.npy files in {path}", hint="put arrays keyed by input name in .npz files")
     parts = [_read_file(f, specs) for f in files]
+    layouts = {s.name: {len(p[s.name].shape) == len(s.shape) + 1 for p in parts} for s in specs}
+    mixed = [name for name, kinds in layouts.items() if len(kinds) > 1]
+    if mixed:
+        raise InputError(f"{path}: files store {mixed} with and without a separate sample axis",
+                         hint="store every file the same way")
+    per_sample = frozenset(name for name, kinds in layouts.items() if True in kinds)
     inputs = {s.name: np.concatenate([p[s.name] for p in parts]) for s in specs}
     labels = [p[LABELS_KEY] for p in parts if LABELS_KEY in p]
     if labels and len(labels) != len(parts):
@@ -69,7 +89,7 @@ def load_samples(path: str | Path, specs: list[InputSpec]) -> SampleSet:
         raise InputError(f"{path}: {len(label_array)} labels for {count} samples", hint="one label per sample")
     if count == 0:
         raise InputError(f"{path} holds no samples", hint="add at least one sample")
-    return SampleSet(inputs, label_array, str(path))
+    return SampleSet(inputs, label_array, str(path), per_sample=per_sample)
 
 
 def _read_file(path: Path, specs: list[InputSpec]) -> dict[str, np.ndarray]:
@@ -103,22 +123,60 @@ def _read_file(path: Path, specs: list[InputSpec]) -> dict[str, np.ndarray]:
         raise InputError(f"{path}: inputs have different sample counts {sorted(counts)}", hint="align the arrays")
     if LABELS_KEY in raw:
         labels = raw[LABELS_KEY]
-        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        if labels.ndim != 1 or labels.dtype.kind not in "iu":
             raise InputError(f"{path}: '{LABELS_KEY}' must be a 1-D integer array", hint="store class indices")
         out[LABELS_KEY] = labels
     return out
 
 
 def _as_samples(arr: np.ndarray, spec: InputSpec, path: Path) -> np.ndarray:
-    """Return (N, *model_shape_with_batch_1); the array's first axis is the sample axis."""
+    """Return (N, *shape[1:]) for a batch-first input stacked along its batch axis, or (N, *shape) where the
+    array carries its own sample axis; cast to the input's dtype where no value changes. Only numbers are
+    accepted, and only finite ones: a NaN in the data would make every accuracy figure meaningless."""
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"{path}: '{spec.name}' holds {arr.dtype} values, not numbers",
+                         hint=f"save '{spec.name}' as a numeric array ({spec.dtype}) with numpy.savez")
     rank = len(spec.shape)
-    if arr.ndim != rank:
+    if arr.ndim == rank + 1:
+        dims, got = spec.shape, arr.shape[1:]
+    elif arr.ndim == rank and batch_first(spec):
+        dims, got = spec.shape[1:], arr.shape[1:]
+    else:
         raise InputError(f"{path}: '{spec.name}' has shape {arr.shape}, which does not fit the model input {spec}",
-                         hint="stack samples along the first axis: shape (samples, *input_shape[1:])")
-    if not _fits(arr.shape[1:], spec.shape[1:]):
-        raise InputError(f"{path}: '{spec.name}' samples have shape {arr.shape[1:]}, the model wants {spec}",
+                         hint="stack samples along the first axis: shape (samples, *input_shape[1:]), or "
+                              "(samples, *input_shape) for scalars and inputs that do not start with the batch")
+    if not _fits(got, dims):
+        raise InputError(f"{path}: '{spec.name}' samples have shape {got}, the model wants {spec}",
                          hint="resize or reshape the data to the model's input shape")
-    return arr.astype(spec.np_dtype, copy=False)
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr).all(axis=tuple(range(1, arr.ndim)))
+        if bad.any():
+            raise InputError(f"{path}: '{spec.name}' holds NaN or inf in {int(bad.sum())} of {len(bad)} samples",
+                             hint="drop or repair those samples: accuracy on non-finite inputs means nothing")
+    return cast_to_input(arr, spec, str(path))
+
+
+def cast_to_input(arr: np.ndarray, spec: InputSpec, where: str) -> np.ndarray:
+    """``arr`` as the input's dtype, refusing casts that change values: floats into integer or bool inputs,
+    integers outside the integer type's range, non-numeric data."""
+    want = spec.np_dtype
+    if arr.dtype == want:
+        return arr
+    problem = None
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        problem = f"holds {arr.dtype} values"
+    elif np.issubdtype(want, np.floating):
+        return arr.astype(want)
+    elif np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.complexfloating):
+        problem = f"holds {arr.dtype} values"
+    elif want == np.bool_:
+        problem = None if np.isin(arr, (0, 1)).all() else f"holds {arr.dtype} values other than 0 and 1"
+    elif arr.size and (arr.min() < np.iinfo(want).min or arr.max() > np.iinfo(want).max):
+        problem = f"holds values {arr.min()}..{arr.max()} outside {want.name}"
+    if problem:
+        raise InputError(f"{where}: input '{spec.name}' takes {want.name} but the data {problem}",
+                         hint=f"store '{spec.name}' as {want.name} (token ids, sample rates and masks are integers)")
+    return arr.astype(want)
 
 
 def _fits(shape: tuple[int, ...], dims: tuple[int | str, ...]) -> bool:

@@ -1,0 +1,113 @@
+"""INT8 OpenVINO IR via NNCF post-training quantization, calibrated on the same samples as the other formats.
+
+NNCF inserts FakeQuantize ops that OpenVINO's CPU plugin runs as int8 kernels (VNNI / AMX where the CPU has
+them). The float remainder runs in f32. With ``accuracy_control``, NNCF's accuracy-aware mode is used instead
+(the rescue for a budget the plain quantization broke): it ranks the quantized layers by how much they cost on
+the validation samples and reverts the worst to float until the metric (the minimum cosine against the
+original model's outputs) is back within the budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ...accuracy import cosine
+from ...errors import ExportError, InputError
+from ...runtime.openvino import load_openvino
+from .base import Artifact, Step, StepContext, StepResult, register
+from .openvino_convert import conversion_reason, openvino_tools
+
+FAKE_QUANTIZE = "FakeQuantize"
+COMPUTE_OPS = ("Convolution", "GroupConvolution", "ConvolutionBackpropData", "GroupConvolutionBackpropData", "MatMul")
+
+
+@dataclass
+class AccuracyControl:
+    """What NNCF's accuracy-aware mode checks against: the original's outputs per validation sample."""
+
+    reference: list[list[np.ndarray]]
+    validation: object  # SampleSet
+    cosine_min: float
+    max_float_layers: int  # NNCF's max_num_iterations: at most this many layers reverted to float
+
+
+def load_nncf():
+    try:
+        import nncf
+    except ImportError as exc:
+        raise ExportError("NNCF is needed for OpenVINO INT8 but is not installed",
+                          hint="pip install 'edgekit[openvino]'") from exc
+    return nncf
+
+
+def count_fake_quantize(model) -> int:
+    return sum(op.get_type_name() == FAKE_QUANTIZE for op in model.get_ops())
+
+
+def count_compute_layers(model) -> int:
+    return sum(op.get_type_name() in COMPUTE_OPS for op in model.get_ops())
+
+
+@register
+class OpenVinoQuantize(Step):
+    name = "openvino_quantize"
+
+    def __init__(self, accuracy_control: AccuracyControl | None = None):
+        self.accuracy_control = accuracy_control
+
+    def apply(self, artifact: Artifact, out_path: Path, context: StepContext) -> StepResult:
+        if context.calibration is None:
+            raise InputError("INT8 needs calibration samples", hint="pass --calib FILE.npz")
+        count = min(context.profile.quantization.calibration_samples, len(context.calibration))
+        params = {"method": "nncf.quantize", "preset": "performance (symmetric int8)", "target_device": "CPU",
+                  "calibration_samples": count, "calibration_data": context.calibration.origin,
+                  "fast_bias_correction": True}
+        try:
+            with openvino_tools():
+                ov, nncf = load_openvino(), load_nncf()
+                params["nncf"] = nncf.__version__
+                calibration = nncf.Dataset(list(context.calibration.head(count)))
+                model = ov.convert_model(str(artifact.path))
+                if self.accuracy_control is None:
+                    quantized = nncf.quantize(model, calibration, subset_size=count,
+                                              target_device=nncf.TargetDevice.CPU)
+                else:
+                    quantized = self._with_accuracy_control(nncf, ov, model, calibration, count, params)
+        except (ExportError, InputError):
+            raise
+        except Exception as exc:
+            raise ExportError(f"NNCF INT8 quantization failed: {conversion_reason(exc)}",
+                              hint="check that the calibration data matches the model's inputs") from exc
+        ov.save_model(quantized, str(out_path), compress_to_fp16=False)
+        return StepResult(self.name, Artifact(out_path, "openvino", "int8_static"), params,
+                          details={"fake_quantize": count_fake_quantize(quantized)})
+
+    def _with_accuracy_control(self, nncf, ov, model, calibration, count: int, params: dict):
+        """NNCF's accuracy-aware quantization; the metric is the minimum cosine against the original."""
+        from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
+        control = self.accuracy_control
+        samples = list(enumerate(control.validation))
+
+        def min_cosine(compiled, items) -> tuple[float, list[float]]:
+            values = []
+            for index, feeds in items:
+                results = compiled(feeds)
+                outputs = [np.asarray(results[port], dtype=np.float64) for port in compiled.outputs]
+                values.append(min(cosine(r, o) for r, o in zip(control.reference[index], outputs)))
+            return min(values), values
+
+        float_metric, _ = min_cosine(ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}),
+                                     samples)
+        max_drop = max(float_metric - control.cosine_min, 0.0)
+        params.update(method="nncf.quantize_with_accuracy_control", metric="cosine_min against the original",
+                      validation_samples=len(samples), float_metric=round(float_metric, 6),
+                      max_drop=round(max_drop, 6), max_float_layers=control.max_float_layers)
+        validation = nncf.Dataset(samples, lambda item: item[1])
+        restorer = AdvancedAccuracyRestorerParameters(max_num_iterations=control.max_float_layers)
+        return nncf.quantize_with_accuracy_control(
+            model, calibration, validation, min_cosine, max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE,
+            subset_size=count, target_device=nncf.TargetDevice.CPU, advanced_accuracy_restorer_parameters=restorer)

@@ -1,0 +1,58 @@
+"""SIGTERM and SIGINT as one exception in the main thread, so that every clean-up on the way out runs.
+
+``stop_on_signals()`` turns the first of either signal into ``Interrupted`` (a ``BaseException``, like
+``KeyboardInterrupt``: ``except Exception`` does not swallow it); the staging code that discards a half-built
+folder records it on the exception, and the CLI prints one line and exits 128 + the signal number (130, 143).
+Later signals are ignored while the clean-up runs.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(BaseException):
+    """A run stopped by a signal; ``discarded`` lists what it was building and removed."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.discarded: list[Path] = []
+        self.summary: str | None = None  # what stopped, where "nothing written" is not the point (the agent)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    def message(self) -> str:
+        if self.summary:
+            return self.summary
+        where = ", ".join(str(p) for p in self.discarded)
+        return f"interrupted ({signal.Signals(self.signum).name}): nothing written" + (f" to {where}" if where else "")
+
+
+def record_discarded(error: BaseException, path: Path) -> None:
+    """Note on an ``Interrupted`` that ``path`` was being built and has been removed (other errors: nothing)."""
+    if isinstance(error, Interrupted):
+        error.discarded.append(path)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """While inside, SIGINT/SIGTERM raise ``Interrupted`` in the main thread (once); handlers restored after."""
+    def interrupt(signum, _frame) -> None:
+        for sig in SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
