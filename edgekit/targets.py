@@ -7,7 +7,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from .errors import InputError, TargetError
 
@@ -94,6 +94,16 @@ class TargetProfile(_Strict):
         repeated = sorted({v.value for v in values if values.count(v) > 1})
         if repeated:
             raise ValueError(f"lists {', '.join(repeated)} more than once (each builds one candidate)")
+        return values
+
+    @field_validator("formats")
+    @classmethod
+    def _runtime_on_arch(cls, values: list, info: ValidationInfo) -> list:
+        arch = info.data.get("arch")
+        if Format.openvino in values and arch not in ("x86_64", "any", None):
+            raise ValueError(f"openvino is an x86_64 format here, and this target is {arch}: edgekit builds and "
+                             "gates OpenVINO IRs for x86 CPU kernels, and its ARM device (scripts/arm64-device.sh) "
+                             "has no OpenVINO; use onnx or tflite")
         return values
 
     def with_accuracy(self, **overrides: float | None) -> "TargetProfile":

@@ -16,8 +16,12 @@ from .guard import guarded
 from .steps import Artifact, StepResult
 
 PASSED, SELECTED, REJECTED = "passed", "selected", "rejected"
-PROVISIONAL_RULE = ("the smallest passing static INT8 candidate (ONNX Runtime and LiteRT both have int8 kernels on "
-                    "arm64 and x86-64), else the first passing candidate in profile order")
+PROVISIONAL_RULE = ("the smallest passing static INT8 candidate whose runtime has int8 kernels on the target's "
+                    "architecture (ONNX Runtime and LiteRT: arm64, armv7 and x86-64; OpenVINO: x86-64), else the "
+                    "first passing candidate in profile order")
+# where each format's runtime has int8 kernels (the provisional rule); OpenVINO targets are x86_64 (targets.py)
+INT8_KERNELS = {"onnx": ("arm64", "armv7", "x86_64"), "tflite": ("arm64", "armv7", "x86_64"),
+                "openvino": ("x86_64",)}
 
 
 @dataclass
@@ -154,11 +158,12 @@ def choose(candidates: list[Candidate], auto: bool) -> tuple[Candidate | None, l
     return best, notes
 
 
-def choose_by_rule(candidates: list[Candidate]) -> tuple[Candidate | None, list[str]]:
-    """The provisional choice when no latency here may decide (``PROVISIONAL_RULE``): nothing is rejected for
-    speed, and the latencies measured (if any) are information only."""
+def choose_by_rule(candidates: list[Candidate], arch: str = "any") -> tuple[Candidate | None, list[str]]:
+    """The provisional choice when no latency here may decide (``PROVISIONAL_RULE`` for a target of ``arch``):
+    nothing is rejected for speed, and the latencies measured (if any) are information only."""
     usable = [c for c in candidates if c.usable]
-    int8 = [c for c in usable if c.precision == "int8_static"]
+    int8 = [c for c in usable if c.precision == "int8_static"
+            and (arch == "any" or arch in INT8_KERNELS.get(c.format, ()))]
     best = min(int8, key=_size) if int8 else (usable[0] if usable else None)
     if best is None:
         return None, []

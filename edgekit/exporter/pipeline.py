@@ -105,7 +105,7 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
         measured_on = _measure(candidates, validation, profile, client, progress) if benchmark else None
         choice, basis_notes = _choice_basis(profile, measured_on)
         if choice["rule"] == PROVISIONAL_RULE:
-            selected, choice_notes = choose_by_rule(candidates)
+            selected, choice_notes = choose_by_rule(candidates, profile.arch)
         else:
             selected, choice_notes = choose(candidates, auto=fmt == "auto")
         notes += choice_notes + basis_notes
