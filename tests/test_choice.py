@@ -193,3 +193,19 @@ def test_select_without_validation_is_a_clear_error(provisional_x86):
     assert result.exit_code == 2 and "no readable validation.json" in result.output
     with pytest.raises(InputError, match="no readable validation.json"):
         select(provisional_x86)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"devices": [{"agent": "http://a"}]', "is not valid JSON"),
+    ('{"schema": "edgekit.validation/1", "devices": [{"agent": "http://a", "artifacts": [{"file": 3}]}]}',
+     "is not an edgekit validation report"),
+    ('{"schema": "edgekit.manifest/2", "devices": []}', "is not an edgekit validation report"),
+    ('{"schema": "edgekit.validation/1", "devices": [], "x": NaN}', "is not valid JSON"),
+])
+def test_select_refuses_a_validation_report_that_edgekit_did_not_write(provisional_x86, text, message):
+    (provisional_x86 / "validation.json").write_text(text)
+    before = (provisional_x86 / "manifest.json").read_bytes()
+    result = runner.invoke(app, ["select", str(provisional_x86)])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert (provisional_x86 / "manifest.json").read_bytes() == before
+    (provisional_x86 / "validation.json").unlink()  # written non-strict on purpose (the NaN case)

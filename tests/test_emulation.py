@@ -9,6 +9,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from agent_process import start_agent
+from edgekit.agent import conditions
 from edgekit.agent.emulation import emulation, emulation_evidence
 from edgekit.evaluate.devices import missing_op_hint
 
@@ -47,6 +48,27 @@ def test_this_host_and_its_agent_say_not_emulated(tmp_path):
     finally:
         agent.stop()
     assert info["emulated"] is False and info["emulation"]["evidence"] == []
+
+
+def test_machine_is_one_description_for_the_agent_and_the_manifest(tmp_path):
+    """/v1/info and the manifest's latency_measured_on describe the machine with the same fields, from
+    conditions.machine(): arch, CPU, the CPU features and the emulation evidence."""
+    described = conditions.machine()
+    assert set(described) == {"arch", "cpu", "cpu_features", "emulated", "emulation"}
+    info = conditions.device_info()
+    assert {key: info[key] for key in described} == described
+
+
+def test_the_host_cpus_flags_are_not_an_emulated_userlands_features(monkeypatch):
+    """qemu before 8.2 passes the x86 host's /proc/cpuinfo through to an aarch64 userland: its avx2 is not the
+    device's, so cpu_features is left empty and the evidence says why."""
+    monkeypatch.setattr(conditions, "_read", lambda path: X86_CPUINFO if path == "/proc/cpuinfo" else None)
+    monkeypatch.setattr("platform.machine", lambda: "aarch64")
+    described = conditions.machine()
+    assert described["arch"] == "aarch64" and described["emulated"] is True and described["cpu_features"] == []
+    assert "/proc/cpuinfo describes an x86 CPU but this userland is aarch64" in described["emulation"]["evidence"]
+    monkeypatch.setattr(conditions, "_read", lambda path: PI4_CPUINFO if path == "/proc/cpuinfo" else None)
+    assert conditions.machine()["cpu_features"] == ["asimd"]  # an ARM cpuinfo (the emulated device writes one)
 
 
 def test_an_op_the_device_build_lacks_gets_a_hint_naming_it():

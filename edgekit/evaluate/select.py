@@ -14,13 +14,43 @@ import stat
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
 
 from ..errors import InputError
 from ..files import read_json, write_json_atomic
 from ..targets import normalized_arch
 from .devices import read_manifest
 
+VALIDATION_SCHEMA_PREFIX = r"^edgekit\.validation/"
 MEASURED_RULE = "the fastest candidate by p50 among those that passed on the device (outputs and latency budget)"
+
+
+class _Check(BaseModel):
+    file: str
+    passed: bool
+    benchmark: dict[str, Any] | None = None
+
+
+class _Device(BaseModel):
+    agent: str
+    device: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    artifacts: list[_Check] = []
+
+
+class _ValidatedArtifact(BaseModel):
+    file: str
+    sha256: str | None = None
+
+
+class _Validation(BaseModel):
+    """The parts of ``validation.json`` the choice reads; the rest is passed through unchecked."""
+
+    schema_: str = Field(alias="schema", pattern=VALIDATION_SCHEMA_PREFIX)
+    devices: list[_Device]
+    artifacts: list[_ValidatedArtifact] = []
 
 
 @dataclass
@@ -45,7 +75,7 @@ def deciding_device(validation: dict, target_arch: str) -> tuple[dict | None, li
         info = device.get("device") or {}
         arch = normalized_arch(info.get("arch"))
         if device.get("error"):
-            notes.append(f"{device['agent']} did not run ({device['error']['message']})")
+            notes.append(f"{device['agent']} did not run ({device['error'].get('message')})")
         elif info.get("emulated"):
             notes.append(f"{device['agent']} is emulated ({_evidence(info)}): emulated latency never decides")
         elif target_arch not in ("any", arch):
@@ -60,7 +90,7 @@ def apply_validation(folder: Path, manifest: dict, validation: dict) -> Selectio
     report without a deciding device, or with no candidate that passed there, leaves the manifest as it is."""
     previous = manifest.get("recommended")
     selection = Selection(folder, previous, previous)
-    device, selection.notes = deciding_device(validation, manifest["target"]["arch"])
+    device, selection.notes = deciding_device(validation, manifest["target"].get("arch", "any"))
     if device is None:
         state = "provisional" if (manifest.get("choice") or {}).get("provisional") else "as exported"
         selection.notes.append(f"no device here decides the choice: the recommendation stays {state}")
@@ -69,18 +99,18 @@ def apply_validation(folder: Path, manifest: dict, validation: dict) -> Selectio
     measured = {}
     for check in device["artifacts"]:
         entry = entries.get(check["file"])
-        latency = (check.get("benchmark") or {}).get("latency") or {}
+        latency = (check.get("benchmark") or {}).get("latency")
         if entry is None or entry.get("sha256") != _validated_sha(validation, check["file"]):
             raise InputError(f"validation.json does not match manifest.json for {check['file']}",
                              hint="run `edgekit validate --all` again on this folder")
-        if check["passed"] and latency.get("p50_ms") is not None:
+        if check["passed"] and isinstance(latency, dict) and isinstance(latency.get("p50_ms"), (int, float)):
             measured[check["file"]] = latency["p50_ms"]
     if not measured:
         selection.notes.append(f"no candidate passed on {device['agent']}: the recommendation is unchanged")
         return selection
     best = min(measured, key=measured.get)
     for entry in entries.values():
-        if entry["status"] in ("passed", "selected"):
+        if entry.get("status") in ("passed", "selected"):
             entry["status"] = "selected" if entry["file"] == best else "passed"
     info = device["device"]
     manifest["recommended"] = best
@@ -88,7 +118,8 @@ def apply_validation(folder: Path, manifest: dict, validation: dict) -> Selectio
         "provisional": False, "rule": MEASURED_RULE, "why": None, "made_by": "edgekit validate --all",
         "at": validation.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "measured_on": {"where": "device", "agent": device["agent"], "arch": info.get("arch"),
-                        "cpu": info.get("cpu"), "emulated": False, "conditions": info.get("conditions")},
+                        "cpu": info.get("cpu"), "cpu_features": info.get("cpu_features"), "emulated": False,
+                        "conditions": info.get("conditions")},
         "p50_ms": measured, "previous": {"recommended": previous, **_previous_rule(manifest)},
     }
     manifest.setdefault("notes", []).append(f"measured choice {best} on {device['agent']} ({info.get('arch')}, "
@@ -112,6 +143,13 @@ def select(artifact_dir: str | Path) -> Selection:
                          hint="run `edgekit validate --all` against the device's agent first") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"{path} is not valid JSON: {exc}", hint="run `edgekit validate --all` again") from exc
+    try:
+        _Validation.model_validate(validation)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'the file'}: {e['msg']}"
+                             for e in exc.errors()[:3])
+        raise InputError(f"{path} is not an edgekit validation report: {problems}",
+                         hint="run `edgekit validate --all` again on this folder") from None
     return apply_validation(folder, manifest, validation)
 
 
