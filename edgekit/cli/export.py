@@ -106,8 +106,9 @@ def artifacts_table(manifest: dict) -> Table:
     measured_on = manifest.get("latency_measured_on") or {}
     where = measured_on.get("where", "host") + (", emulated" if measured_on.get("emulated") else "")
     provisional = (manifest.get("choice") or {}).get("provisional")
-    if provisional:
-        where += ", info only"
+    if provisional:  # below the table, so the status column keeps its width
+        info_only = "latency: info only (not measured on the target); " if measured_on else ""
+        table.caption = f"{info_only}☆ provisional: chosen by rule"
     for column in ("candidate", "file", "size", "cosine min", "top-1", "label acc", f"p50 ms ({where})", "p90 ms",
                    "compute", "status"):
         table.add_column(column, justify="left" if column in ("candidate", "file", "compute", "status") else "right",
