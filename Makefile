@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 MLSERVER_VENV := .venv-mlserver
 KSERVE_VENV := .venv-kserve
 
-.PHONY: setup browser mlserver kserve-client corpus demo test bench clean
+.PHONY: setup browser mlserver kserve-client corpus demo test test-emulated arm64-device bench clean
 
 $(BIN)/edgekit: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -47,6 +47,14 @@ demo: setup
 
 test: setup browser mlserver kserve-client corpus
 	$(BIN)/python -m pytest -q
+
+# The emulated Raspberry Pi (an ARM64 Debian userland under qemu-user, the agent on a veth link): root, Debian's
+# debootstrap and qemu-user-static. Not part of `make test` (it takes many minutes); see the README.
+arm64-device:
+	PYTHON=$(abspath $(BIN))/python ./scripts/arm64-device.sh build
+
+test-emulated: setup arm64-device
+	$(BIN)/python -m pytest -q -s -m emulated tests/test_emulated_device.py
 
 bench: setup
 	$(BIN)/python bench/bench_export.py

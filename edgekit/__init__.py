@@ -1,8 +1,8 @@
 """edgekit: take a trained model to an edge device and prove it runs well there.
 
 Public API (imported lazily so ``import edgekit`` stays fast and torch-free):
-``edgekit.export(...)`` (``exporter/``), ``edgekit.validate(...)`` and ``edgekit.compare(...)`` (``evaluate/``),
-``edgekit.load_target(...)``.
+``edgekit.export(...)`` (``exporter/``), ``edgekit.validate(...)``, ``edgekit.select(...)`` and
+``edgekit.compare(...)`` (``evaluate/``), ``edgekit.load_target(...)``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from ._version import __version__
 
-__all__ = ["export", "validate", "compare", "load_target", "__version__"]
+__all__ = ["export", "validate", "select", "compare", "load_target", "__version__"]
 
 def __getattr__(name: str) -> Any:
     if name == "export":
@@ -22,6 +22,10 @@ def __getattr__(name: str) -> Any:
         from .evaluate.validate import validate
 
         return validate
+    if name == "select":
+        from .evaluate.select import select
+
+        return select
     if name == "compare":
         from .evaluate.compare import compare
 

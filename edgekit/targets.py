@@ -7,7 +7,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from .errors import InputError, TargetError
 
@@ -100,6 +100,16 @@ class TargetProfile(_Strict):
             raise ValueError(f"lists {', '.join(repeated)} more than once (each builds one candidate)")
         return values
 
+    @field_validator("formats")
+    @classmethod
+    def _runtime_on_arch(cls, values: list, info: ValidationInfo) -> list:
+        arch = info.data.get("arch")
+        if Format.openvino in values and arch not in ("x86_64", "any", None):
+            raise ValueError(f"openvino is an x86_64 format here, and this target is {arch}: edgekit builds and "
+                             "gates OpenVINO IRs for x86 CPU kernels, and its ARM device (scripts/arm64-device.sh) "
+                             "has no OpenVINO; use onnx or tflite")
+        return values
+
     def with_accuracy(self, **overrides: float | None) -> "TargetProfile":
         """A copy with some accuracy budget fields replaced (CLI overrides)."""
         given = {k: v for k, v in overrides.items() if v is not None}
@@ -113,6 +123,15 @@ class TargetProfile(_Strict):
             raise InputError(f"accuracy budget override: {problems}",
                              hint="cosine in [-1, 1], top-1 agreement in [0, 1], max abs error >= 0") from None
         return self.model_copy(update={"accuracy": budget})
+
+
+_MACHINE_ARCH = {"aarch64": "arm64", "armv7l": "armv7", "amd64": "x86_64"}
+
+
+def normalized_arch(machine: str | None) -> str:
+    """A machine name as ``uname -m`` or an agent reports it (``aarch64``), in the profiles' words (``arm64``)."""
+    machine = str(machine).lower()
+    return _MACHINE_ARCH.get(machine, machine)
 
 
 def builtin_target_files() -> dict[str, Path]:

@@ -53,3 +53,18 @@ def cnn_data(tmp_path_factory) -> dict[str, Path]:
     np.savez(folder / "calib.npz", x=smooth_images(32, seed=1))
     np.savez(folder / "val.npz", x=smooth_images(24, seed=2))
     return {"calib": folder / "calib.npz", "val": folder / "val.npz"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "emulated: needs the emulated ARM64 device (scripts/arm64-device.sh, root, "
+                                       "qemu-user-static); run with `make test-emulated`")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Emulated-device tests run only when asked for (`-m emulated`): they need root and take many minutes."""
+    if "emulated" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="emulated ARM64 device test: run `make test-emulated` (root, qemu-user-static)")
+    for item in items:
+        if item.get_closest_marker("emulated"):
+            item.add_marker(skip)

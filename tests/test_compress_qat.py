@@ -15,6 +15,9 @@ from compress_fixtures import FAST, FRAGILE, digits_fixture  # noqa: F401 (fixtu
 from edgekit.compress import qat
 from edgekit.runtime import open_runner
 
+# the x86 profile's formats, each in static INT8 (OpenVINO's through NNCF)
+INT8_ARTIFACTS = {"onnx/int8_static", "tflite/int8_static", "openvino/int8_static"}
+
 
 @pytest.fixture(scope="module")
 def qat_result(digits, tmp_path_factory):
@@ -28,14 +31,19 @@ def test_qat_recovers_the_int8_accuracy_post_training_quantization_lost(qat_resu
     original = metrics["before"]["val_accuracy"]
     ptq = metrics["export_ptq_before"]["artifacts"]
     after = metrics["export_qat"]["artifacts"]
-    assert set(ptq) == set(after) == {"onnx/int8_static", "tflite/int8_static"}
+    assert set(ptq) == set(after) == INT8_ARTIFACTS
+    # the model was built so that per-tensor PTQ loses: ORT's and LiteRT's do; NNCF's PTQ loses less (0.95 here)
+    lost = {name for name, r in ptq.items() if r["label_accuracy"] < original - 0.05}
+    assert {"onnx/int8_static", "tflite/int8_static"} <= lost
     for name in after:
         print(f"{name}: original float {original:.4f}, post-training INT8 {ptq[name]['label_accuracy']:.4f}, "
               f"after QAT {after[name]['label_accuracy']:.4f}")
-        assert ptq[name]["label_accuracy"] < original - 0.05  # the model was built so that PTQ loses
-        assert ptq[name]["status"] == "rejected"  # ... and the normal gate catches it
-        assert after[name]["label_accuracy"] > ptq[name]["label_accuracy"] + 0.05  # QAT wins much of it back
-    assert metrics["after_simulated_int8"]["val_accuracy"] > max(r["label_accuracy"] for r in ptq.values())
+        if name in lost:
+            assert ptq[name]["status"] == "rejected"  # ... the normal gate catches it
+            assert after[name]["label_accuracy"] > ptq[name]["label_accuracy"] + 0.05  # QAT wins much of it back
+        else:
+            assert after[name]["label_accuracy"] >= ptq[name]["label_accuracy"] - 0.01  # and costs nothing
+    assert metrics["after_simulated_int8"]["val_accuracy"] > max(ptq[name]["label_accuracy"] for name in lost)
     assert metrics["export_qat"]["status"] == "passed"
 
 
@@ -43,7 +51,7 @@ def test_qat_int8_artifacts_went_through_the_export_pipeline(qat_result, digits)
     folder = qat_result.out_dir / "export"
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["source"]["kind"] == "pytorch" and manifest["source"]["reference"] == str(qat_result.out_dir)
-    assert {a["name"] for a in manifest["artifacts"]} == {"onnx/int8_static", "tflite/int8_static"}
+    assert {a["name"] for a in manifest["artifacts"]} == INT8_ARTIFACTS
     with np.load(digits["val"]) as data:
         images, labels = data["image"], data["labels"]
     for artifact in manifest["artifacts"]:

@@ -1,4 +1,10 @@
-"""What the device looks like and how it is doing: CPU, memory, runtimes, governor, temperature, throttling."""
+"""What the device looks like and how it is doing: CPU, memory, runtimes, governor, temperature, throttling.
+
+``machine()`` is the one description of the machine that latency is measured on, from one reading of
+``/proc/cpuinfo``: architecture, CPU, the CPU features that decide which kernels can run, and whether it runs
+emulated (``emulation.py``, with the evidence). The agent's ``/v1/info`` and the manifest's
+``latency_measured_on`` (host or device) both carry it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .._version import __version__
+from .emulation import emulation
 
 _RUNTIMES = ("onnxruntime", "ai-edge-litert", "tflite-runtime", "openvino", "numpy")
 # CPU flags that decide which inference kernels can run, as /proc/cpuinfo names them: x86 vector widths, int8
@@ -60,6 +67,26 @@ def cpu_features(cpuinfo: str | None = None) -> list[str]:
     return [flag for flag in INFERENCE_FLAGS if flag in present]
 
 
+def cpu_name(cpuinfo: str | None = None) -> str:
+    """The CPU's name as ``/proc/cpuinfo`` gives it (x86 ``model name``, ARM ``Hardware``/``Model``)."""
+    text = _read("/proc/cpuinfo") if cpuinfo is None else cpuinfo
+    return next((line.split(":", 1)[1].strip() for line in (text or "").splitlines()
+                 if line.startswith(("model name", "Hardware", "Model"))), platform.processor() or "unknown")
+
+
+def machine() -> dict:
+    """``{"arch", "cpu", "cpu_features", "emulated", "emulation"}`` for the machine this process runs on.
+
+    Under an emulator that passes the host's ``/proc/cpuinfo`` through (qemu-user before 8.2), that file describes
+    the host's CPU, not the emulated one: its features are then not this userland's and are left out (the
+    emulation evidence says why)."""
+    cpuinfo = _read("/proc/cpuinfo") or ""
+    emulated = emulation(cpuinfo)
+    foreign = any(line.startswith("/proc/cpuinfo describes") for line in emulated["evidence"])
+    return {"arch": platform.machine(), "cpu": cpu_name(cpuinfo), "cpu_features": [] if foreign else
+            cpu_features(cpuinfo), "emulated": emulated["emulated"], "emulation": emulated}
+
+
 def device_info() -> dict:
     runtimes = {}
     for name in _RUNTIMES:
@@ -71,9 +98,9 @@ def device_info() -> dict:
     for line in (_read("/proc/meminfo") or "").splitlines():
         if line.startswith("MemTotal:"):
             memory = int(line.split()[1]) * 1024
-    cpu = next((line.split(":", 1)[1].strip() for line in (_read("/proc/cpuinfo") or "").splitlines()
-                if line.startswith(("model name", "Hardware", "Model"))), platform.processor() or "unknown")
-    return {"agent_version": __version__, "arch": platform.machine(), "cpu": cpu, "cpu_features": cpu_features(),
-            "cores": os.cpu_count(),
-            "memory_bytes": memory, "os": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version(), "runtimes": runtimes, "conditions": conditions()}
+    described = machine()  # arch, CPU, features and emulation (how the agent knows it runs under qemu)
+    return {"agent_version": __version__, "arch": described["arch"], "cpu": described["cpu"],
+            "cpu_features": described["cpu_features"], "cores": os.cpu_count(), "memory_bytes": memory,
+            "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
+            "runtimes": runtimes, "conditions": conditions(), "emulated": described["emulated"],
+            "emulation": described["emulation"]}

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from ..errors import EdgekitError
 
-_PIPE_WIDTH = 150  # rich uses 80 columns when not on a terminal, which truncates the tables
+_PIPE_WIDTH = 200  # rich uses 80 columns when not on a terminal; the export table needs about 190
 out_console = Console() if sys.stdout.isatty() else Console(width=_PIPE_WIDTH)
 err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=_PIPE_WIDTH)
 

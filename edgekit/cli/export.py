@@ -106,11 +106,17 @@ def export_command(
 
 
 _STATUS = {"selected": "[bold green]★ selected[/]", "passed": "[green]✓ passed[/]", "rejected": "[red]✗ rejected[/]"}
+_PROVISIONAL = "[bold yellow]☆ provisional[/]"
 
 
 def artifacts_table(manifest: dict) -> Table:
     table = Table(title=f"edgekit export → target {manifest['target']['name']} (format {manifest['format']})")
-    where = (manifest.get("latency_measured_on") or {}).get("where", "host")
+    measured_on = manifest.get("latency_measured_on") or {}
+    where = measured_on.get("where", "host") + (", emulated" if measured_on.get("emulated") else "")
+    provisional = (manifest.get("choice") or {}).get("provisional")
+    if provisional:  # below the table, so the status column keeps its width
+        info_only = "latency: info only (not measured on the target); " if measured_on else ""
+        table.caption = f"{info_only}☆ provisional: chosen by rule"
     for column in ("candidate", "file", "size", "cosine min", "top-1", "label acc", f"p50 ms ({where})", "p90 ms",
                    "compute", "status"):
         table.add_column(column, justify="left" if column in ("candidate", "file", "compute", "status") else "right",
@@ -122,7 +128,8 @@ def artifacts_table(manifest: dict) -> Table:
         table.add_row(art["name"], art["file"] or "—", size, fmt(acc.get("cosine_min"), ".5f"),
                       fmt(acc.get("top1_agreement"), ".2%"), fmt(acc.get("label_accuracy"), ".2%"),
                       fmt(latency.get("p50_ms"), ".3f"), fmt(latency.get("p90_ms"), ".3f"),
-                      compute_text(art.get("execution")), _STATUS[art["status"]])
+                      compute_text(art.get("execution")),
+                      _PROVISIONAL if provisional and art["status"] == "selected" else _STATUS[art["status"]])
     return table
 
 
@@ -195,5 +202,7 @@ def print_export_summary(console: Console, manifest: dict, out_dir) -> None:
         console.print(f"[cyan]i[/] {line}", soft_wrap=True)
     for note in manifest["notes"]:
         console.print(f"[yellow]![/] {note}", soft_wrap=True)
+    choice = manifest.get("choice") or {}
+    kind = f" (provisional, by rule: {choice['rule']})" if choice.get("provisional") else ""
     console.print(f"artifact folder: [bold]{out_dir}[/] (manifest.json); recommended: "
-                  f"[bold]{manifest['recommended']}[/]")
+                  f"[bold]{manifest['recommended']}[/]{kind}", soft_wrap=True)

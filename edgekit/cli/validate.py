@@ -28,8 +28,9 @@ _STATUS = {"ok": "[green]ok[/]", "runtime_crashed": "[red]✗ crashed[/]", "time
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``validate`` command to ``app``."""
+    """Add the ``validate`` and ``select`` commands to ``app``."""
     app.command("validate")(validate_command)
+    app.command("select")(select_command)
 
 
 def validate_command(
@@ -79,14 +80,33 @@ def validate_command(
         raise typer.Exit(result.exit_code)
 
 
+def select_command(
+    artifact_dir: Path = typer.Argument(..., help="Artifact folder validated with `edgekit validate --all`."),
+) -> None:
+    """Make the measured choice from the folder's validation.json and record it in manifest.json: the fastest
+    candidate that passed on the first device of the target's architecture that is not emulated."""
+    from ..evaluate.select import select
+
+    try:
+        selection = select(artifact_dir)
+    except EdgekitError as error:
+        fail(error)
+    print_selection(out_console, selection)
+    if selection.decided_by is None:
+        print_problem("no measured choice was made", "validate with --all against an agent on a device of the "
+                                                     "target's architecture (not an emulator)")
+        raise typer.Exit(1)
+
+
 def print_validation(console, result) -> None:
     for device in result.report["devices"]:
         if device["error"]:  # nothing ran there: the reason is printed as an error line
             console.print(f"[red]✗[/] {device['agent']}: not validated", highlight=False)
             continue
         info = device["device"]
+        emulated = ", [bold yellow]emulated[/]: latency not the target's" if info.get("emulated") else ""
         table = Table(title=f"edgekit validate → {device['agent']}: {info.get('cpu', '?')} "
-                            f"({info.get('arch', '?')}, {info.get('cores', '?')} cores)")
+                            f"({info.get('arch', '?')}, {info.get('cores', '?')} cores{emulated})")
         for column in ("artifact", "status", "p50 ms", "p90 ms", "p99 ms", "p50 CI ms", "cosine min", "top-1",
                        "upload", "budget"):
             table.add_column(column, justify="left" if column in ("artifact", "status", "upload", "budget")
@@ -108,6 +128,19 @@ def print_validation(console, result) -> None:
         console.print(table)
         for note in device["notes"] + [f"{c['file']}: {n}" for c in device["artifacts"] for n in c["notes"]]:
             console.print(f"[yellow]![/] {device['agent']}: {note}", soft_wrap=True, highlight=False)
+    print_selection(console, result.selection)
     verdict = "[green]passed[/]" if result.passed else "[red]failed[/]"
     console.print(f"validation {verdict} on {len(result.devices)} device(s); results: [bold]{result.path}[/]",
                   highlight=False)
+
+
+def print_selection(console, selection) -> None:
+    """The measured choice made from the devices (validate --all, edgekit select), or why none was made."""
+    if selection is None:
+        return
+    for note in selection.notes:
+        console.print(f"[yellow]![/] choice: {note}", soft_wrap=True, highlight=False)
+    if selection.decided_by:
+        change = (f"(was {selection.previous})" if selection.changed else "(unchanged)")
+        console.print(f"[bold green]★[/] measured choice on {selection.decided_by}: [bold]{selection.recommended}[/] "
+                      f"{change}; recorded in manifest.json", soft_wrap=True, highlight=False)

@@ -233,7 +233,8 @@ def _device_section(name: str, url: str, device: DeviceResult) -> dict:
             "error": check.error["message"] if check.error else None,
             "hint": check.error["hint"] if check.error else None,
             "upload": check.upload, "notes": check.notes})
-    return {"name": name, "url": url, "info": device.info, "results": results,
+    return {"name": name, "url": url, "info": device.info, "emulated": bool((device.info or {}).get("emulated")),
+            "results": results,
             "error": device.error["message"] if device.error else None,
             "hint": device.error["hint"] if device.error else None,
             "notes": device.notes, "seconds": round(device.seconds, 3)}

@@ -8,6 +8,8 @@ by the export's own gate (``compare_outputs`` + ``apply_budget``), and its laten
 from __future__ import annotations
 
 import math
+import platform
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,13 +26,18 @@ from ..errors import EdgekitError, InputError, TargetError
 from ..files import read_json
 from ..runtime.ir_bundle import artifact_digest, artifact_files
 from ..specs import InputSpec
+from ..targets import normalized_arch
 
 MAX_SAMPLES = 64
 SYNTHETIC_SAMPLES = 32
 HOT_C = 80.0
 DEVICE_VS_HOST = "device vs host"
 PASSED, BUDGET = "passed", "failed"  # artifact statuses besides the agent's runtime_crashed / timeout / error
-_ARCH = {"aarch64": "arm64", "armv7l": "armv7", "amd64": "x86_64"}
+# ONNX Runtime's words for an op its build has no kernel or schema for
+_MISSING_OP = (re.compile(r"Could not find an implementation for (?P<op>[\w.]+)\(\d+\) node with name"),
+               re.compile(r"(?P<domain>[\w.]+):(?P<op>\w+)\(-?\d+\) is not a registered function/op"))
+# ops that ONNX Runtime's `all` optimization level writes into a saved graph on x86 only (NCHWc blocked layout)
+_X86_ONLY_OPS = {"ReorderInput": "com.microsoft.nchwc", "ReorderOutput": "com.microsoft.nchwc"}
 
 
 @dataclass
@@ -258,13 +265,16 @@ def check_device(url: str, token: str, artifacts: list[Artifact], data: SampleSe
             result.error = _error_dict(error)
         else:
             for artifact in artifacts:
-                result.artifacts.append(_check(client, label, artifact, data, profile, settings, progress))
+                result.artifacts.append(_check(client, label, artifact, data, profile, settings, progress,
+                                               result.info))
     result.seconds = time.perf_counter() - started
     return result
 
 
 def _check(client: AgentClient, label: str, artifact: Artifact, data: SampleSet, profile, settings: dict,
-           progress) -> ArtifactCheck:
+           progress, info: dict) -> ArtifactCheck:
+    """One artifact on the device described by ``info`` (its /v1/info). On an emulated device the latency is
+    recorded, never checked against the budget."""
     check = ArtifactCheck(artifact.name, artifact.file)
     options = artifact.runner_options
     try:
@@ -278,8 +288,9 @@ def _check(client: AgentClient, label: str, artifact: Artifact, data: SampleSet,
                 min_seconds=settings["min_seconds"], runner_options=options, arrays=data.head(1).inputs,
                 timeout_s=settings["timeout_s"])
         if check.benchmark.get("status") != "ok":
-            check.fail(run_failure(client.url, f"benchmark of {artifact.file}", check.benchmark,
-                                   settings["timeout_s"]), status=check.benchmark.get("status") or "error")
+            error = run_failure(client.url, f"benchmark of {artifact.file}", check.benchmark, settings["timeout_s"])
+            error.hint = missing_op_hint(check.benchmark.get("error") or "", info) or error.hint
+            check.fail(error, status=check.benchmark.get("status") or "error")
             check.notes.append("inference skipped: the benchmark did not succeed")
             return check
         with progress.step(f"{label}: inference of {artifact.file} on {len(data)} samples"):
@@ -290,7 +301,8 @@ def _check(client: AgentClient, label: str, artifact: Artifact, data: SampleSet,
                        status=reply.get("status") or "error")
             return check
         device = _per_sample(outputs_of(reply), artifact, len(data))
-    except AgentError as error:
+    except AgentError as error:  # an upload the device's runtime cannot load is a 400 naming the op
+        error.hint = missing_op_hint(f"{error.message} {error.detail}", info) or error.hint
         check.fail(error)
         return check
     except (KeyError, TypeError, ValueError) as exc:
@@ -302,10 +314,29 @@ def _check(client: AgentClient, label: str, artifact: Artifact, data: SampleSet,
                                           artifact.output_kinds or None), profile.accuracy)
     check.accuracy = report.to_dict()
     check.violations = [f"{DEVICE_VS_HOST}: {v}" for v in report.violations]
-    check.violations += _latency_violations(check.benchmark.get("latency") or {}, profile, check.notes)
+    if not info.get("emulated"):
+        check.violations += _latency_violations(check.benchmark.get("latency") or {}, profile, check.notes)
     check.notes += [f"after the benchmark: {n}" for n in _heat_notes(check.benchmark.get("conditions_after") or {})]
     check.status = BUDGET if check.violations else PASSED
     return check
+
+
+def missing_op_hint(error: str, info: dict) -> str | None:
+    """What to do when the device's runtime build lacks an op this host's build has (None: not that failure)."""
+    match = next((m for m in (pattern.search(error) for pattern in _MISSING_OP) if m), None)
+    if match is None:
+        return None
+    op = match.group("op")
+    domain = match.groupdict().get("domain") or _X86_ONLY_OPS.get(op)
+    named = f"{domain}:{op}" if domain else op
+    runtime = (info.get("runtimes") or {}).get("onnxruntime", "?")
+    host = platform.machine()
+    hint = (f"the device's ONNX Runtime {runtime} ({info.get('arch')}) has no kernel for {named}, which this "
+            f"host's build ({host}) runs: ")
+    if op in _X86_ONLY_OPS:
+        return hint + ("it comes from saving a graph optimized at ONNX Runtime's `all` level on x86 (NCHWc layout); "
+                       "export with graph_optimization = \"basic\" (portable) and let the device optimize at load")
+    return hint + "replace that op in the model, or choose a precision or format whose graph does not use it"
 
 
 def _per_sample(outputs: list[np.ndarray], artifact: Artifact, count: int) -> list[list[np.ndarray]]:
@@ -344,7 +375,11 @@ def _latency_violations(latency: dict, profile, notes: list[str]) -> list[str]:
 def _device_notes(info: dict, profile, threads: int) -> list[str]:
     """Why a device's numbers may mislead: another architecture, frequency scaling, heat, throttling, load."""
     notes = []
-    arch = _ARCH.get(str(info.get("arch")).lower(), str(info.get("arch")))
+    if info.get("emulated"):
+        evidence = "; ".join((info.get("emulation") or {}).get("evidence") or []) or "the agent says so"
+        notes.append(f"emulated device ({evidence}): its latency is the emulator's, not the target's; it is shown "
+                     "for information, never checked against the latency budget and never decides a choice")
+    arch = normalized_arch(info.get("arch"))
     if profile.arch != "any" and arch != profile.arch:
         notes.append(f"the artifact was built for {profile.arch} (target {profile.name}) but this device is {arch}")
     cores = info.get("cores")

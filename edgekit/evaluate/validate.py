@@ -1,7 +1,9 @@
 """``edgekit.validate``: run an artifact folder's model on real devices through their agents, and check it there.
 
 The device work is in ``edgekit.devices``; this module runs it for every agent in parallel and writes the
-results to ``validation.json`` in the artifact folder (atomically); no other file there is touched.
+results to ``validation.json`` in the artifact folder (atomically). With ``all_candidates``, a device that may
+decide (the target's architecture, not emulated) also makes the measured choice, recorded in ``manifest.json``
+(``edgekit.evaluate.select``); no other file there is touched.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .devices import (
     target_profile,
     validation_data,
 )
+from .select import Selection, apply_validation
 
 VALIDATION_SCHEMA = "edgekit.validation/1"
 VALIDATION_FILE = "validation.json"
@@ -40,6 +43,7 @@ class ValidationResult:
     path: Path  # validation.json
     devices: list[DeviceResult]
     report: dict[str, Any]
+    selection: Selection | None = None  # the measured choice (``all_candidates`` only)
 
     @property
     def passed(self) -> bool:
@@ -128,4 +132,6 @@ def validate(artifact_dir: str | Path, agents: list[str], *, token: str | None =
     report["exit_code"] = result.exit_code
     manifest_mode = stat.S_IMODE((folder / "manifest.json").stat().st_mode)  # as readable as the manifest
     write_json_atomic(result.path, report, mode=manifest_mode)
+    if all_candidates:
+        result.selection = apply_validation(folder, manifest, report)
     return result

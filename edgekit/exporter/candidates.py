@@ -16,6 +16,13 @@ from .guard import guarded
 from .steps import Artifact, StepResult
 
 PASSED, SELECTED, REJECTED = "passed", "selected", "rejected"
+PROVISIONAL_RULE = ("the smallest passing static INT8 candidate whose runtime has int8 kernels on the target's "
+                    "architecture (ONNX Runtime and LiteRT: arm64, armv7 and x86-64; OpenVINO: x86-64), else the "
+                    "smallest such dynamic INT8 candidate (the recipe for attention models), else the first "
+                    "passing candidate in profile order")
+# where each format's runtime has int8 kernels (the provisional rule); OpenVINO targets are x86_64 (targets.py)
+INT8_KERNELS = {"onnx": ("arm64", "armv7", "x86_64"), "tflite": ("arm64", "armv7", "x86_64"),
+                "openvino": ("x86_64",)}
 
 
 @dataclass
@@ -150,3 +157,22 @@ def choose(candidates: list[Candidate], auto: bool) -> tuple[Candidate | None, l
     if best is not None:
         best.status = SELECTED
     return best, notes
+
+
+def choose_by_rule(candidates: list[Candidate], arch: str = "any") -> tuple[Candidate | None, list[str]]:
+    """The provisional choice when no latency here may decide (``PROVISIONAL_RULE`` for a target of ``arch``):
+    nothing is rejected for speed, and the latencies measured (if any) are information only."""
+    usable = [c for c in candidates if c.usable]
+    kernels = [c for c in usable if arch == "any" or arch in INT8_KERNELS.get(c.format, ())]
+    int8 = [c for c in kernels if c.precision == "int8_static"] or [c for c in kernels
+                                                                     if c.precision == "int8_dynamic"]
+    best = min(int8, key=_size) if int8 else (usable[0] if usable else None)
+    if best is None:
+        return None, []
+    best.status = SELECTED
+    return best, [f"provisional recommendation {best.name}, by rule: {PROVISIONAL_RULE}"]
+
+
+def _size(candidate: Candidate) -> int:
+    """Bytes of every file of the candidate (an OpenVINO IR: its .xml and .bin)."""
+    return sum(f.stat().st_size for f in artifact_files(candidate.artifact.path))

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..agent.conditions import cpu_name
 from .candidates import Candidate
 
 MANIFEST_SCHEMA = "edgekit.manifest/2"
@@ -17,7 +18,7 @@ _VERSIONED = ("onnx", "onnxruntime", "onnxsim", "torch", "numpy", "litert-torch"
 
 def build_manifest(*, source, specs, profile, fmt: str, data: dict, common_steps, candidates: list[Candidate],
                    selected: Candidate | None, notes: list[str], timings: dict[str, float], status: str,
-                   root: Path, measured_on: dict | None = None, model_kind=None,
+                   root: Path, measured_on: dict | None = None, choice: dict | None = None, model_kind=None,
                    int8_recipe: dict | None = None) -> dict[str, Any]:
     return {
         "schema": MANIFEST_SCHEMA,
@@ -37,6 +38,7 @@ def build_manifest(*, source, specs, profile, fmt: str, data: dict, common_steps
         "steps": [s.to_dict() for s in common_steps],
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "latency_measured_on": measured_on,
+        "choice": choice,
         "artifacts": [c.to_dict(root) for c in candidates],
         "notes": notes,
     }
@@ -59,12 +61,3 @@ def versions() -> dict[str, str]:
             pass
     return found
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "Hardware", "Model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import platform
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..agent.client import AgentClient, check_url, require_token
-from ..agent.conditions import cpu_features
+from ..agent.conditions import machine
 from ..data import SampleSet, load_data, synthetic_samples
 from ..data.text import check_vocabulary
 from ..errors import AccuracyError, ExportError, InputError
@@ -18,7 +17,7 @@ from ..progress import SilentProgress
 from ..runtime.ir_bundle import artifact_files
 from ..runtime.onnxrt import OnnxRunner
 from ..specs import InputSpec, parse_input_spec, parse_output_kinds, resolve_output_kinds
-from ..targets import Format, Precision, TargetProfile, load_target
+from ..targets import Format, Precision, TargetProfile, load_target, normalized_arch
 from .artifact_dir import StagedFolder
 from .builders import (
     build_onnx,
@@ -28,9 +27,19 @@ from .builders import (
     resolved_candidates,
     unbuilt_precision_notes,
 )
-from .candidates import REJECTED, Candidate, choose, gate, measure_latencies, measure_on_agent, run_samples
+from .candidates import (
+    PROVISIONAL_RULE,
+    REJECTED,
+    Candidate,
+    choose,
+    choose_by_rule,
+    gate,
+    measure_latencies,
+    measure_on_agent,
+    run_samples,
+)
 from .guard import attempt, guarded
-from .manifest import build_manifest, cpu_name
+from .manifest import build_manifest
 from .onnx_graph import embedding_rows
 from .recipes import recipe_record
 from .rescue import RESCUABLE, rescue_onnx_int8, rescue_openvino_int8
@@ -39,7 +48,7 @@ from .steps import Artifact, StepContext
 
 SYNTHETIC_SAMPLES = 32
 DEFAULT_OUT = "edgekit-out/{model}-{target}"
-_ARCH = {"aarch64": "arm64", "armv7l": "armv7", "amd64": "x86_64"}
+NOT_BENCHMARKED_RULE = "the first passing candidate in profile order (not benchmarked)"
 
 
 @dataclass
@@ -77,6 +86,8 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
     can be read;
     then ``AccuracyError``/``ExportError`` is raised if the run failed. With ``agent`` (a device's agent URL),
     latency is measured on that device instead of this host, so the choice is made where the model will run.
+    Latency from another architecture than the target's, or from an emulator, decides nothing: the
+    recommendation is then provisional (``manifest["choice"]``), until ``edgekit validate --all`` measures it.
     """
     progress = progress or SilentProgress()
     profile = target if isinstance(target, TargetProfile) else load_target(target)
@@ -107,8 +118,12 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
             raise _failure(candidates, fmt, None)
         notes += _evaluate(source, candidates, context, validation, float_onnx, rescue and fmt != "tflite", progress)
         measured_on = _measure(candidates, validation, profile, client, progress) if benchmark else None
-        selected, choice_notes = choose(candidates, auto=fmt == "auto")
-        notes += choice_notes + _arch_notes(profile, measured_on)
+        choice, basis_notes = _choice_basis(profile, measured_on)
+        if choice["rule"] == PROVISIONAL_RULE:
+            selected, choice_notes = choose_by_rule(candidates, profile.arch)
+        else:
+            selected, choice_notes = choose(candidates, auto=fmt == "auto")
+        notes += choice_notes + basis_notes
         status = _status(candidates, selected, fmt)
         for candidate in candidates:
             if candidate.status == REJECTED and candidate.artifact is not None:
@@ -117,7 +132,7 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
         manifest = build_manifest(source=source, specs=specs, profile=profile, fmt=fmt, data=data,
                                   common_steps=common_steps, candidates=candidates, selected=selected, notes=notes,
                                   timings=progress.timings, status=status, root=staged.path, measured_on=measured_on,
-                                  model_kind=context.model_kind,
+                                  choice=choice, model_kind=context.model_kind,
                                   int8_recipe=recipe_record(profile.precisions, context.model_kind, formats))
         staged.write_json("manifest.json", manifest)
         shutil.rmtree(staged.path / "work", ignore_errors=True)
@@ -347,29 +362,40 @@ def _agent_client(url: str, token: str | None, token_file) -> AgentClient:
 
 
 def _measure(candidates: list[Candidate], validation: SampleSet, profile: TargetProfile, client, progress) -> dict:
-    """Latency of every usable candidate, on this host or on the agent's device; returns where it was measured."""
+    """Latency of every usable candidate, on this host or on the agent's device; returns where it was measured
+    (with how that machine runs: ``emulated`` and the evidence when it is an emulator)."""
     usable = [c for c in candidates if c.usable]
     sample = next(iter(validation))
     if client is None:
         with progress.step(f"host latency ({profile.threads} threads)"):
             measure_latencies(usable, sample, profile.threads)
-        return {"where": "host", "arch": platform.machine(), "cpu": cpu_name(), "cpu_features": cpu_features()}
+        return {"where": "host", **machine()}
     with progress.step(f"device latency on {client.url} ({profile.threads} threads)"):
         info = client.info()
         measure_on_agent(usable, client, sample, profile.threads)
     return {"where": "device", "agent": client.url, "arch": info["arch"], "cpu": info["cpu"],
-            "cpu_features": info.get("cpu_features"), "conditions": info["conditions"]}
+            "cpu_features": info.get("cpu_features"), "emulated": bool(info.get("emulated")),
+            "emulation": info.get("emulation"), "conditions": info["conditions"]}
 
 
-def _arch_notes(profile: TargetProfile, measured_on: dict | None) -> list[str]:
-    if measured_on is None:
-        return []
-    arch = _ARCH.get(measured_on["arch"], measured_on["arch"])
-    if profile.arch not in ("any", arch):
-        return [f"latency measured on this {measured_on['where']} ({measured_on['arch']}), not on the "
-                f"{profile.arch} target: pass --agent with the device's agent, or run `edgekit validate` there, "
-                "before trusting the choice"]
-    return []
+def _choice_basis(profile: TargetProfile, measured_on: dict | None) -> tuple[dict, list[str]]:
+    """Whether the latencies measured may choose: only on the target's architecture, and never under emulation.
+    Otherwise the choice is provisional, by ``PROVISIONAL_RULE``, until a device measures it (validate --all).
+    Returns the manifest's ``choice`` and the notes to print."""
+    if measured_on is None:  # choose() then keeps the first passing candidate in profile order
+        return {"provisional": True, "rule": NOT_BENCHMARKED_RULE, "why": "not benchmarked (--no-benchmark)"}, []
+    where = f"this {measured_on['where']} ({measured_on['arch']})"
+    arch = normalized_arch(measured_on["arch"])
+    if measured_on.get("emulated"):
+        why = f"latency was measured on {where} under emulation, which is not the target's latency"
+    elif profile.arch not in ("any", arch):
+        why = f"latency was measured on {where}, not on the {profile.arch} target"
+    else:
+        return {"provisional": False, "rule": f"the fastest passing candidate by p50 on {where}", "why": None}, []
+    note = (f"{why}: it is information only (no candidate rejected for speed, every passing one kept) and the "
+            f"recommendation is provisional; run `edgekit validate --all` against the device's agent (or export "
+            f"with --agent) to make the measured choice")
+    return {"provisional": True, "rule": PROVISIONAL_RULE, "why": why}, [note]
 
 
 def _status(candidates: list[Candidate], selected: Candidate | None, fmt: str) -> str:

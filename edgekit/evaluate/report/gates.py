@@ -113,8 +113,10 @@ def _fmt(metric: str, value: float) -> str:
     return fmt_ms(value) if metric in LATENCY_METRICS else f"{value:.6g}"
 
 
-def _ran(report: dict):
+def _ran(report: dict, measured_only: bool = False):
     for device in report.get("devices") or []:
+        if measured_only and device.get("emulated"):
+            continue
         for result in device.get("results") or []:
             if result.get("status") == "ok":
                 yield device, result
@@ -155,9 +157,9 @@ def check_baseline(report: dict, baseline: dict) -> None:
 def regression_violations(report: dict, baseline: dict, max_regression: float) -> list[str]:
     """p50 slow-downs beyond ``max_regression`` for every device + artifact that ran in both reports."""
     check_baseline(report, baseline)
-    before = {(d["name"], r["artifact"]): r["latency"]["p50_ms"] for d, r in _ran(baseline)
+    before = {(d["name"], r["artifact"]): r["latency"]["p50_ms"] for d, r in _ran(baseline, measured_only=True)
               if (r.get("latency") or {}).get("p50_ms")}
-    pairs = [(d, r, before[(d["name"], r["artifact"])]) for d, r in _ran(report)
+    pairs = [(d, r, before[(d["name"], r["artifact"])]) for d, r in _ran(report, measured_only=True)
              if (d["name"], r["artifact"]) in before and (r.get("latency") or {}).get("p50_ms") is not None]
     if not pairs:
         raise InputError("the baseline report shares no device + artifact that ran in both, so nothing can be "
@@ -184,6 +186,8 @@ def evaluate_gates(report: dict, fail_if: list[str] | None = None, baseline: dic
     for device, result in _ran(report):
         where = f"{device['name']} {result['artifact']}"
         for gate, source in gates:
+            if device.get("emulated") and gate.metric in LATENCY_METRICS:
+                continue  # an emulator's latency is not the target's: never gated
             value, note = _value(report, device, result, gate.metric)
             if value is None:
                 if source.startswith("--fail-if"):  # asked for explicitly: a figure that is missing fails

@@ -24,6 +24,7 @@ ul.verdicts li{padding:7px 12px;margin:4px 0;border-left:6px solid #999;backgrou
 .v-edge_wins_above{border-color:#1f6fb4!important;background:#e8f0fa!important}
 .v-edge_misses_budget{border-color:#c62828!important;background:#fdecea!important}
 .v-failed{border-color:#7a0000!important;background:#f6e0e0!important}
+.v-emulated{border-color:#9a7b00!important;background:#fdf6e0!important}
 .badge{display:inline-block;padding:2px 10px;border-radius:10px;font-weight:700;color:#fff}
 .pass{background:#2e8b3e}.fail{background:#c62828}.none{background:#888}
 table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}
@@ -112,6 +113,9 @@ def _device_section(report: dict, device: dict, index: int) -> str:
     info = device.get("info") or {}
     parts = [f"<h2>device {_e(device['name'])}</h2>"]
     facts = [f"{k} {info[k]}" for k in ("arch", "cpu", "cores", "os") if info.get(k) is not None]
+    if device.get("emulated"):
+        facts.append("EMULATED (" + "; ".join((info.get("emulation") or {}).get("evidence") or ["the agent says so"])
+                     + "): latency is the emulator's, not the target's")
     runtimes = ", ".join(f"{k} {v}" for k, v in (info.get("runtimes") or {}).items())
     parts.append(f'<p class="meta">{_e(device.get("url") or "")}{" · " if facts else ""}{_e(" · ".join(facts))}'
                  f'{" · runtimes: " + _e(runtimes) if runtimes else ""}</p>')

@@ -9,8 +9,8 @@ from rich.table import Table
 from .verdict import cloud_by_rtt, cloud_figures, fmt_ms, verdict_lines
 
 _KIND_STYLE = {"edge_wins_always": "green", "edge_wins_above": "blue", "edge_misses_budget": "red",
-               "failed": "bold red"}
-_MARK = {"edge_wins_always": "✓", "edge_wins_above": "↔", "edge_misses_budget": "✗", "failed": "✗"}
+               "failed": "bold red", "emulated": "yellow"}
+_MARK = {"edge_wins_always": "✓", "edge_wins_above": "↔", "edge_misses_budget": "✗", "failed": "✗", "emulated": "~"}
 
 
 def _fmt(value, spec: str = ".4g") -> str:
@@ -19,7 +19,9 @@ def _fmt(value, spec: str = ".4g") -> str:
 
 def device_table(device: dict) -> Table:
     info = device.get("info") or {}
-    title = f"{device['name']}: {info.get('cpu', '?')} ({info.get('arch', '?')}, {info.get('cores', '?')} cores)"
+    emulated = ", emulated: latency not the target's" if device.get("emulated") else ""
+    title = (f"{device['name']}: {info.get('cpu', '?')} ({info.get('arch', '?')}, {info.get('cores', '?')} cores"
+             f"{emulated})")
     table = Table(title=escape(title))
     for column in ("artifact", "p50 ms", "p90 ms", "p99 ms", "p50 CI ms", "cosine min", "top-1", "status"):
         table.add_column(column, justify="left" if column in ("artifact", "status") else "right", no_wrap=True)

@@ -15,7 +15,7 @@ from ...errors import InputError
 
 DEFAULT_RTT_PROFILES: dict[str, float] = {"wired": 5.0, "wifi": 20.0, "4g": 60.0, "3g": 150.0}
 
-VERDICT_KINDS = ("edge_wins_always", "edge_wins_above", "edge_misses_budget", "failed")
+VERDICT_KINDS = ("edge_wins_always", "edge_wins_above", "edge_misses_budget", "failed", "emulated")
 
 _PROFILE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9_.+-]*)\s*=\s*(\S+?)\s*(?:ms)?\s*$")
 _PROFILE_HINT = "write NAME=MILLISECONDS, e.g. --rtt wifi=25 --rtt sat=600 (RTT ≥ 0 ms)"
@@ -145,10 +145,15 @@ def verdict_for_device(device: dict, cloud_compute_p50: float | None, overhead_m
     """The verdict for a device with several artifacts, plus ``"artifact"`` (the one it is based on).
 
     The fastest (lowest p50) artifact that ran and meets the latency budget decides; if none meets the budget,
-    the fastest that ran (``edge_misses_budget``); if none ran, the first failure (``failed``).
+    the fastest that ran (``edge_misses_budget``); if none ran, the first failure (``failed``). An emulated device
+    gets no edge-vs-cloud verdict (``emulated``): its latency is the emulator's, not the target's.
     """
     results = device.get("results") or []
     ran = [r for r in results if r.get("status") == "ok" and _p(r, "p50_ms") is not None]
+    if device.get("emulated") and ran:
+        return {"kind": "emulated", "text": "emulated device: its latency is the emulator's, not the target's, so "
+                "there is no edge-vs-cloud verdict (its outputs were checked)", "break_even_rtt_ms": None,
+                "budget_violations": [], "artifact": None}
     if not ran:
         first = results[0] if results else {"artifact": None, "status": device.get("error") or "no results"}
         verdict = device_verdict(None, None, cloud_compute_p50, overhead_ms, latency_budget, first["status"])
