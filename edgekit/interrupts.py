@@ -3,7 +3,9 @@
 ``stop_on_signals()`` turns the first of either signal into ``Interrupted`` (a ``BaseException``, like
 ``KeyboardInterrupt``: ``except Exception`` does not swallow it); the staging code that discards a half-built
 folder records it on the exception, and the CLI prints one line and exits 128 + the signal number (130, 143).
-Later signals are ignored while the clean-up runs.
+Later signals are ignored while the clean-up runs. Code that swallows the exception (a library's bare ``except:``
+around an import, say) cannot cancel the stop: ``raise_if_interrupted()`` raises it again at the next step and
+before a folder is committed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_pending: list["Interrupted"] = []  # the signal received inside stop_on_signals(), until it ends
 
 
 class Interrupted(BaseException):
@@ -48,11 +51,19 @@ def stop_on_signals() -> Iterator[None]:
     def interrupt(signum, _frame) -> None:
         for sig in SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
-        raise Interrupted(signum)
+        _pending.append(Interrupted(signum))
+        raise _pending[0]
 
     previous = {sig: signal.signal(sig, interrupt) for sig in SIGNALS}
     try:
         yield
     finally:
+        _pending.clear()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def raise_if_interrupted() -> None:
+    """Raise the signal received earlier, if something on the way swallowed its ``Interrupted``."""
+    if _pending:
+        raise _pending[0]

@@ -7,6 +7,8 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
+from .interrupts import raise_if_interrupted
+
 
 class SilentProgress:
     """Records per-step timings; prints nothing."""
@@ -16,11 +18,13 @@ class SilentProgress:
 
     @contextmanager
     def step(self, label: str) -> Iterator[None]:
+        raise_if_interrupted()
         start = time.perf_counter()
         try:
             yield
         finally:
             self.timings[label] = time.perf_counter() - start
+        raise_if_interrupted()  # a signal whose exception something inside the step swallowed
 
     def note(self, message: str) -> None:
         """A message worth the user's attention (e.g. synthetic data fallback)."""

@@ -10,10 +10,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from agent_process import start_agent
 from conftest import REPO, model_ref
+from typer.testing import CliRunner
+
 from edgekit.cli import app
 from edgekit.errors import InputError, TargetError
 from edgekit.evaluate.select import MEASURED_RULE, apply_validation, select

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from agent_process import free_port
+from conftest import REPO
 from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
-from agent_process import free_port
-from conftest import REPO
 from edgekit.agent.client import AgentClient
 from edgekit.cli import app
 

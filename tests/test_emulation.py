@@ -6,9 +6,9 @@ from __future__ import annotations
 import httpx
 import onnxruntime as ort
 import pytest
+from agent_process import start_agent
 from onnx import TensorProto, helper
 
-from agent_process import start_agent
 from edgekit.agent import conditions
 from edgekit.agent.emulation import emulation, emulation_evidence
 from edgekit.evaluate.devices import missing_op_hint

@@ -26,6 +26,8 @@ from edgekit.evaluate.devices import read_manifest
 from edgekit.exporter.artifact_dir import MARKER, StagedFolder, sweep_stale_staging
 from edgekit.exporter.pipeline import export
 from edgekit.files import parse_json, to_json
+from edgekit.interrupts import Interrupted, stop_on_signals
+from edgekit.progress import SilentProgress
 from edgekit.targets import AccuracyBudget
 
 CLI = [sys.executable, "-m", "edgekit.cli"]
@@ -100,6 +102,27 @@ def test_a_signal_mid_export_cleans_up_says_so_and_exits_128_plus_the_signal(tmp
     assert "Traceback" not in stderr
     assert not out.parent.exists(), "the parent folders the run created go too"
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_swallowed_interrupt_still_stops_the_next_step_and_the_commit(tmp_path):
+    staged = StagedFolder(tmp_path / "out")
+    progress = SilentProgress()
+    with stop_on_signals():
+        try:  # a library that swallows everything, KeyboardInterrupt-like exceptions included
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        except BaseException:  # noqa: BLE001 - that is the point
+            pass
+        with pytest.raises(Interrupted) as stopped:
+            with progress.step("next step"):
+                pass
+        assert stopped.value.exit_code == 143
+        with pytest.raises(Interrupted):
+            staged.commit()
+    assert not (tmp_path / "out").exists()
+    staged.discard()
+    with progress.step("after the run"):  # the pending signal ends with stop_on_signals()
+        pass
 
 
 def test_the_next_run_removes_staging_folders_of_dead_runs_and_restores_a_moved_aside_folder(tmp_path):

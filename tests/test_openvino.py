@@ -13,10 +13,10 @@ import httpx
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
-
 from agent_process import start_agent
 from conftest import REPO, model_ref, smooth_images
+from onnx import TensorProto, helper, numpy_helper
+
 from edgekit.agent.client import AgentClient
 from edgekit.agent.conditions import cpu_features
 from edgekit.errors import AccuracyError, ExportError, InputError

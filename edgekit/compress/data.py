@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from ..data import LABELS_KEY, load_samples
+from ..data.images import LabeledImages, PreprocessSpec, list_labeled_images, load_image
 from ..errors import InputError
 from ..files import sha256_file
-from ..data.images import LabeledImages, PreprocessSpec, list_labeled_images, load_image
 from ..specs import InputSpec
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..files import to_json
+from ..interrupts import raise_if_interrupted
 
 MARKER = ".edgekit-staging"
 _STAGING = re.compile(r"^\.(.+)\.(tmp|old)-(\d+)-")
@@ -53,6 +54,7 @@ class StagedFolder:
 
     def commit(self) -> Path:
         """Move the finished folder into place; an old folder is only removed once the new one is there."""
+        raise_if_interrupted()  # never commit a run that was told to stop
         (self.path / MARKER).unlink()
         backup = None
         if self.dest.exists():

@@ -4,8 +4,8 @@
 shapes; -1 or a symbolic dimension matches any size). ``POST {url}/v2/models/{name}/infer``: timed end to end
 from this host (request sent → output arrays decoded), after a warm-up. Tensors go with the binary tensor extension
 where the server lists ``binary_tensor_data`` in ``GET /v2`` and answers such a request, else as JSON (a note says
-why); the report's ``encoding`` says which was measured, ``payload_bytes`` how large request and reply were. The network round trip alone is
-timed on ``GET {url}/v2/health/ready``. The server's own compute time is taken where it reports one: the edgekit
+why); the report's ``encoding`` says which was measured, ``payload_bytes`` how large request and reply were.
+The network round trip alone is timed on ``GET {url}/v2/health/ready``. The server's own compute time is taken where it reports one: the edgekit
 agent's ``parameters.edgekit_compute_ms`` per reply, or Triton's ``/v2/models/{name}/stats`` (a mean); else it is
 null and the report says so. The server's outputs on validation samples are checked against this host's FP32 run.
 
