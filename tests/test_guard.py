@@ -14,7 +14,7 @@ from edgekit.exporter.guard import failure_reason, guarded
 from edgekit.exporter.pipeline import export
 from edgekit.exporter.steps import STEPS, Step
 from edgekit.runtime.litert import LiteRtRunner
-from edgekit.targets import Format, load_target
+from edgekit.targets import Format, Precision, load_target
 
 pytest.importorskip("litert_torch")
 
@@ -68,7 +68,8 @@ def test_a_failure_in_any_builder_or_step_rejects_only_its_candidates(monkeypatc
     _inject(monkeypatch, where)
     monkeypatch.chdir(tmp_path)
     # OpenVINO's conversion failure has its own test in test_openvino.py
-    onnx_and_tflite = load_target("x86").model_copy(update={"formats": [Format.onnx, Format.tflite]})
+    onnx_and_tflite = load_target("x86").model_copy(update={"formats": [Format.onnx, Format.tflite],
+                                                            "precisions": [Precision.fp32, Precision.int8_static]})
     result = export(model_ref("tiny_cnn"), onnx_and_tflite, out=tmp_path / "out", calib=cnn_data["calib"],
                     val=cnn_data["val"], format="auto", benchmark=False, accuracy={"top1_agreement_min": 0.5})
     by_name = {c.name: c for c in result.candidates}

@@ -25,6 +25,7 @@ from .openvino_convert import conversion_reason, openvino_tools
 
 FAKE_QUANTIZE = "FakeQuantize"
 COMPUTE_OPS = ("Convolution", "GroupConvolution", "ConvolutionBackpropData", "GroupConvolutionBackpropData", "MatMul")
+RANKING_SAMPLES = 16  # validation samples NNCF ranks the quantized layers on (its default: up to 300)
 
 
 @dataclass
@@ -113,7 +114,9 @@ class OpenVinoQuantize(Step):
                       validation_samples=len(samples), float_metric=round(float_metric, 6),
                       max_drop=round(max_drop, 6), max_float_layers=control.max_float_layers)
         validation = nncf.Dataset(samples, lambda item: item[1])
-        restorer = AdvancedAccuracyRestorerParameters(max_num_iterations=control.max_float_layers)
+        # the metric is a minimum, so ranking layers on the samples that lose most (NNCF picks those) is enough
+        restorer = AdvancedAccuracyRestorerParameters(max_num_iterations=control.max_float_layers,
+                                                      ranking_subset_size=min(RANKING_SAMPLES, len(samples)))
         return nncf.quantize_with_accuracy_control(
             model, calibration, validation, min_cosine, max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE,
             subset_size=count, target_device=nncf.TargetDevice.CPU, advanced_accuracy_restorer_parameters=restorer,
