@@ -89,6 +89,7 @@ def test_tritonclient_server_and_model_routes(agent, host):
     model = client.get_model_metadata(digest, headers=auth(agent))
     assert model["platform"] == "onnxruntime_onnx" and model["versions"] == ["1"]
     assert model["inputs"] == [{"name": "image", "datatype": "FP32", "shape": [1, 1, 8, 8]}]
+    assert model["outputs"] == [{"name": host["fp32"]["output"], "datatype": "FP32", "shape": [1, 10]}]
     assert client.get_model_metadata(digest, "1", headers=auth(agent))["name"] == digest
     assert not client.is_server_ready(headers={"Authorization": "Bearer wrong"})
     with pytest.raises(InferenceServerException) as refused:
@@ -234,3 +235,30 @@ def test_malformed_bodies_get_a_short_4xx_without_their_bytes(agent, host, body,
         if path.startswith("/v2/"):
             assert response.json()["error"] == detail  # where v2 clients read it
     assert httpx.get(f"{agent.url}/v1/health", timeout=10).status_code == 200
+
+
+def test_runners_declare_the_outputs_they_return(tmp_path):
+    """What v2 metadata reports: floating outputs as FP32, integer outputs as they are, dynamic dims as -1."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgekit.agent.kserve_v2 import _tensor_metadata
+    from edgekit.runtime.openvino import OpenVinoRunner, load_openvino
+
+    graph = helper.make_graph(
+        [helper.make_node("ArgMax", ["x"], ["label"], axis=1, keepdims=0),
+         helper.make_node("Cast", ["x"], ["scores"], to=TensorProto.DOUBLE)], "two_outputs",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"]),
+         helper.make_tensor_value_info("scores", TensorProto.DOUBLE, ["batch", 4])])
+    path = tmp_path / "two_outputs.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    ov = load_openvino()
+    ov.save_model(ov.convert_model(str(path)), str(tmp_path / "two_outputs.xml"))
+    expected = [{"name": "label", "datatype": "INT64", "shape": [-1]},
+                {"name": "scores", "datatype": "FP32", "shape": [-1, 4]}]
+    for runner in (OnnxRunner(path), OpenVinoRunner(tmp_path / "two_outputs.xml")):
+        specs = runner.output_specs()
+        assert [_tensor_metadata(name, specs[name]) for name in runner.output_names] == expected, runner
+        label, scores = runner.run({"x": np.array([[0, 3, 1, 2]], dtype=np.float32)})
+        assert label.dtype == np.int64 and scores.dtype == np.float32  # what the specs say run() returns

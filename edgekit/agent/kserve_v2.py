@@ -106,6 +106,12 @@ def _names(names) -> str:
     return f"{shown}{f' and {len(names) - 8} more' if len(names) > 8 else ''}"
 
 
+def _tensor_metadata(name: str, spec: dict) -> dict:
+    """A v2 metadata tensor: the datatype, and the shape with -1 where a dimension is dynamic."""
+    return {"name": name, "datatype": NUMPY_TO_V2.get(spec["dtype"], "FP32"),
+            "shape": [d if isinstance(d, int) else -1 for d in spec["shape"]]}
+
+
 def _check_feeds(feeds: dict[str, np.ndarray], specs: dict[str, dict]) -> None:
     """Every model input given, with the model's datatype and rank (sizes are the runtime's to check)."""
     missing = sorted(set(specs) - set(feeds))
@@ -189,10 +195,8 @@ def install_kserve_v2(app: FastAPI, store, runs, sessions, auth) -> dict[str, ty
             session = session_for(digest)
         meta = store.meta(digest)
         return {"name": digest, "versions": ["1"], "platform": PLATFORMS[meta["format"]],
-                "inputs": [{"name": n, "datatype": NUMPY_TO_V2.get(spec["dtype"], "FP32"),
-                            "shape": [d if isinstance(d, int) else -1 for d in spec["shape"]]}
-                           for n, spec in session.inputs.items()],
-                "outputs": [{"name": n, "datatype": "FP32", "shape": []} for n in session.outputs]}
+                "inputs": [_tensor_metadata(n, spec) for n, spec in session.inputs.items()],
+                "outputs": [_tensor_metadata(n, session.output_specs[n]) for n in session.outputs]}
 
     def run(digest: str, body: bytes, encoding: str | None, header_length: str | None) -> Response:
         """Parse, check, infer and encode: everything CPU-bound, in a worker thread."""

@@ -52,7 +52,8 @@ def _child(connection, model: str, threads: int, options: dict, memory_limit_mb:
     try:
         runner = load_runner(Path(model), threads, options)
         connection.send_bytes(_message({"status": "ok", "inputs": runner.input_specs(),
-                                        "outputs": runner.output_names}))
+                                        "outputs": runner.output_names,
+                                        "output_specs": runner.output_specs()}))
     except Exception as exc:  # reported to the parent, which answers the request with it
         connection.send_bytes(_message({"status": "error", "error": f"{type(exc).__name__}: {exc}"}))
         return
@@ -80,6 +81,7 @@ class ModelSession:
         hello = self._receive_json(START_TIMEOUT_S)
         self.inputs: dict[str, dict] = hello["inputs"]
         self.outputs: list[str] = hello["outputs"]
+        self.output_specs: dict[str, dict] = hello["output_specs"]
 
     @property
     def alive(self) -> bool:

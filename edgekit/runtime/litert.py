@@ -137,6 +137,16 @@ class LiteRtRunner:
             specs[name] = {"shape": shape, "dtype": dtype}
         return specs
 
+    def output_specs(self) -> dict[str, dict]:
+        """{name: {"shape", "dtype"}} of what ``run`` returns: quantized and floating outputs as float32."""
+        specs = {}
+        for name, details in zip(self.output_names, self._outputs):
+            stored = np.dtype(details["dtype"])
+            floating = _quantization(details) is not None or np.issubdtype(stored, np.floating)
+            specs[name] = {"shape": [int(s) for s in details["shape"]],
+                           "dtype": "float32" if floating else stored.name}
+        return specs
+
     def _prepare(self, feeds: dict[str, np.ndarray]) -> list[tuple[dict, np.ndarray]]:
         """Each feed laid out, quantized and cast the way its input tensor wants it; resizes if the shape changed."""
         missing = [n for n in self.input_names if n not in feeds]

@@ -50,6 +50,12 @@ class OnnxRunner:
         return {i.name: {"shape": [d if isinstance(d, int) else str(d) for d in i.shape],
                          "dtype": _ORT_TYPES.get(i.type, "float32")} for i in self.session.get_inputs()}
 
+    def output_specs(self) -> dict[str, dict]:
+        """{name: {"shape", "dtype"}} of what ``run`` returns (floating outputs as float32)."""
+        return {o.name: {"shape": [d if isinstance(d, int) else str(d) for d in o.shape],
+                         "dtype": _returned_dtype(_ORT_TYPES.get(o.type, "float32"))}
+                for o in self.session.get_outputs()}
+
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         missing = [n for n in self.input_names if n not in feeds]
         if missing:
@@ -63,3 +69,8 @@ class OnnxRunner:
         """Warm up, then time ``runs`` calls (more if ``min_seconds`` is not reached yet)."""
         bound = {n: feeds[n] for n in self.input_names}
         return time_calls(lambda: self.session.run(None, bound), self.threads, warmup, runs, min_seconds)
+
+
+def _returned_dtype(name: str) -> str:
+    """The dtype ``run`` gives an output stored as ``name``: floating types come back as float32."""
+    return "float32" if np.issubdtype(np.dtype(name), np.floating) else name

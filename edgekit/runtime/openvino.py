@@ -114,6 +114,15 @@ class OpenVinoRunner:
                        "dtype": np.dtype(port.get_element_type().to_dtype()).name}
                 for name, port in zip(self.input_names, self.compiled.inputs)}
 
+    def output_specs(self) -> dict[str, dict]:
+        """{name: {"shape", "dtype"}} of what ``run`` returns (floating outputs as float32; dynamic dims ``"?"``)."""
+        specs = {}
+        for name, port in zip(self.output_names, self.compiled.outputs):
+            stored = np.dtype(port.get_element_type().to_dtype())
+            specs[name] = {"shape": [d.get_length() if d.is_static else "?" for d in port.partial_shape],
+                           "dtype": "float32" if np.issubdtype(stored, np.floating) else stored.name}
+        return specs
+
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         results = self.request.infer(self._bound(feeds))
         outputs = [results[port] for port in self.compiled.outputs]
