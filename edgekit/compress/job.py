@@ -20,6 +20,7 @@ from ..files import write_json_atomic
 from . import checkpoint
 from .data import LabeledData, check_labels, load_labeled
 from .distributed import SHARDINGS, Cluster, start
+from .measure import compare_runtimes
 from .progress import SilentTraining
 from .record import (
     RECORD_FILE,
@@ -243,6 +244,16 @@ class Job:
         save_file(state, str(self.staged.path / WEIGHTS_FILE), metadata={"format": "pt", "edgekit": SCHEMA})
         self.staged.write_json(RECORD_FILE, record)
         return self.staged.path
+
+    def commit_measured(self, module, record: dict[str, Any], before: str, measure_target: str,
+                        speed_notes: Callable[[dict[str, Any]], list[str]]) -> Path:
+        """Write the result; with ``measure``, time it against ``before`` and add ``speed_notes(runtimes)``; commit."""
+        staged = self.write(module, record)
+        if self.options.measure:
+            runtimes = compare_runtimes(before, str(staged), self.options.val, measure_target, self.progress)
+            record["metrics"]["runtimes"] = runtimes
+            record["notes"] += speed_notes(runtimes)
+        return self.commit(record)
 
     def commit(self, record: dict[str, Any]) -> Path:
         """Rename the staged folder into place and drop the checkpoints (the best epoch is the result now)."""

@@ -11,7 +11,7 @@ from . import structured as channel_pruning
 from . import unstructured as weight_pruning
 from .distributed import prepare
 from .job import CompressResult, Job, Options, load_model, model_name
-from .measure import compare_runtimes, model_figures
+from .measure import model_figures
 from .trainer import cross_entropy, train
 
 NO_SPEEDUP_BELOW = 1.10  # a ratio under this is within what this kind of shared machine measures as noise
@@ -71,12 +71,9 @@ def prune(model: str, *, amount: float = 0.5, unstructured: bool = False, keep: 
         if unstructured:
             record["metrics"]["sparsity"] = weight_pruning.sparsity(final)
         record["notes"] = notes
-        staged = job.write(final, record)
-        if opts.measure:
-            runtimes = compare_runtimes(model, str(staged), opts.val, measure_target, job.progress)
-            record["metrics"]["runtimes"] = runtimes
-            record["notes"] += runtime_notes(runtimes, kind, record["metrics"].get("sparsity"))
-        return CompressResult(job.commit(record), record, final)
+        folder = job.commit_measured(final, record, model, measure_target,
+                                     lambda runtimes: runtime_notes(runtimes, kind, record["metrics"].get("sparsity")))
+        return CompressResult(folder, record, final)
     except BaseException:
         job.fail()
         raise
