@@ -64,7 +64,9 @@ class V2RequestedOutput(BaseModel):
 class V2RequestParameters(BaseModel):
     model_config = ConfigDict(extra="allow")
     binary_data_output: StrictBool = False
-    timeout: StrictInt | None = Field(None, ge=1)  # microseconds, as Triton's
+    # microseconds, as Triton's: how long the request may wait for its turn (429 after that); once it runs, only the
+    # agent's own V2_TIMEOUT_S stops it, so no client can make the agent restart a model that others use
+    timeout: StrictInt | None = Field(None, ge=1, le=3600 * 10**6)
 
 
 class V2InferRequest(BaseModel):
@@ -108,7 +110,8 @@ def _names(names) -> str:
 
 def _tensor_metadata(name: str, spec: dict) -> dict:
     """A v2 metadata tensor: the datatype, and the shape with -1 where a dimension is dynamic."""
-    return {"name": name, "datatype": NUMPY_TO_V2.get(spec["dtype"], "FP32"),
+    datatype = "BYTES" if spec["dtype"] in ("str", "object", "bytes") else NUMPY_TO_V2.get(spec["dtype"], "FP32")
+    return {"name": name, "datatype": datatype,
             "shape": [d if isinstance(d, int) else -1 for d in spec["shape"]]}
 
 
@@ -205,15 +208,15 @@ def install_kserve_v2(app: FastAPI, store, runs, sessions, auth) -> dict[str, ty
         request = validate_body(V2InferRequest, parsed)
         _refuse_unsupported(request)
         feeds = dict(zip([t.name for t in request.inputs], read_tensors(parsed["inputs"], binary, "input")))
-        timeout_s = V2_TIMEOUT_S
+        wait_s = None
         if request.parameters and request.parameters.timeout:
-            timeout_s = min(timeout_s, request.parameters.timeout / 1e6)
-        with runs.slot():
+            wait_s = request.parameters.timeout / 1e6
+        with runs.slot(wait_s):
             session = session_for(digest)
             _check_feeds(feeds, session.inputs)
             chosen = _binary_outputs(request, session.outputs)
-            try:
-                outputs, compute_ms = session.infer(feeds, timeout_s=timeout_s)
+            try:  # only the agent's own limit kills a session: other clients' requests use it too
+                outputs, compute_ms = session.infer(feeds, timeout_s=V2_TIMEOUT_S)
             except SessionError as exc:
                 if exc.status != "error":  # the session process is gone or hung: replace it next time
                     sessions.drop(digest)

@@ -32,10 +32,12 @@ from .._version import __version__
 from ..errors import InputError
 from .auth import AgentSetupError, token_matches
 from .conditions import conditions, device_info
+from .connections import ConnectionLimits, raise_open_file_limit
+from .gate import BodyCaps, RequestGate
 from .isolation import JobOutcome, run_job
 from .kserve_v2 import install_kserve_v2
 from .openapi import PUT_BODY, add_schemas, errors
-from .problems import install_problem_handlers, problem
+from .problems import install_problem_handlers
 from .sessions import SessionPool
 from .store import ArtifactStore, UnsupportedModel, sniff_format
 from .worker import TEST_HOOKS_ENV
@@ -132,13 +134,19 @@ class ModelRuns:
         self._slots = threading.BoundedSemaphore(limits.queue_size + 1)
 
     @contextmanager
-    def slot(self):
-        """Wait for the single model-run slot, or answer 429 when too many requests already wait."""
+    def slot(self, wait_s: float | None = None):
+        """Wait for the single model-run slot, or answer 429 when too many requests already wait (or, with
+        ``wait_s``, when the slot is not free within that many seconds)."""
         if not self._slots.acquire(blocking=False):
             raise HTTPException(429, "the agent is busy with other model runs", headers={"Retry-After": "5"})
         try:
-            with self._run:
+            if not self._run.acquire(timeout=-1 if wait_s is None else wait_s):
+                raise HTTPException(429, f"the model was busy for the request's whole timeout ({wait_s:g} s)",
+                                    headers={"Retry-After": "1"})
+            try:
                 yield
+            finally:
+                self._run.release()
         finally:
             self._slots.release()
 
@@ -148,8 +156,9 @@ class ModelRuns:
 
 
 def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLimits(),
-               test_hooks: bool = False, announce: str | None = None) -> FastAPI:
-    """The agent app. ``token=None`` disables auth (refused by ``serve`` unless bound to loopback)."""
+               test_hooks: bool = False, announce: str | None = None) -> RequestGate:
+    """The agent app behind its ``RequestGate`` (token from the headers, then the body within its cap).
+    ``token=None`` disables auth (refused by ``serve`` unless bound to loopback)."""
     store = ArtifactStore(store_dir)
     runs = ModelRuns(limits, test_hooks)
     sessions = SessionPool(limits.memory_limit_mb)
@@ -170,19 +179,6 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
                   lifespan=lifespan)
     install_problem_handlers(app)
     auth = [Depends(authenticated)]
-
-    @app.middleware("http")
-    async def bound_request_size(request: Request, call_next):
-        if request.method in ("POST", "PUT"):
-            length = request.headers.get("content-length")
-            limit = limits.max_upload_bytes if request.method == "PUT" else limits.max_request_bytes
-            if length is None and request.method == "POST":
-                return problem(411, "Content-Length is required", request)
-            if length is not None and not (length.isascii() and length.isdigit()):
-                return problem(400, "Content-Length must be a byte count", request)
-            if length is not None and int(length) > limit:
-                return problem(413, f"request body over the {limit} byte limit", request)
-        return await call_next(request)
 
     @app.get("/v1/health")
     def health() -> dict:
@@ -286,7 +282,8 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
                     "output_names": outcome.result.get("output_names")}
 
     add_schemas(app, install_kserve_v2(app, store, runs, sessions, auth))
-    return app
+    return RequestGate(app, token, BodyCaps(upload_bytes=limits.max_upload_bytes,
+                                            request_bytes=limits.max_request_bytes))
 
 
 def _model_or_404(store: ArtifactStore, digest: str) -> Path:
@@ -356,12 +353,14 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def serve(sock: socket.socket, store_dir: Path, token: str | None, limits: AgentLimits = AgentLimits(),
-          test_hooks: bool = False) -> None:
+          test_hooks: bool = False, connections: ConnectionLimits = ConnectionLimits()) -> None:
     """Run the agent on an already bound socket (``bind_socket``) until a signal stops it."""
     import uvicorn
 
     host, port = sock.getsockname()[:2]
     app = create_app(store_dir, token, limits, test_hooks, announce=f"edgekit agent listening on http://"
                                                                     f"{f'[{host}]' if ':' in host else host}:{port}")
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    raise_open_file_limit()
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5,
+                                           **connections.uvicorn_settings()))
     server.run(sockets=[sock])

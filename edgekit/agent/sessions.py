@@ -36,6 +36,16 @@ def _message(data: dict) -> bytes:
     return to_json(data, indent=None).encode()
 
 
+def texts_as_unicode(array: np.ndarray) -> np.ndarray:
+    """A string output (numpy objects, as ONNX Runtime returns them) as fixed-width unicode: ``.npz`` without
+    pickle can carry it."""
+    array = np.asarray(array)
+    if array.dtype.kind == "O":
+        return np.asarray([v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+                           for v in array.ravel()], dtype=str).reshape(array.shape)
+    return array
+
+
 def _npz(arrays: dict[str, np.ndarray]) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -64,7 +74,7 @@ def _child(connection, model: str, threads: int, options: dict, memory_limit_mb:
             outputs = runner.run(feeds)
             compute_ms = (time.perf_counter() - started) * 1e3
             connection.send_bytes(_message({"status": "ok", "compute_ms": compute_ms}))
-            connection.send_bytes(_npz({f"output_{i}": o for i, o in enumerate(outputs)}))
+            connection.send_bytes(_npz({f"output_{i}": texts_as_unicode(o) for i, o in enumerate(outputs)}))
         except Exception as exc:
             connection.send_bytes(_message({"status": "error", "error": f"{type(exc).__name__}: {exc}"}))
 

@@ -10,7 +10,6 @@ replies. numpy only: this module runs on the device.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import numpy as np
@@ -29,7 +28,10 @@ class WireError(ValueError):
 
 
 def v2_datatype(dtype: np.dtype | str) -> str:
-    """The v2 datatype of a numpy dtype, e.g. ``FP32``; a ``WireError`` for dtypes the protocol has no name for."""
+    """The v2 datatype of a numpy dtype, e.g. ``FP32``, ``BYTES`` for strings; a ``WireError`` for dtypes the
+    protocol has no name for."""
+    if np.dtype(dtype).kind in "USO":
+        return "BYTES"
     name = np.dtype(dtype).name
     if name not in NUMPY_TO_V2:
         raise WireError(f"numpy {name} has no KServe v2 datatype (one of {sorted(NUMPY_TO_V2)})")
@@ -46,15 +48,23 @@ def numpy_dtype(datatype: object, what: str) -> np.dtype:
     return np.dtype(V2_TYPES[datatype]).newbyteorder("<")
 
 
+def short_shape(shape: list) -> str:
+    """A shape for a message: at most 8 dimensions, each at most 12 digits (a request's shape can be any size)."""
+    dims = [str(d) if isinstance(d, int) and abs(d) < 10**12 else "…" for d in shape[:8]]
+    return f"[{', '.join(dims)}{', …' if len(shape) > 8 else ''}]"
+
+
 def element_count(shape: object, what: str) -> int:
     """Elements in ``shape`` (a list of non-negative ints), refusing more than ``MAX_ELEMENTS``."""
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
         raise WireError(f"{what}: shape must be a list of integers")
     if len(shape) > 16 or any(d < 0 for d in shape):
-        raise WireError(f"{what}: shape {shape[:16]} has negative dimensions or more than 16 of them")
-    count = math.prod(shape)  # exact: no int64 overflow
-    if count > MAX_ELEMENTS:
-        raise WireError(f"{what}: shape {shape} has {count} elements, over the {MAX_ELEMENTS} limit")
+        raise WireError(f"{what}: shape {short_shape(shape)} has negative dimensions or more than 16 of them")
+    count = 1
+    for dim in shape:  # stop early: a product of huge dimensions is slow to compute and cannot be printed
+        count *= dim
+        if count > MAX_ELEMENTS and 0 not in shape:
+            raise WireError(f"{what}: shape {short_shape(shape)} has over {MAX_ELEMENTS} elements, the limit")
     return count
 
 
@@ -112,7 +122,8 @@ def read_tensors(tensors: list[dict], binary: bytes, what: str) -> list[np.ndarr
                 raise WireError(f"{label}: has both 'data' and parameters.binary_data_size")
             if not isinstance(size, int) or isinstance(size, bool) or size != count * dtype.itemsize:
                 raise WireError(f"{label}: binary_data_size must be {count} × {dtype.itemsize} = "
-                                f"{count * dtype.itemsize} bytes for {tensor['datatype']}{tensor['shape']}")
+                                f"{count * dtype.itemsize} bytes for {tensor['datatype']}"
+                                f"{short_shape(tensor['shape'])}")
             if offset + size > len(binary):
                 raise WireError(f"{label}: binary data ends after {len(binary) - offset} of its {size} bytes")
             arrays.append(np.frombuffer(binary, dtype, count, offset).reshape(tensor["shape"]))
@@ -135,7 +146,7 @@ def array_from_data(data: object, dtype: np.dtype, shape: list[int], count: int,
     except (ValueError, TypeError, RecursionError):  # ragged nesting, nesting deeper than numpy's 64 dimensions
         raise WireError(f"{label}: data is not a rectangular array of numbers") from None
     if values.size != count:
-        raise WireError(f"{label}: data has {values.size} values, shape {shape} needs {count}")
+        raise WireError(f"{label}: data has {values.size} values, shape {short_shape(shape)} needs {count}")
     if dtype.kind in "iu" and values.dtype.kind in "fO":  # floats, or integers numpy could not fit in int64
         values = _python_integers(data, dtype, label)
     kind = values.dtype.kind if values.size else dtype.kind
@@ -172,6 +183,12 @@ def _python_integers(data: list, dtype: np.dtype, label: str) -> np.ndarray:
 def tensor_entry(name: str, array: np.ndarray, binary: bool) -> tuple[dict, bytes | None]:
     """A v2 tensor for ``array``: JSON ``data``, or ``parameters.binary_data_size`` and its bytes."""
     entry = {"name": name, "shape": list(array.shape), "datatype": v2_datatype(array.dtype)}
+    if array.dtype.kind in "USO":  # BYTES: JSON strings, or each element's length (4 bytes, LE) then its bytes
+        texts = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in array.ravel().tolist()]
+        if not binary:
+            return {**entry, "data": texts}, None
+        raw = b"".join(len(b).to_bytes(4, "little") + b for b in (t.encode("utf-8", "surrogatepass") for t in texts))
+        return {**entry, "parameters": {"binary_data_size": len(raw)}}, raw
     if not binary:
         return {**entry, "data": array.ravel().tolist()}, None
     raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()

@@ -93,7 +93,10 @@ def run(job: dict) -> dict:
     arrays = _load_npz(job["inputs_npz"])
     count = len(arrays[runner.input_names[0]])
     results = [runner.run({name: arrays[name][i:i + 1] for name in runner.input_names}) for i in range(count)]
-    outputs = {f"output_{k}": np.concatenate([r[k] for r in results]) for k in range(len(runner.output_names))}
+    from .sessions import texts_as_unicode
+
+    outputs = {f"output_{k}": texts_as_unicode(np.concatenate([r[k] for r in results]))
+               for k in range(len(runner.output_names))}
     np.savez(job["outputs_npz"], **outputs)
     return {"output_names": runner.output_names}
 

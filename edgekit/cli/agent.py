@@ -30,10 +30,15 @@ def serve(
     no_token: bool = typer.Option(False, "--no-token", help="Disable auth (loopback only)."),
     max_upload_mb: int = typer.Option(512, min=1, help="Largest artifact accepted."),
     memory_limit_mb: int = typer.Option(4096, min=64, help="Address-space limit of each model run."),
+    header_timeout_s: float = typer.Option(10.0, min=0.1, max=300, help="Close a connection that has not sent a "
+                                                                         "request's headers within this time."),
+    max_idle_connections: int = typer.Option(256, min=1, help="Connections allowed to wait for headers at once; "
+                                                              "past it the longest-waiting one is closed."),
     test_hooks: bool = typer.Option(False, "--test-hooks", hidden=True, help="Let requests inject faults."),
 ) -> None:
     """Serve the agent until interrupted. Nothing is created (token file, store) before the port is bound."""
     from ..agent.auth import default_token_path, load_or_create_token
+    from ..agent.connections import ConnectionLimits
     from ..agent.server import AgentLimits, bind_socket, check_bind
     from ..agent.server import serve as run_server
     from ..agent.store import check_store_location
@@ -47,7 +52,8 @@ def serve(
     try:
         token = None if no_token else load_or_create_token(token_file or default_token_path())
         limits = AgentLimits(max_upload_bytes=max_upload_mb * 1024 * 1024, memory_limit_mb=memory_limit_mb)
-        run_server(sock, store, token, limits, test_hooks)
+        connections = ConnectionLimits(header_timeout_s=header_timeout_s, max_idle_connections=max_idle_connections)
+        run_server(sock, store, token, limits, test_hooks, connections)
     except EdgekitError as error:
         fail(error)
     except Interrupted as stop:

@@ -10,7 +10,7 @@ from .stats import LatencyStats, time_calls
 
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
               "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8",
-              "tensor(bool)": "bool"}
+              "tensor(bool)": "bool", "tensor(string)": "str"}
 
 
 class OnnxRunner:

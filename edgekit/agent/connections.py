@@ -1,0 +1,109 @@
+"""Connection limits uvicorn lacks: a deadline for a request's headers, and a cap on connections that wait for one.
+
+uvicorn closes a kept-alive connection after ``timeout_keep_alive`` but waits forever for the headers of a
+connection's first request, so half-open connections (connect, send nothing or half a header) pile up. Here each
+connection that has no request in progress must finish a request's headers within ``HEADER_TIMEOUT_S``, and when
+more than ``MAX_IDLE_CONNECTIONS`` wait for headers at once, the one that has waited longest is closed. Its
+``limit_concurrency`` is not used: it counts those idle connections too and answers real requests 503.
+"""
+
+from __future__ import annotations
+
+import resource
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+HEADER_TIMEOUT_S = 10.0
+MAX_IDLE_CONNECTIONS = 256
+HEADER_BYTES = 16 * 1024  # h11's cap on a request's head (request line + headers)
+KEEP_ALIVE_S = 5.0
+WANTED_OPEN_FILES = 8192
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    header_timeout_s: float = HEADER_TIMEOUT_S
+    max_idle_connections: int = MAX_IDLE_CONNECTIONS
+    keep_alive_s: float = KEEP_ALIVE_S
+    header_bytes: int = HEADER_BYTES
+
+    def uvicorn_settings(self) -> dict:
+        """The ``uvicorn.Config`` arguments that apply these limits."""
+        protocol = type("GuardedH11Protocol", (GuardedH11Protocol,), {"limits": self})
+        return {"http": protocol, "timeout_keep_alive": self.keep_alive_s,
+                "h11_max_incomplete_event_size": self.header_bytes}
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol plus a header deadline and a cap on idle connections (per server)."""
+
+    limits = ConnectionLimits()
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._header_timer = None
+        self._wait_for_headers()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_waiting()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._in_request():
+            self._stop_waiting()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and not self._in_request():
+            self._wait_for_headers()
+
+    # -- the idle set ---------------------------------------------------------------------------------
+
+    def _idle(self) -> OrderedDict:
+        idle = getattr(self.server_state, "edgekit_idle", None)
+        if idle is None:
+            idle = self.server_state.edgekit_idle = OrderedDict()
+        return idle
+
+    def _in_request(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _wait_for_headers(self) -> None:
+        self._stop_waiting()
+        self._header_timer = self.loop.call_later(self.limits.header_timeout_s, self._headers_too_late)
+        idle = self._idle()
+        idle[self] = None
+        while len(idle) > self.limits.max_idle_connections:
+            oldest, _ = idle.popitem(last=False)
+            oldest._close()
+
+    def _stop_waiting(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        self._idle().pop(self, None)
+
+    def _headers_too_late(self) -> None:
+        self._header_timer = None
+        if not self._in_request():
+            self._close()
+
+    def _close(self) -> None:
+        self._stop_waiting()
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def raise_open_file_limit(wanted: int = WANTED_OPEN_FILES) -> int:
+    """Lift this process's soft limit on open files towards ``wanted`` (within the hard limit); the new soft limit.
+
+    Each connection is a file: at the usual 1024, a burst of connections makes accept() fail for everyone."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft
