@@ -1,5 +1,6 @@
 """Model input specifications: ``NAME:1x3x224x224[:float32]``, with symbolic (dynamic) dimensions; and output
-kinds: ``NAME:class|regression|embedding`` (how the accuracy gate compares that output)."""
+kinds: ``NAME:class|regression|embedding|detection|mask|sequence`` (how the accuracy gate compares that output;
+docs/accuracy.md)."""
 
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ def example_arrays(specs: list[InputSpec], batch: int = 1, seed: int = 0) -> dic
     return out
 
 
-OUTPUT_KINDS = ("class", "regression", "embedding")
+OUTPUT_KINDS = ("class", "regression", "embedding", "detection", "mask", "sequence")
 
 
 def parse_output_kinds(texts: list[str]) -> dict[str, str]:

@@ -1,5 +1,6 @@
-"""Output kinds: top-1 only on class outputs (declared or inferred conservatively), never on boxes; the kinds in
-the table and the manifest; int64 inputs through both runtimes."""
+"""Output kinds: top-1 only on class outputs (declared, or inferred where something says so), never on boxes or
+embeddings; the kinds and their evidence in the table and the manifest; int64 inputs through both runtimes.
+Stacked heads, masks and sequences: tests/test_output_groups.py."""
 
 from __future__ import annotations
 
@@ -28,16 +29,20 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 def test_kinds_are_inferred_conservatively():
     logits = [RNG.standard_normal((1, 10)).astype(np.float32) for _ in range(4)]
     probabilities = [_softmax(a) for a in logits]
-    assert infer_output_kind("output_0", logits, outputs=1) == "class"  # a classifier's only output
+    # a sole (1, 10) output is not evidence of classes (all-MiniLM's (1, 384) embedding was judged by top-1 so)
+    assert infer_output_kind("output_0", logits, outputs=1) == "regression"
+    assert infer_output_kind("output_0", logits, outputs=1, labels=np.array([3, 1, 0, 9])) == "class"  # labels say
     assert infer_output_kind("output_1", logits, outputs=3) == "regression"  # (1, 10) beside others: landmarks?
     assert infer_output_kind("prob", probabilities, outputs=3) == "class"  # a softmax
     assert infer_output_kind("logits", logits, outputs=2) == "class"
     assert infer_output_kind("boxes", probabilities, outputs=2) == "regression"  # named like boxes: never class
     assert infer_output_kind("pooler_output", logits, outputs=2) == "embedding"
     sequence = [_softmax(RNG.standard_normal((1, 40, 100))) for _ in range(2)]
-    assert infer_output_kind("softmax_11.tmp_0", sequence, outputs=1) == "class"  # CTC: per position
+    assert infer_output_kind("softmax_11.tmp_0", sequence, outputs=1) == "class"  # no blank dominates: per position
     heatmap = [1 / (1 + np.exp(-RNG.standard_normal((1, 1, 32, 32)))) for _ in range(2)]
-    assert infer_output_kind("sigmoid_0.tmp_0", heatmap, outputs=1) == "regression"
+    assert infer_output_kind("sigmoid_0.tmp_0", heatmap, outputs=1) == "regression"  # in [0, 1], not near-binary
+    normalised = [a / np.linalg.norm(a) for a in logits]
+    assert infer_output_kind("output_0", normalised, outputs=1) == "embedding"
 
 
 def test_top1_is_judged_on_the_class_output_only():
@@ -75,6 +80,10 @@ def test_max_abs_error_skips_embeddings():
     assert apply_budget(compare_outputs(ref, cand, ["emb"], kinds=["embedding"]), budget).passed
 
 
+def _kind(name: str, kind: str, declared: bool, evidence: str) -> dict:
+    return {"name": name, "kind": kind, "declared": declared, "evidence": evidence, "groups": [], "task_metric": None}
+
+
 @pytest.mark.parametrize("text", ["scores", "scores:probability", ":class", "a:class:x"])
 def test_bad_output_kinds(text):
     with pytest.raises(InputError, match="bad output kind"):
@@ -85,8 +94,8 @@ def test_declared_kinds_reach_the_gate_table_and_manifest(tmp_path, cnn_data):
     np.savez(tmp_path / "data.npz", x=smooth_images(16, seed=4))
     result = export(model_ref("boxes_and_scores"), "x86", out=tmp_path / "out", calib=tmp_path / "data.npz",
                     val=tmp_path / "data.npz", format="onnx", benchmark=False, outputs=["output_0:regression"])
-    assert result.manifest["outputs"] == [{"name": "output_0", "kind": "regression", "declared": True},
-                                          {"name": "output_1", "kind": "class", "declared": False}]
+    assert result.manifest["outputs"] == [_kind("output_0", "regression", True, "declared"), _kind(
+        "output_1", "class", False, "softmax rows over 3 classes: non-negative, each sums to 1")]
     fp32 = next(a for a in result.manifest["artifacts"] if a["precision"] == "fp32")
     assert [o["kind"] for o in fp32["accuracy"]["outputs"]] == ["regression", "class"]
     assert fp32["accuracy"]["outputs"][1]["top1_agreement"] == 1.0
@@ -104,8 +113,8 @@ def test_cli_output_option_and_project_file(tmp_path):
                           timeout=600)
     assert done.returncode == 0, done.stderr
     manifest = json.loads(done.stdout)
-    assert manifest["outputs"] == [{"name": "output_0", "kind": "regression", "declared": True},
-                                   {"name": "output_1", "kind": "class", "declared": False}]
+    assert manifest["outputs"] == [_kind("output_0", "regression", True, "declared"), _kind(
+        "output_1", "class", False, "softmax rows over 3 classes: non-negative, each sums to 1")]
     bad = subprocess.run([sys.executable, "-m", "edgekit.cli", "export", "--output", "output_0:box"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "bad output kind 'output_0:box'" in bad.stderr and "Traceback" not in bad.stderr

@@ -45,11 +45,15 @@ def build_manifest(*, source, specs, profile, fmt: str, data: dict, common_steps
 
 
 def output_kinds(candidates: list[Candidate]) -> list[dict[str, Any]]:
-    """Each output's name and kind (class/regression/embedding), declared or inferred by the gate."""
+    """Each output's name and kind (class/regression/embedding/detection/mask/sequence), declared or inferred by
+    the gate, the evidence for it, the channel groups it is scored by (stacked outputs) and its task figure."""
     report = next((c.accuracy for c in candidates if c.accuracy is not None), None)
     if report is None:
         return []
-    return [{"name": o.name, "kind": o.kind, "declared": o.kind_declared} for o in report.outputs]
+    return [{"name": o.name, "kind": o.kind, "declared": o.kind_declared, "evidence": o.evidence,
+             "groups": [{"label": g.label, "role": g.role, "axis": g.axis, "start": g.start, "stop": g.stop,
+                         "scale": g.scale} for g in o.groups],
+             "task_metric": o.task.metric if o.task is not None else None} for o in report.outputs]
 
 
 def versions() -> dict[str, str]:
