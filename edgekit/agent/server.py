@@ -174,6 +174,7 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
             print(announce, file=sys.stderr, flush=True)
         yield
         sessions.close()
+        store.close()
 
     app = FastAPI(title="edgekit agent", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
@@ -190,7 +191,7 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
 
     @app.get("/v1/info", dependencies=auth, responses=errors(401))
     def info() -> dict:
-        return device_info()
+        return {**device_info(), "store": store.report()}
 
     @app.get("/v1/artifacts", dependencies=auth, responses=errors(401))
     def list_artifacts() -> dict:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..files import to_json
+from .worker import texts_as_unicode
 
 MAX_SESSIONS = 4
 MAX_REPLY_BYTES = 256 * 1024 * 1024
@@ -34,16 +35,6 @@ class SessionError(RuntimeError):
 def _message(data: dict) -> bytes:
     """One strict-JSON message for the pipe between a session and its parent."""
     return to_json(data, indent=None).encode()
-
-
-def texts_as_unicode(array: np.ndarray) -> np.ndarray:
-    """A string output (numpy objects, as ONNX Runtime returns them) as fixed-width unicode: ``.npz`` without
-    pickle can carry it."""
-    array = np.asarray(array)
-    if array.dtype.kind == "O":
-        return np.asarray([v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-                           for v in array.ravel()], dtype=str).reshape(array.shape)
-    return array
 
 
 def _npz(arrays: dict[str, np.ndarray]) -> bytes:

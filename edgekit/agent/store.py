@@ -5,6 +5,11 @@ One file per artifact: an OpenVINO IR (``.xml`` + ``.bin``) arrives and is kept 
 A file is listed only once its metadata exists, and the metadata is written (temp, fsync, rename) after the
 model file is in place, so an agent killed mid-upload never lists a partial artifact. Leftovers from such a
 kill (temp files, a model without metadata) are removed when the store opens.
+
+The store folder is the user's disk, so it is handled like one (``storeguard``): it carries an ownership marker,
+a folder edgekit did not make is refused unless empty, only files of edgekit's own names are ever deleted (never
+through a symlink), one agent at a time holds its lock, and an artifact whose metadata cannot be read is moved
+aside to ``quarantine/`` and reported while the others keep serving.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ import time
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import fsync_dir, to_json
+from ..files import fsync_dir, parse_json, to_json
 from ..runtime.ir_bundle import is_bundle
+from .storeguard import UPLOAD_PREFIX, UPLOAD_SUFFIX, StoreLock, claim_store, is_own_upload, is_plain_file, quarantine
 
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 FORMATS = ("onnx", "tflite", "openvino")
+OWN_KINDS = (*FORMATS, "json", "json.tmp")  # artifacts/<digest>.<kind>: the only names the store makes there
 
 
 class UnsupportedModel(ValueError):
@@ -60,23 +67,43 @@ def check_store_location(root: Path) -> None:
 
 
 class ArtifactStore:
+    """The store at ``root``: claimed (marker), locked for this process, recovered from a killed upload."""
+
     def __init__(self, root: Path):
         self.root = Path(root)
+        claim_store(self.root)
+        self.lock = StoreLock(self.root)
         self.files = self.root / "artifacts"
         self.scratch = self.root / "incoming"
-        self.files.mkdir(parents=True, exist_ok=True)
-        self.scratch.mkdir(parents=True, exist_ok=True)
+        self.quarantine = self.root / "quarantine"
+        self.stray: list[str] = []  # entries in incoming/ and artifacts/ that edgekit did not make: left alone
+        self.quarantined: list[dict] = []  # artifacts moved aside this run, with why
         self._recover()
+        for path in sorted(self.files.glob("*.json")):
+            self.meta(path.stem)  # moves unreadable metadata aside now, not at the first request
+
+    def close(self) -> None:
+        self.lock.release()
 
     def _recover(self) -> None:
-        for leftover in self.scratch.iterdir():
-            leftover.unlink(missing_ok=True)
-        for path in self.files.iterdir():
-            digest = path.name.split(".")[0]
-            if path.name.endswith(".json.tmp") or (path.suffix != ".json" and not self._meta_path(digest).exists()):
+        """Delete what a killed agent left (edgekit's own names, plain files only); report everything else."""
+        for entry in sorted(self.scratch.iterdir()):
+            if is_own_upload(entry.name) and is_plain_file(entry):
+                entry.unlink(missing_ok=True)
+            else:
+                self.stray.append(f"incoming/{entry.name}")
+        for path in sorted(self.files.iterdir()):
+            name, (digest, _, kind) = path.name, path.name.partition(".")
+            if not DIGEST.match(digest) or kind not in OWN_KINDS or not is_plain_file(path):
+                self.stray.append(f"artifacts/{name}")
+            elif name.endswith(".json.tmp") or (path.suffix != ".json" and not self._meta_path(digest).exists()):
                 path.unlink(missing_ok=True)
             elif path.suffix == ".json" and self.model_path(digest) is None:
                 path.unlink(missing_ok=True)
+
+    def report(self) -> dict:
+        """What ``/v1/info`` says about the store: its folder, what was moved aside, and entries left alone."""
+        return {"path": str(self.root), "quarantined": list(self.quarantined), "stray": list(self.stray)}
 
     def _meta_path(self, digest: str) -> Path:
         return self.files / f"{digest}.json"
@@ -84,12 +111,25 @@ class ArtifactStore:
     def model_path(self, digest: str) -> Path | None:
         if not DIGEST.match(digest):
             return None
-        return next((p for p in (self.files / f"{digest}.{f}" for f in FORMATS) if p.exists()), None)
+        return next((p for p in (self.files / f"{digest}.{f}" for f in FORMATS) if is_plain_file(p)), None)
 
     def meta(self, digest: str) -> dict | None:
-        if not DIGEST.match(digest) or not self._meta_path(digest).exists() or self.model_path(digest) is None:
+        if not DIGEST.match(digest) or not is_plain_file(self._meta_path(digest)):
             return None
-        return json.loads(self._meta_path(digest).read_text())
+        model = self.model_path(digest)
+        if model is None:
+            return None
+        try:
+            meta = parse_json(self._meta_path(digest).read_text(encoding="utf-8"))
+            problem = _meta_problem(meta, digest, model)
+        except (OSError, ValueError) as exc:  # truncated, not UTF-8, not JSON
+            problem = f"unreadable metadata: {type(exc).__name__}"
+        if problem is None:
+            return meta
+        moved = quarantine(self.quarantine, [self._meta_path(digest), model])
+        if moved:
+            self.quarantined.append({"digest": digest, "reason": problem, "moved_to": moved})
+        return None
 
     def list(self) -> list[dict]:
         metas = (self.meta(p.stem) for p in sorted(self.files.glob("*.json")))
@@ -104,7 +144,8 @@ class ArtifactStore:
 
     def incoming(self):
         """A temp file for an upload, on the store's filesystem (so the final rename is atomic)."""
-        return tempfile.NamedTemporaryFile(dir=self.scratch, delete=False)
+        return tempfile.NamedTemporaryFile(dir=self.scratch, prefix=UPLOAD_PREFIX, suffix=UPLOAD_SUFFIX,
+                                           delete=False)
 
     def commit(self, temp_path: Path, digest: str, fmt: str, size: int) -> dict:
         """Move a verified upload into place, then publish its metadata."""
@@ -122,3 +163,14 @@ class ArtifactStore:
         os.replace(pending, self._meta_path(digest))
         fsync_dir(self.files)
         return meta
+
+
+def _meta_problem(meta: object, digest: str, model: Path) -> str | None:
+    """Why ``meta`` is not the metadata of ``model``, or None."""
+    if not isinstance(meta, dict):
+        return "metadata is not a JSON object"
+    if meta.get("digest") != digest or meta.get("format") != model.suffix[1:]:
+        return "metadata names another digest or format"
+    if type(meta.get("size_bytes")) is not int or not isinstance(meta.get("stored_at"), str):
+        return "metadata lacks size_bytes or stored_at"
+    return None

@@ -58,6 +58,16 @@ def _fault_for_tests(job: dict) -> None:
         del hog
 
 
+def texts_as_unicode(array: np.ndarray) -> np.ndarray:
+    """A string output (numpy objects, as ONNX Runtime returns them) as fixed-width unicode: ``.npz`` without
+    pickle can carry it."""
+    array = np.asarray(array)
+    if array.dtype.kind == "O":
+        return np.asarray([v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+                           for v in array.ravel()], dtype=str).reshape(array.shape)
+    return array
+
+
 def _random_feeds(runner, shapes: dict | None) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     own = runner.input_specs()
@@ -93,8 +103,6 @@ def run(job: dict) -> dict:
     arrays = _load_npz(job["inputs_npz"])
     count = len(arrays[runner.input_names[0]])
     results = [runner.run({name: arrays[name][i:i + 1] for name in runner.input_names}) for i in range(count)]
-    from .sessions import texts_as_unicode
-
     outputs = {f"output_{k}": texts_as_unicode(np.concatenate([r[k] for r in results]))
                for k in range(len(runner.output_names))}
     np.savez(job["outputs_npz"], **outputs)

@@ -42,10 +42,12 @@ def serve(
     from ..agent.server import AgentLimits, bind_socket, check_bind
     from ..agent.server import serve as run_server
     from ..agent.store import check_store_location
+    from ..agent.storeguard import check_store_ownership
 
     try:
         check_bind(host, with_token=not no_token)
         check_store_location(store)
+        check_store_ownership(store)
         sock = bind_socket(host, port)
     except EdgekitError as error:
         fail(error)
