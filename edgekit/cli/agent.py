@@ -74,3 +74,18 @@ def show_token(token_file: Optional[Path] = typer.Option(None, help="Token file 
         typer.echo(load_or_create_token(token_file or default_token_path()))
     except EdgekitError as error:
         fail(error)
+
+
+@agent_app.command("install-service")
+def install_service(
+    dest: Path = typer.Option(Path("/etc/systemd/system"), help="Folder to write edgekit-agent.service into."),
+) -> None:
+    """Write the hardened systemd unit for this venv's agent (never over a unit edgekit did not write)."""
+    from ..agent.service import install_service as write_unit
+
+    try:
+        path = write_unit(dest)
+    except EdgekitError as error:
+        fail(error)
+    typer.echo(f"wrote {path}\nnext: sudo systemctl daemon-reload && sudo systemctl enable --now edgekit-agent\n"
+               "then: sudo edgekit agent token --token-file /var/lib/edgekit/agent-token  (token and TLS fingerprint)")
