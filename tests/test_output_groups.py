@@ -99,6 +99,19 @@ def test_detection_figures_count_matched_boxes():
     assert task.value == pytest.approx(2 * 0.5 * (1 / 3) / (0.5 + 1 / 3))
 
 
+def test_a_score_that_crosses_the_threshold_by_less_than_the_margin_is_no_disagreement():
+    ref = _yolo_head(0, objects=2)
+    ref[0, 4 + 1, 20] = 0.27  # object 2 barely above the 0.25 threshold in the original ...
+    ref[0, 4 + 1, 21] = 0.0
+    cand = ref.copy()
+    cand[0, 4 + 1, 20] = 0.23  # ... barely below it in the candidate: within the 0.05 margin
+    task = compare_outputs([[ref]], [[cand]], ["output0"]).outputs[0].task
+    assert task.value == 1.0 and task.details["reference_detections"] == 1  # only the firm object counts
+    cand[0, 4 + 0, 10:12] = 0.1  # object 1 (firm, 0.5) falls to 0.1: a real miss
+    task = compare_outputs([[ref]], [[cand]], ["output0"]).outputs[0].task
+    assert (task.details["recall"], task.details["precision"], task.value) == (0.0, 0.0, 0.0)
+
+
 def test_nms_keeps_the_best_box_per_class_and_overlapping_boxes_of_other_classes():
     boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [0, 0, 10, 10], [50, 50, 60, 60]], float)
     scores = np.array([0.9, 0.8, 0.7, 0.6])
@@ -253,3 +266,74 @@ def test_nan_in_a_detection_candidate_fails_every_figure_it_reaches():
     report = apply_budget(compare_outputs([[ref]], [[cand]], ["output0"]), BUDGET)
     assert "outputs contain NaN in 'output0' for 1 of 1 samples" in report.violations
     assert any("rows 4–9, class scores: cosine_min nan" in v for v in report.violations)
+
+
+def _tiny_yolo(path) -> None:
+    """images [1, 3, 16, 16] -> Concat(axis 1) of box rows (centres 10–310 px, sizes 40–100 px: Sigmoid(1x1 conv)
+    scaled) and class-score rows (Sigmoid(1x1 conv - 4): mostly below 0.1) -> output0 [1, 4 + 3, 256], as a
+    YOLOv8 head ends."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(7)
+    weights = {"w_box": rng.standard_normal((4, 3, 1, 1)), "b_box": np.zeros(4), "w_cls": rng.standard_normal(
+        (3, 3, 1, 1)) * 0.5, "b_cls": np.full(3, -4.0), "scale": np.array([300.0, 300.0, 60.0, 60.0]).reshape(1, 4, 1, 1),
+               "shift": np.array([10.0, 10.0, 40.0, 40.0]).reshape(1, 4, 1, 1)}
+    inits = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()]
+    inits += [numpy_helper.from_array(np.array([1, 4, 256], np.int64), "shape_box"),
+              numpy_helper.from_array(np.array([1, 3, 256], np.int64), "shape_cls")]
+    nodes = [helper.make_node("Conv", ["images", "w_box", "b_box"], ["box_conv"], name="conv_box"),
+             helper.make_node("Sigmoid", ["box_conv"], ["box_raw"], name="sigmoid_box"),
+             helper.make_node("Mul", ["box_raw", "scale"], ["box_scaled"], name="mul_box"),
+             helper.make_node("Add", ["box_scaled", "shift"], ["box_px"], name="add_box"),
+             helper.make_node("Reshape", ["box_px", "shape_box"], ["boxes"], name="reshape_box"),
+             helper.make_node("Conv", ["images", "w_cls", "b_cls"], ["cls_raw"], name="conv_cls"),
+             helper.make_node("Sigmoid", ["cls_raw"], ["cls_prob"], name="sigmoid_cls"),
+             helper.make_node("Reshape", ["cls_prob", "shape_cls"], ["scores"], name="reshape_cls"),
+             helper.make_node("Concat", ["boxes", "scores"], ["output0"], name="concat_head", axis=1)]
+    graph = helper.make_graph(nodes, "tiny_yolo", [helper.make_tensor_value_info("images", TensorProto.FLOAT,
+                                                                                 [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 7, 256])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_group_head_follows_the_concat_input_that_carries_the_failing_rows(tmp_path):
+    from edgekit.accuracy import AccuracyReport, GroupAccuracy, OutputAccuracy
+    from edgekit.exporter.group_head import group_head
+
+    _tiny_yolo(tmp_path / "m.onnx")
+    groups = [GroupAccuracy("rows 0–3, boxes", "boxes", 1, 0, 4, 400.0, 0.9999, 0.9999, 1.0, 0.1),
+              GroupAccuracy("rows 4–6, class scores", "class scores", 1, 4, 7, 0.1, 0.0, 0.0, 0.1, 0.05)]
+    report = AccuracyReport(1, [OutputAccuracy("output0", 0.999, 0.999, 1.0, 0.1, kind="detection", groups=groups)])
+    nodes, text = group_head(tmp_path / "m.onnx", report, 0.99)
+    assert nodes == ["concat_head", "reshape_cls", "sigmoid_cls"] and text == "output0 rows 4–6, class scores"
+    groups[1].cosine_min = 0.995
+    assert group_head(tmp_path / "m.onnx", report, 0.99) == ([], "")
+
+
+def test_static_int8_of_a_stacked_head_is_rejected_naming_the_rows_then_rescued_by_its_head(tmp_path):
+    from conftest import smooth_images
+
+    from edgekit.errors import AccuracyError
+    from edgekit.exporter.pipeline import export
+
+    _tiny_yolo(tmp_path / "m.onnx")
+    np.savez(tmp_path / "d.npz", images=smooth_images(16, shape=(3, 16, 16), seed=3))
+    # detection F1 at 0.9 (not 0.97): with its head in float, INT8 still moves a box or two of ~20 across IoU 0.5
+    # (0.976 here on an Intel AMX CPU); the group figures are what this test is about
+    (tmp_path / "p.toml").write_text('formats = ["onnx"]\nprecisions = ["fp32", "int8_static"]\nthreads = 1\n'
+                                     '[accuracy]\ncosine_min = 0.99\ntop1_agreement_min = 0.9\n')
+    options = dict(calib=tmp_path / "d.npz", val=tmp_path / "d.npz", format="onnx", benchmark=False)
+    with pytest.raises(AccuracyError, match=r"output 'output0' rows 4–6, class scores: cosine_min 0\.\d+ < 0\.99"):
+        export(str(tmp_path / "m.onnx"), str(tmp_path / "p.toml"), out=tmp_path / "plain", rescue=False, **options)
+    result = export(str(tmp_path / "m.onnx"), str(tmp_path / "p.toml"), out=tmp_path / "out", **options)
+    assert result.manifest["outputs"][0]["kind"] == "detection"
+    assert [g["label"] for g in result.manifest["outputs"][0]["groups"]] == ["rows 0–3, boxes",
+                                                                          "rows 4–6, class scores"]
+    int8 = next(c for c in result.candidates if c.precision == "int8_static")
+    assert int8.usable, int8.reason
+    assert any("kept in float the 3 node(s) feeding output0 rows 4–6, class scores: concat_head, reshape_cls, "
+               "sigmoid_cls" in note for note in int8.notes), int8.notes
+    scores = int8.accuracy.outputs[0].groups[1]
+    assert scores.cosine_min >= 0.99 and int8.steps[0].params["nodes_kept_in_float"] == [
+        "concat_head", "reshape_cls", "sigmoid_cls"]

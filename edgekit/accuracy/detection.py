@@ -1,9 +1,10 @@
 """Detection agreement for YOLOv5/v8-style heads, in numpy (no torch): decode, confidence threshold, NMS, then
-match the candidate's detections to the original's (same class, IoU >= 0.5) for precision, recall and F1.
+match the candidate's detections to the original's (same class, IoU >= 0.5) for precision, recall and F1; a
+score within 0.05 of the threshold may fall on either side without counting as a disagreement.
 
 Layouts: ``[1, 4+C, N]`` (channels first, YOLOv8: cx, cy, w, h, then C class scores) and ``[1, N, 5+C]``
 (channels last, YOLOv5: cx, cy, w, h, objectness, then C class scores; confidence = objectness × class score).
-Both models are decoded the same way, so the agreement means something even where the layout guess is off.
+A box of zero or negative width or height is no detection. Both models are decoded the same way, so the agreement means something even where the layout guess is off.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .report import TaskAgreement
 CONFIDENCE = 0.25
 NMS_IOU = 0.45
 MATCH_IOU = 0.5
+MARGIN = 0.05  # a score this close to the threshold may fall on either side without a disagreement
 MAX_DETECTIONS = 300
 MAX_BEFORE_NMS = 3000
 
@@ -28,7 +30,7 @@ def decode_yolo(output: np.ndarray, axis: int, confidence: float = CONFIDENCE,
     scores = rows[5:] * rows[4] if objectness else rows[4:]
     classes = scores.argmax(axis=0)
     best = scores[classes, np.arange(scores.shape[1])]
-    keep = np.flatnonzero(best >= confidence)
+    keep = np.flatnonzero((best >= confidence) & (rows[2] > 0) & (rows[3] > 0))  # no box of zero or negative size
     keep = keep[np.argsort(-best[keep], kind="stable")][:MAX_BEFORE_NMS]
     cx, cy, w, h = rows[0, keep], rows[1, keep], rows[2, keep], rows[3, keep]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
@@ -59,11 +61,11 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
-def matched(reference: tuple, candidate: tuple, iou: float = MATCH_IOU) -> int:
-    """Candidate detections (best first) matched one-to-one to an original detection of the same class at IoU >=
-    ``iou``; greedy, each taking the unmatched original box it overlaps most."""
-    ref_boxes, _, ref_classes = reference
-    boxes, _, classes = candidate
+def matched(pool: tuple, detections: tuple, iou: float = MATCH_IOU) -> int:
+    """How many of ``detections`` (best first) match one-to-one a box of ``pool`` of the same class at IoU >=
+    ``iou``; greedy, each taking the unmatched pool box it overlaps most."""
+    ref_boxes, _, ref_classes = pool
+    boxes, _, classes = detections
     if not len(ref_boxes) or not len(boxes):
         return 0
     overlap = box_iou(boxes, ref_boxes)
@@ -78,20 +80,35 @@ def matched(reference: tuple, candidate: tuple, iou: float = MATCH_IOU) -> int:
     return count
 
 
-def detection_agreement(refs: list[np.ndarray], cands: list[np.ndarray], axis: int) -> TaskAgreement:
+def detection_agreement(refs: list[np.ndarray], cands: list[np.ndarray], axis: int,
+                        margin: float = MARGIN) -> TaskAgreement:
     """Precision, recall and F1 of the candidate's detections against the original's, pooled over samples.
-    With no detection on either side every figure is 1.0 (nothing to disagree on): ``reference_detections``
-    says how much the figures rest on."""
-    true, found, expected = 0, 0, 0
+
+    A decision within ``margin`` of the confidence threshold is no disagreement: both models are decoded at
+    ``CONFIDENCE - margin``; recall counts the original's firm detections (score >= ``CONFIDENCE + margin``) that
+    the candidate has at all, precision the candidate's firm detections that the original has. (NMS keeps the
+    same firm boxes at either threshold: a box is only suppressed by a better one.) With no firm detection on
+    either side every figure is 1.0: ``reference_detections`` says how much the figures rest on."""
+    low, firm = CONFIDENCE - margin, CONFIDENCE + margin
+    recalled = precise = expected = found = 0
     for ref, cand in zip(refs, cands):
-        reference, candidate = decode_yolo(ref, axis), decode_yolo(cand, axis)
-        true += matched(reference, candidate)
-        found += len(candidate[0])
-        expected += len(reference[0])
-    precision = true / found if found else (1.0 if not expected else 0.0)
-    recall = true / expected if expected else (1.0 if not found else 0.0)
+        reference, candidate = decode_yolo(ref, axis, low), decode_yolo(cand, axis, low)
+        strong_ref, strong_cand = _above(reference, firm), _above(candidate, firm)
+        recalled += matched(candidate, strong_ref)
+        precise += matched(reference, strong_cand)
+        expected += len(strong_ref[0])
+        found += len(strong_cand[0])
+    precision = precise / found if found else (1.0 if not expected else 0.0)
+    recall = recalled / expected if expected else (1.0 if not found else 0.0)
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return TaskAgreement("detection_f1", f1, {
-        "precision": precision, "recall": recall, "matched": true, "reference_detections": expected,
-        "candidate_detections": found, "confidence": CONFIDENCE, "nms_iou": NMS_IOU, "match_iou": MATCH_IOU,
+        "precision": precision, "recall": recall, "matched": recalled, "reference_detections": expected,
+        "candidate_detections": found, "confidence": CONFIDENCE, "margin": margin, "nms_iou": NMS_IOU,
+        "match_iou": MATCH_IOU,
         "layout": "[1, N, 5+C] with objectness" if axis == 2 and refs[0].shape[2] >= 6 else "[1, 4+C, N]"})
+
+
+def _above(detections: tuple, score: float) -> tuple:
+    boxes, scores, classes = detections
+    keep = scores >= score
+    return boxes[keep], scores[keep], classes[keep]

@@ -14,6 +14,10 @@ Sensitivity is measured, not guessed, in one of two ways:
   float moved the embedding cosine only from 0.990 to 0.991; alone, that MatMul cost 0.0004 of output cosine,
   the first layer's FFN output 0.0016.
 
+Where a channel group of a stacked output broke the budget (a YOLO head's class scores, rounded to zero by the
+per-tensor scale its boxes set), the nodes feeding that group (``group_head.py``: the final Concat and the score
+branch, back to the last compute layers) are kept in float first, and stay in float for the ranking below.
+
 The top 1, 2, 4, … nodes are then excluded from quantization until the candidate meets its budget, or a quarter
 of the nodes (at least two, never all) would be float. A candidate that cannot be rescued is rejected naming the
 layer to look at: the first layer where it diverges from the float model (static: the first compute node whose
@@ -37,12 +41,12 @@ from ..quiet import quiet
 from ..runtime.onnxrt import OnnxRunner
 from ..runtime.openvino import load_openvino
 from .candidates import Candidate, gate, run_samples
+from .group_head import COMPUTE_OPS, group_head
 from .steps import Artifact, StepContext
 from .steps.openvino_quantize import AccuracyControl, OpenVinoQuantize, count_compute_layers
 from .steps.quantize_dynamic import DYNAMIC_OP_TYPES, QuantizeDynamic
 from .steps.quantize_static import QuantizeStatic
 
-COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 SENSITIVITY_SAMPLES = 8
 MAX_FLOAT_FRACTION = 0.25
 RESCUABLE = {"int8_static": QuantizeStatic, "int8_dynamic": QuantizeDynamic}
@@ -155,42 +159,74 @@ def float_layer_limit(layers: int) -> int:
 def rescue_onnx_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
                      float_path: Path, progress) -> None:
     """Retry ``candidate`` (static or dynamic INT8 ONNX) with its most sensitive nodes in float; on success it
-    becomes usable again. On failure the rejection names the layer to look at."""
+    becomes usable again. On failure the rejection names the layer to look at. Where a channel group of a stacked
+    output broke the budget (static INT8), the nodes feeding that group are kept in float first (``group_head``),
+    and stay in float while layers are ranked."""
     profile = context.profile
     step_class = RESCUABLE[candidate.precision]
-    with progress.step(f"rescue {candidate.name}: per-layer sensitivity"):
-        if step_class is QuantizeStatic:
-            sensitivity = measure_sensitivity(float_path, candidate.artifact.path, validation)
-        else:
-            sensitivity = measure_isolated_sensitivity(float_path, candidate.artifact.path, context, validation)
-    ranked = sensitivity.ranked
-    divergence = sensitivity.describe(profile.accuracy.cosine_min)
-    limit = float_layer_limit(len(ranked))
-    sizes = sorted({min(2 ** i, limit) for i in range(limit.bit_length() + 1)}) if limit > 0 else []
     first_reason, first_cosine = candidate.reason, candidate.accuracy.cosine_min if candidate.accuracy else None
     trial_path = candidate.artifact.path.with_name(f"rescue-trial.{candidate.artifact.path.name}")
+
+    def attempt(kept: list[str], what: str) -> Candidate:
+        """Quantize with ``kept`` in float and gate it; a passing trial replaces the whole-model candidate."""
+        with progress.step(f"rescue {candidate.name}: {what}"):
+            result = step_class(exclude_nodes=kept).run(Artifact(float_path, "onnx", "fp32"), trial_path, context)
+            trial = Candidate(candidate.format, candidate.precision, result.artifact, [result])
+            gate(trial, reference, validation, profile.accuracy, profile.threads, context.output_names,
+                 context.output_kinds)
+        if trial.usable:  # the rescued model replaces the whole-model one; a failed rescue leaves that as it was
+            trial_path.replace(candidate.artifact.path)
+            result.artifact = candidate.artifact
+            candidate.steps, candidate.accuracy = trial.steps, trial.accuracy
+            candidate.status, candidate.reason, candidate.failure = trial.status, None, None
+        return trial
+
+    head, groups, head_figure = [], "", ""
+    if step_class is QuantizeStatic and candidate.accuracy is not None:
+        head, groups = group_head(float_path, candidate.accuracy, profile.accuracy.cosine_min)
     try:
+        trial = attempt(head, f"the {len(head)} node(s) feeding {groups} in float") if head else None
+        if trial is not None and not trial.usable and trial.accuracy is not None:
+            head_figure = f"; with them alone, worst group {_group_figure(trial)}"
+        if trial is not None and trial.usable:
+            candidate.notes.append(
+                f"rescued: whole-model INT8 broke the budget ({first_reason}); kept in float the {len(head)} "
+                f"node(s) feeding {groups}: {', '.join(head)}; cosine_min {first_cosine:.4f} -> "
+                f"{candidate.accuracy.cosine_min:.4f}, worst group {_group_figure(candidate)}")
+            return
+        with progress.step(f"rescue {candidate.name}: per-layer sensitivity"):
+            if step_class is QuantizeStatic:
+                sensitivity = measure_sensitivity(float_path, candidate.artifact.path, validation)
+            else:
+                sensitivity = measure_isolated_sensitivity(float_path, candidate.artifact.path, context, validation)
+        ranked = sensitivity.ranked
+        divergence = sensitivity.describe(profile.accuracy.cosine_min)
+        limit = float_layer_limit(len(ranked))
+        sizes = sorted({min(2 ** i, limit) for i in range(limit.bit_length() + 1)}) if limit > 0 else []
         for count in sizes:
             kept = [name for name, _ in ranked[:count]]
-            with progress.step(f"rescue {candidate.name}: {count} node(s) in float"):
-                result = step_class(exclude_nodes=kept).run(Artifact(float_path, "onnx", "fp32"), trial_path, context)
-                trial = Candidate(candidate.format, candidate.precision, result.artifact, [result])
-                gate(trial, reference, validation, profile.accuracy, profile.threads, context.output_names,
-                     context.output_kinds)
-            if trial.usable:  # the rescued model replaces the whole-model one; a failed rescue leaves that as it was
-                trial_path.replace(candidate.artifact.path)
-                result.artifact = candidate.artifact
-                candidate.steps, candidate.accuracy = trial.steps, trial.accuracy
-                candidate.status, candidate.reason, candidate.failure = trial.status, None, None
+            what = f"{count} node(s) in float" + (f" and the head of {groups}" if head else "")
+            if attempt(head + kept, what).usable:
+                with_head = f" and the {len(head)} node(s) feeding {groups}" if head else ""
                 candidate.notes.append(f"rescued: whole-model INT8 broke the budget ({first_reason}; {divergence}); "
-                                       f"cosine_min {first_cosine:.4f} -> {trial.accuracy.cosine_min:.4f} with "
-                                       f"{count} node(s) kept in float: {', '.join(kept)}")
+                                       f"cosine_min {first_cosine:.4f} -> {candidate.accuracy.cosine_min:.4f} with "
+                                       f"{count} node(s) kept in float: {', '.join(kept)}{with_head}")
                 return
     finally:  # an exception or a failed rescue leaves no trial file in the folder
         trial_path.unlink(missing_ok=True)
     candidate.reason = f"{first_reason}; {divergence}"
-    candidate.notes.append(f"rescue failed: up to {limit} most sensitive node(s) in float "
+    tried_head = f" (with the {len(head)} node(s) feeding {groups} in float too{head_figure})" if head else ""
+    candidate.notes.append(f"rescue failed: up to {limit} most sensitive node(s) in float{tried_head} "
                            f"still broke the budget (ranked: {', '.join(n for n, _ in ranked[:5])}…)")
+
+
+def _group_figure(candidate: Candidate) -> str:
+    """The worst channel group's cosine after a rescue, in words."""
+    groups = [(o.name, g) for o in candidate.accuracy.outputs for g in o.groups]
+    if not groups:
+        return "—"
+    name, group = min(groups, key=lambda item: item[1].cosine_min)
+    return f"'{name}' {group.label}: cosine_min {group.cosine_min:.4f}"
 
 
 def rescue_openvino_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
