@@ -337,3 +337,12 @@ def test_static_int8_of_a_stacked_head_is_rejected_naming_the_rows_then_rescued_
     scores = int8.accuracy.outputs[0].groups[1]
     assert scores.cosine_min >= 0.99 and int8.steps[0].params["nodes_kept_in_float"] == [
         "concat_head", "reshape_cls", "sigmoid_cls"]
+    from rich.console import Console
+
+    from edgekit.cli.export import print_export_summary
+
+    console = Console(record=True, width=250)
+    print_export_summary(console, result.manifest, result.out_dir)
+    text = console.export_text()
+    assert "output 'output0': detection (inferred: a YOLO-style head: 7 channels over 256 positions" in text
+    assert "  rows 4–6, class scores" in text and "F1 " in text

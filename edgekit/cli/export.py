@@ -177,8 +177,9 @@ def task_text(task: dict | None) -> str:
 
 
 def kind_lines(manifest: dict) -> list[str]:
-    """Each output's kind and why: ``output0: detection (inferred: a YOLO-style head: …)``."""
-    return [f"output {out['name']}: {out['kind']} ({'declared' if out['declared'] else 'inferred: ' + out['evidence']})"
+    """Each output's kind and why: ``output 'output0': detection (inferred: a YOLO-style head: …)``."""
+    return [f"output '{out['name']}': {out['kind']} "
+            f"({'declared' if out['declared'] else 'inferred: ' + out['evidence']})"
             for out in manifest.get("outputs", []) if "evidence" in out]
 
 

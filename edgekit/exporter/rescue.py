@@ -191,8 +191,8 @@ def rescue_onnx_int8(candidate: Candidate, context: StepContext, reference, vali
         if trial is not None and trial.usable:
             candidate.notes.append(
                 f"rescued: whole-model INT8 broke the budget ({first_reason}); kept in float the {len(head)} "
-                f"node(s) feeding {groups}: {', '.join(head)}; cosine_min {first_cosine:.4f} -> "
-                f"{candidate.accuracy.cosine_min:.4f}, worst group {_group_figure(candidate)}")
+                f"node(s) feeding {groups}: {', '.join(head)}; cosine_min {first_cosine:.5f} -> "
+                f"{candidate.accuracy.cosine_min:.5f}, worst group {_group_figure(candidate)}")
             return
         with progress.step(f"rescue {candidate.name}: per-layer sensitivity"):
             if step_class is QuantizeStatic:
