@@ -217,6 +217,10 @@ def test_ctc_head_is_a_sequence_judged_on_the_decoded_symbols():
     assert worse.outputs[0].top1_agreement is None
     assert any("decoded symbol agreement 0.8571 < 0.97" in v for v in worse.violations)
     assert edit_distance([1, 2, 3], [1, 3]) == 1 and edit_distance([], [4, 4]) == 2
+    tags = [_ctc_output([0, 0, 3, 4, 0, 0, 0, 1, 2, 0], vocabulary=9)]  # per-token tags, "O" first: not CTC
+    assert explain_output_kind("output_0", tags).kind == "class"
+    dense = [_ctc_output([0, 5, 0, 6, 7, 0, 8, 9, 0, 5])]  # dense text: blank wins 40 %, 2x the next symbol
+    assert explain_output_kind("output_0", dense).kind == "sequence"
 
 
 def _disc(shift: int) -> np.ndarray:

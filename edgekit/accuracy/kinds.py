@@ -4,7 +4,8 @@
 given, rows are softmax rows summing to 1, or the output is named like logits/probabilities): top-1 applies.
 ``embedding``: rows of L2 norm 1 (or named like an embedding): cosine only, no top-1, no absolute error.
 ``detection``: a YOLO-style stacked head (four box channels, then scores in [0, 1]; ``groups.py``).
-``sequence``: per-position softmax whose arg-max is mostly one edge symbol (0 or the last): a CTC blank.
+``sequence``: per-position softmax over >= 11 symbols where one edge symbol (0 or the last) wins the arg-max at
+>= 20 % of positions and twice as often as any other: a CTC blank.
 ``mask``: a spatial ``[1, C, H, W]`` map that is nearly binary (most values near 0 or 1).
 ``regression``: everything else: cosine and absolute error, no arg-max check.
 
@@ -28,8 +29,10 @@ _REGRESSION_NAMES = re.compile(r"box|coord|landmark|loc|offset|reg|anchor|point|
 _EMBEDDING_NAMES = re.compile(r"embed|pooler|sentence", re.I)
 _CLASS_NAMES = re.compile(r"logit|prob|class|cls", re.I)
 NORM_TOLERANCE = 1e-3
-BLANK_SHARE = 0.5  # a CTC blank wins at least half the positions
+BLANK_SHARE = 0.2  # a CTC blank wins at least a fifth of the positions ...
+BLANK_LEAD = 2.0  # ... and twice as many as any other symbol
 MIN_SEQUENCE = 4
+MIN_VOCABULARY = 11  # ten digits and a blank; smaller label sets (per-token tags, "O" first) stay class
 NEAR_BINARY = 0.1  # a mask value within this of 0 or 1 ...
 NEAR_BINARY_SHARE = 0.8  # ... for at least this share of the values
 MIN_MASK_SIDE = 8
@@ -100,12 +103,13 @@ def explain_output_kind(name: str, arrays: list[np.ndarray], labels: np.ndarray 
     if _EMBEDDING_NAMES.search(name):
         return OutputKind("embedding", f"named like an embedding ('{name}')")
     probability = is_probability_output(arrays)
-    if probability and sequence_axis(first.shape) is not None:
-        blank, share = ctc_blank(arrays)
+    if probability and sequence_axis(first.shape) is not None and first.shape[-1] >= MIN_VOCABULARY:
+        blank, share, lead = ctc_blank(arrays)
         time = first.shape[sequence_axis(first.shape)]
-        if share >= BLANK_SHARE and time >= MIN_SEQUENCE:
+        if share >= BLANK_SHARE and lead >= BLANK_LEAD and time >= MIN_SEQUENCE:
             return OutputKind("sequence", f"softmax over {first.shape[-1]} symbols at {time} positions; symbol "
-                                          f"{blank} is the arg-max at {share:.0%} of them: a CTC blank", blank=blank)
+                                          f"{blank} is the arg-max at {share:.0%} of them, {lead:.1f}x as often as "
+                                          "any other: a CTC blank", blank=blank)
     if probability:
         return OutputKind("class", f"softmax rows over {first.shape[-1]} classes: non-negative, each sums to 1")
     if is_normalised_output(arrays):

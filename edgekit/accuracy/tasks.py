@@ -41,13 +41,16 @@ def sequence_axis(shape: tuple[int, ...]) -> int | None:
     return 1 if shape[0] == 1 else (0 if shape[1] == 1 else None)
 
 
-def ctc_blank(refs: list[np.ndarray]) -> tuple[int, float]:
-    """The likelier blank symbol (0 or the last) and the share of positions where it is the arg-max."""
+def ctc_blank(refs: list[np.ndarray]) -> tuple[int, float, float]:
+    """The likelier blank symbol (0 or the last), the share of positions where it is the arg-max, and how many
+    times more often it wins than the commonest other symbol."""
     winners = np.concatenate([np.asarray(r).argmax(-1).ravel() for r in refs])
     vocabulary = refs[0].shape[-1]
-    shares = {0: float(np.mean(winners == 0)), vocabulary - 1: float(np.mean(winners == vocabulary - 1))}
-    blank = max(shares, key=shares.get)
-    return blank, shares[blank]
+    counts = np.bincount(winners, minlength=vocabulary)
+    blank = 0 if counts[0] >= counts[vocabulary - 1] else vocabulary - 1
+    others = np.delete(counts, blank)
+    runner_up = int(others.max()) if others.size else 0
+    return blank, float(counts[blank] / max(len(winners), 1)), float(counts[blank] / max(runner_up, 1))
 
 
 def ctc_greedy(output: np.ndarray, blank: int) -> list[int]:
@@ -73,7 +76,7 @@ def sequence_agreement(refs: list[np.ndarray], cands: list[np.ndarray], blank: i
     the original's symbols), pooled over samples; ``sequence_agreement`` is the share of samples decoded alike."""
     share = None
     if blank is None:
-        blank, share = ctc_blank(refs)
+        blank, share, _ = ctc_blank(refs)
     distance = symbols = same = 0
     for ref, cand in zip(refs, cands):
         expected, got = ctc_greedy(ref, blank), ctc_greedy(cand, blank)
