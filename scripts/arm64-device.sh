@@ -306,7 +306,7 @@ loopback; the host-to-device path does not cross a real interface"
   mkdir -p "$ROOTFS/etc/edgekit"
   rm -f "$ROOTFS$token"  # a fresh token for every start
   # setsid: its own session, so `stop` ends exactly this process tree
-  setsid "${netexec[@]}" "$0" _userland "$ROOTFS" edgekit agent serve --host "$host" --port "$port" \
+  setsid "${netexec[@]}" "$0" _userland "$ROOTFS" edgekit agent serve --host "$host" --port "$port" --insecure-http \
     --store /var/lib/edgekit/store --token-file "$token" > "$STATE/agent.log" 2>&1 < /dev/null &
   echo $! > "$STATE/pid"
   local url="http://$host:$port" deadline=$((SECONDS + 300))

@@ -42,7 +42,8 @@ def load_or_create_token(path: Path) -> str:
     if mode & 0o077:
         raise AgentSetupError(f"token file {path} is readable by others (mode {mode:o})",
                               hint=f"chmod 600 {path}")
-    token = path.read_text().strip()
+    lines = path.read_text().strip().splitlines()
+    token = lines[0].strip() if lines else ""
     if len(token) < MIN_TOKEN_CHARS:
         raise AgentSetupError(f"token in {path} is too short (< 128 bits)",
                               hint="delete the file; the agent creates a strong token on its next start")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import ssl
 import time
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,10 @@ import numpy as np
 
 from ..errors import EdgekitError, InputError
 from ..runtime.ir_bundle import artifact_digest, upload_chunks, upload_size
+from .tls import FINGERPRINT_LINE, FingerprintMismatch, pinned_context
 
 TOKEN_ENV = "EDGEKIT_AGENT_TOKEN"
+FINGERPRINT_ENV = "EDGEKIT_AGENT_FINGERPRINT"
 BUSY_RETRIES = 5
 MAX_RETRY_AFTER_S = 30.0
 RUN_TIMEOUT_S = 120.0
@@ -51,8 +54,21 @@ class AgentError(EdgekitError):
         self.detail = detail
 
 
+class AgentToken(str):
+    """A token as read from a token file: the string itself, plus the agent's TLS certificate fingerprint when the
+    file has a ``tls-fingerprint:`` line (what ``edgekit agent token`` prints), for ``AgentClient`` to pin."""
+
+    fingerprint: str | None = None
+
+    def __new__(cls, token: str, fingerprint: str | None = None) -> "AgentToken":
+        made = super().__new__(cls, token)
+        made.fingerprint = fingerprint
+        return made
+
+
 def resolve_token(token: str | None = None, token_file: str | Path | None = None) -> str | None:
-    """The token given, else the first line of ``token_file``, else ``$EDGEKIT_AGENT_TOKEN``, else None."""
+    """The token given, else the first line of ``token_file`` (an ``AgentToken`` carrying the file's
+    ``tls-fingerprint:`` line, if any), else ``$EDGEKIT_AGENT_TOKEN``, else None."""
     if token:
         return token
     if token_file is not None:
@@ -64,7 +80,9 @@ def resolve_token(token: str | None = None, token_file: str | Path | None = None
                              hint="pass the token file the agent created (its --token-file)") from exc
         if not text:
             raise InputError(f"the token file {path} is empty", hint="pass the token file the agent created")
-        return text.splitlines()[0].strip()
+        lines = [line.strip() for line in text.splitlines()]
+        pins = [line.split(":", 1)[1].strip() for line in lines[1:] if line.lower().startswith(FINGERPRINT_LINE)]
+        return AgentToken(lines[0], pins[0] if pins else None)
     return os.environ.get(TOKEN_ENV) or None
 
 
@@ -84,7 +102,8 @@ def check_url(url: str) -> str:
     except httpx.InvalidURL:
         parsed = None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-        raise InputError(f"agent URL '{url}' is not http://HOST:PORT", hint="pass --agent http://HOST:PORT")
+        raise InputError(f"agent URL '{url}' is not https://HOST:PORT or http://HOST:PORT",
+                         hint="pass --agent https://HOST:PORT (an agent off loopback serves HTTPS)")
     return url.rstrip("/")
 
 
@@ -101,16 +120,27 @@ def decode_npz(text: str) -> dict[str, np.ndarray]:
 
 
 class AgentClient:
-    """One agent at ``url`` (``http://HOST:PORT``). ``timeout``: seconds for the quick calls; benchmark and
-    inference wait for their own ``timeout_s`` plus a margin."""
+    """One agent at ``url`` (``https://HOST:PORT``, or ``http://`` for one on loopback). ``timeout``: seconds for
+    the quick calls; benchmark and inference wait for their own ``timeout_s`` plus a margin.
+
+    ``fingerprint`` (else the token file's ``tls-fingerprint:`` line, else ``$EDGEKIT_AGENT_FINGERPRINT``) pins
+    the agent's certificate: the TLS handshake fails, before the token is sent, unless the agent presents exactly
+    that certificate. Without one, an ``https://`` agent's certificate must be trusted by the system."""
 
     def __init__(self, url: str, token: str | None, timeout: float = 30.0, busy_retries: int = BUSY_RETRIES,
-                 transport: httpx.BaseTransport | None = None):
+                 transport: httpx.BaseTransport | None = None, fingerprint: str | None = None):
         self.url = check_url(url)
         self.timeout = timeout
         self.busy_retries = busy_retries
+        self.fingerprint = fingerprint or getattr(token, "fingerprint", None) or os.environ.get(FINGERPRINT_ENV)
+        verify: Any = True
+        if self.fingerprint and self.url.startswith("https://"):
+            verify = pinned_context(self.fingerprint)
+        elif fingerprint and self.url.startswith("http://"):
+            raise InputError(f"a certificate fingerprint was given for {self.url}, which is plain HTTP",
+                             hint=f"use {self.url.replace('http://', 'https://', 1)}")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers,
+        self._http = httpx.Client(base_url=self.url, headers=headers, verify=verify,
                                   timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), transport=transport)
 
     def close(self) -> None:
@@ -213,6 +243,9 @@ class AgentClient:
                 response = self._http.request(method, path, timeout=timeout or httpx.USE_CLIENT_DEFAULT,
                                               content=content() if callable(content) else content, **kwargs)
             except httpx.HTTPError as exc:
+                tls = tls_failure(exc, self.url, self.fingerprint)
+                if tls is not None:
+                    raise tls from exc
                 raise transport_error(exc, AgentError, what="the agent", url=self.url, method=method, path=path,
                                       server=f"`edgekit agent serve` running at {self.url}",
                                       machine="device") from exc
@@ -233,6 +266,23 @@ class AgentClient:
         retried = f" (busy after {self.busy_retries} retries)" if code == 429 else ""
         return AgentError(f"agent {self.url}: {method} {path} → HTTP {code}{retried}{text}", hint=hint,
                           url=self.url, status_code=code, detail=detail)
+
+
+def tls_failure(exc: httpx.HTTPError, url: str, fingerprint: str | None) -> "AgentError | None":
+    """The error for a TLS handshake that failed on the certificate (pin mismatch or an untrusted one), or None."""
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and not isinstance(cause, ssl.SSLError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, FingerprintMismatch):
+        return AgentError(f"agent {url}: {cause.args[0]}; nothing was sent",
+                          hint="if the agent's certificate was renewed, copy the new token file (`edgekit agent "
+                               "token` on the device); otherwise something else answers at this address", url=url)
+    if isinstance(cause, ssl.SSLCertVerificationError) and not fingerprint:
+        return AgentError(f"agent {url}: its TLS certificate is not trusted by this machine ({cause.verify_message})",
+                          hint="an agent's own certificate is pinned, not trusted: use the token file that `edgekit "
+                               "agent token` prints on the device (it has a tls-fingerprint line), or set "
+                               f"{FINGERPRINT_ENV}", url=url)
+    return None
 
 
 def outputs_of(reply: dict) -> list[np.ndarray]:

@@ -10,7 +10,6 @@ import binascii
 import errno
 import hashlib
 import io
-import ipaddress
 import socket
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from .openapi import PUT_BODY, add_schemas, errors
 from .problems import install_problem_handlers
 from .sessions import SessionPool
 from .store import ArtifactStore, UnsupportedModel, sniff_format
+from .tls import TlsFiles, is_loopback
 from .worker import TEST_HOOKS_ENV
 
 DIGEST_PATTERN = r"^[0-9a-f]{64}$"
@@ -314,15 +314,6 @@ def _run_fields(outcome: JobOutcome) -> dict:
             "wall_s": round(outcome.wall_s, 3)}
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_bind(host: str, with_token: bool) -> None:
     """Refuse a non-loopback address without a token (bad input, before anything is bound or created)."""
     if not with_token and not is_loopback(host):
@@ -354,14 +345,19 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def serve(sock: socket.socket, store_dir: Path, token: str | None, limits: AgentLimits = AgentLimits(),
-          test_hooks: bool = False, connections: ConnectionLimits = ConnectionLimits()) -> None:
-    """Run the agent on an already bound socket (``bind_socket``) until a signal stops it."""
+          test_hooks: bool = False, connections: ConnectionLimits = ConnectionLimits(),
+          tls: TlsFiles | None = None) -> None:
+    """Run the agent on an already bound socket (``bind_socket``) until a signal stops it; HTTPS with ``tls``."""
     import uvicorn
 
     host, port = sock.getsockname()[:2]
-    app = create_app(store_dir, token, limits, test_hooks, announce=f"edgekit agent listening on http://"
-                                                                    f"{f'[{host}]' if ':' in host else host}:{port}")
+    scheme = "https" if tls else "http"
+    pinned = f" (TLS certificate {tls.fingerprint})" if tls else ""
+    app = create_app(store_dir, token, limits, test_hooks, announce=f"edgekit agent listening on {scheme}://"
+                                                                    f"{f'[{host}]' if ':' in host else host}:{port}"
+                                                                    f"{pinned}")
     raise_open_file_limit()
+    certificate = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)} if tls else {}
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5,
-                                           **connections.uvicorn_settings()))
+                                           **certificate, **connections.uvicorn_settings()))
     server.run(sockets=[sock])

@@ -34,28 +34,41 @@ def serve(
                                                                          "request's headers within this time."),
     max_idle_connections: int = typer.Option(256, min=1, help="Connections allowed to wait for headers at once; "
                                                               "past it the longest-waiting one is closed."),
+    tls: bool = typer.Option(False, "--tls", help="HTTPS on loopback too (off loopback it is the default)."),
+    tls_cert: Optional[Path] = typer.Option(None, help="Your own PEM certificate (with --tls-key) instead of the "
+                                                       "agent's self-signed one."),
+    tls_key: Optional[Path] = typer.Option(None, help="The PEM key of --tls-cert (mode 0600)."),
+    insecure_http: bool = typer.Option(False, "--insecure-http", help="Plain HTTP off loopback: the token and "
+                                                                      "models cross the network readable."),
     test_hooks: bool = typer.Option(False, "--test-hooks", hidden=True, help="Let requests inject faults."),
 ) -> None:
-    """Serve the agent until interrupted. Nothing is created (token file, store) before the port is bound."""
+    """Serve the agent until interrupted: HTTPS off loopback, with a self-signed certificate made on first start
+    beside the token file (`edgekit agent token` prints its fingerprint). Nothing is created (token file, store,
+    certificate) before the port is bound."""
     from ..agent.auth import default_token_path, load_or_create_token
     from ..agent.connections import ConnectionLimits
     from ..agent.server import AgentLimits, bind_socket, check_bind
     from ..agent.server import serve as run_server
     from ..agent.store import check_store_location
     from ..agent.storeguard import check_store_ownership
+    from ..agent.tls import check_tls_options, server_tls
 
     try:
         check_bind(host, with_token=not no_token)
+        check_tls_options(tls_cert, tls_key, insecure_http)
         check_store_location(store)
         check_store_ownership(store)
         sock = bind_socket(host, port)
     except EdgekitError as error:
         fail(error)
     try:
-        token = None if no_token else load_or_create_token(token_file or default_token_path())
+        token_path = token_file or default_token_path()
+        token = None if no_token else load_or_create_token(token_path)
+        certificate = server_tls(host, cert=tls_cert, key=tls_key, insecure_http=insecure_http, force_tls=tls,
+                                 folder=token_path.parent)
         limits = AgentLimits(max_upload_bytes=max_upload_mb * 1024 * 1024, memory_limit_mb=memory_limit_mb)
         connections = ConnectionLimits(header_timeout_s=header_timeout_s, max_idle_connections=max_idle_connections)
-        run_server(sock, store, token, limits, test_hooks, connections)
+        run_server(sock, store, token, limits, test_hooks, connections, certificate)
     except EdgekitError as error:
         fail(error)
     except Interrupted as stop:
@@ -66,12 +79,15 @@ def serve(
 
 
 @agent_app.command("token")
-def show_token(token_file: Optional[Path] = typer.Option(None, help="Token file (created if missing).")) -> None:
-    """Print the agent's token, to copy to the workstation that runs `edgekit validate`."""
-    from ..agent.auth import default_token_path, load_or_create_token
+def show_token(token_file: Optional[Path] = typer.Option(None, help="Token file (created if missing)."),
+               tls_cert: Optional[Path] = typer.Option(None, help="The agent's own --tls-cert, if it has one.")) -> None:
+    """Print the agent's token and its TLS certificate's fingerprint: save the output on the workstation as its
+    --token-file (`ssh pi sudo edgekit agent token ... > pi.token`)."""
+    from ..agent.auth import default_token_path
+    from ..agent.tls import token_file_text
 
     try:
-        typer.echo(load_or_create_token(token_file or default_token_path()))
+        typer.echo(token_file_text(token_file or default_token_path(), tls_cert), nl=False)
     except EdgekitError as error:
         fail(error)
 
