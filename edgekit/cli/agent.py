@@ -105,3 +105,21 @@ def install_service(
         fail(error)
     typer.echo(f"wrote {path}\nnext: sudo systemctl daemon-reload && sudo systemctl enable --now edgekit-agent\n"
                "then: sudo edgekit agent token --token-file /var/lib/edgekit/agent-token  (token and TLS fingerprint)")
+
+
+@agent_app.command("bundle")
+def bundle(
+    out: Path = typer.Option(..., help="New folder for the wheelhouse, requirements.txt and install.sh."),
+    arch: str = typer.Option("aarch64", help="The device's CPU: aarch64 (64-bit Pi OS) or x86_64."),
+    python: str = typer.Option("3.11", help="The device's Python (Pi OS bookworm: 3.11)."),
+) -> None:
+    """Build an offline install of the agent for a device without internet (run where PyPI is reachable)."""
+    from ..agent.bundle import build_bundle
+
+    try:
+        folder = build_bundle(out, arch=arch, python=python)
+    except EdgekitError as error:
+        fail(error)
+    wheels = len(list(folder.glob("*.whl")))
+    typer.echo(f"wrote {wheels} wheels, requirements.txt and install.sh to {folder}\n"
+               f"on the device: copy the folder over, then sudo {folder.name}/install.sh /opt/edgekit/venv")
