@@ -9,8 +9,9 @@ given, rows are softmax rows summing to 1, or the output is named like logits/pr
 ``mask``: a spatial ``[1, C, H, W]`` map that is nearly binary (most values near 0 or 1).
 ``regression``: everything else: cosine and absolute error, no arg-max check.
 
-The user's ``--output NAME:KIND`` (and edgekit.toml) always wins; the rest is inferred from the ORIGINAL's outputs
-on the validation samples, so every candidate of one export is judged alike.
+The user's ``--output NAME:KIND`` (and edgekit.toml; accepted kinds: ``edgekit.specs.OUTPUT_KINDS``) always
+wins; the rest is inferred from the ORIGINAL's outputs on the validation samples, so every candidate of one export
+is judged alike.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from ..specs import OUTPUT_KINDS  # noqa: F401  (the accepted kinds live with the parser of --output)
 from .groups import StackedLayout, stacked_layout
 from .tasks import ctc_blank, sequence_axis
 
