@@ -3,20 +3,24 @@
 uvicorn closes a kept-alive connection after ``timeout_keep_alive`` but waits forever for the headers of a
 connection's first request, so half-open connections (connect, send nothing or half a header) pile up. Here each
 connection that has no request in progress must finish a request's headers within ``HEADER_TIMEOUT_S``, and when
-more than ``MAX_IDLE_CONNECTIONS`` wait for headers at once, the one that has waited longest is closed. Its
+more than ``MAX_IDLE_CONNECTIONS`` wait for headers at once, the one that has waited longest is closed: first
+among connections that never sent a whole request (a flood of half-open ones), only then among kept-alive ones
+that did (real clients between two requests). Its
 ``limit_concurrency`` is not used: it counts those idle connections too and answers real requests 503.
 """
 
 from __future__ import annotations
 
+import math
 import resource
+import socket
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 HEADER_TIMEOUT_S = 10.0
-MAX_IDLE_CONNECTIONS = 256
+MAX_IDLE_CONNECTIONS = 1024
 HEADER_BYTES = 16 * 1024  # h11's cap on a request's head (request line + headers)
 KEEP_ALIVE_S = 5.0
 WANTED_OPEN_FILES = 8192
@@ -62,10 +66,11 @@ class GuardedH11Protocol(H11Protocol):
 
     # -- the idle set ---------------------------------------------------------------------------------
 
-    def _idle(self) -> OrderedDict:
+    def _idle(self) -> tuple[OrderedDict, OrderedDict]:
+        """The connections waiting for headers: (never sent a request, kept alive after one), oldest first."""
         idle = getattr(self.server_state, "edgekit_idle", None)
         if idle is None:
-            idle = self.server_state.edgekit_idle = OrderedDict()
+            idle = self.server_state.edgekit_idle = (OrderedDict(), OrderedDict())
         return idle
 
     def _in_request(self) -> bool:
@@ -74,17 +79,18 @@ class GuardedH11Protocol(H11Protocol):
     def _wait_for_headers(self) -> None:
         self._stop_waiting()
         self._header_timer = self.loop.call_later(self.limits.header_timeout_s, self._headers_too_late)
-        idle = self._idle()
-        idle[self] = None
-        while len(idle) > self.limits.max_idle_connections:
-            oldest, _ = idle.popitem(last=False)
+        fresh, kept = self._idle()
+        (kept if self.cycle is not None else fresh)[self] = None
+        while len(fresh) + len(kept) > self.limits.max_idle_connections:
+            oldest, _ = (fresh or kept).popitem(last=False)
             oldest._close()
 
     def _stop_waiting(self) -> None:
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
-        self._idle().pop(self, None)
+        for idle in self._idle():
+            idle.pop(self, None)
 
     def _headers_too_late(self) -> None:
         self._header_timer = None
@@ -95,6 +101,13 @@ class GuardedH11Protocol(H11Protocol):
         self._stop_waiting()
         if not self.transport.is_closing():
             self.transport.close()
+
+
+def defer_accept(sock: socket.socket, limits: ConnectionLimits) -> None:
+    """Linux: the kernel hands a connection to the agent only once its first bytes arrive (within the header
+    deadline), so a connection that never sends anything costs the agent nothing at all."""
+    if hasattr(socket, "TCP_DEFER_ACCEPT"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, max(1, math.ceil(limits.header_timeout_s)))
 
 
 def raise_open_file_limit(wanted: int = WANTED_OPEN_FILES) -> int:

@@ -31,7 +31,7 @@ from .._version import __version__
 from ..errors import InputError
 from .auth import AgentSetupError, token_matches
 from .conditions import conditions, device_info
-from .connections import ConnectionLimits, raise_open_file_limit
+from .connections import ConnectionLimits, defer_accept, raise_open_file_limit
 from .gate import BodyCaps, RequestGate
 from .isolation import JobOutcome, run_job
 from .kserve_v2 import install_kserve_v2
@@ -357,6 +357,7 @@ def serve(sock: socket.socket, store_dir: Path, token: str | None, limits: Agent
                                                                     f"{f'[{host}]' if ':' in host else host}:{port}"
                                                                     f"{pinned}")
     raise_open_file_limit()
+    defer_accept(sock, connections)
     certificate = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)} if tls else {}
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5,
                                            **certificate, **connections.uvicorn_settings()))

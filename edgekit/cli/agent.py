@@ -32,7 +32,7 @@ def serve(
     memory_limit_mb: int = typer.Option(4096, min=64, help="Address-space limit of each model run."),
     header_timeout_s: float = typer.Option(10.0, min=0.1, max=300, help="Close a connection that has not sent a "
                                                                          "request's headers within this time."),
-    max_idle_connections: int = typer.Option(256, min=1, help="Connections allowed to wait for headers at once; "
+    max_idle_connections: int = typer.Option(1024, min=1, help="Connections allowed to wait for headers at once; "
                                                               "past it the longest-waiting one is closed."),
     tls: bool = typer.Option(False, "--tls", help="HTTPS on loopback too (off loopback it is the default)."),
     tls_cert: Optional[Path] = typer.Option(None, help="Your own PEM certificate (with --tls-key) instead of the "
