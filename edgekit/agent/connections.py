@@ -11,9 +11,11 @@ that did (real clients between two requests). Its
 
 from __future__ import annotations
 
+import asyncio
 import math
 import resource
 import socket
+from asyncio import selector_events, sslproto
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -24,6 +26,8 @@ MAX_IDLE_CONNECTIONS = 1024
 HEADER_BYTES = 16 * 1024  # h11's cap on a request's head (request line + headers)
 KEEP_ALIVE_S = 5.0
 WANTED_OPEN_FILES = 8192
+MAX_HANDSHAKES = 1024  # TLS connections still in their handshake at once; past it the oldest is dropped
+TLS_READ_BUFFER = 32 * 1024  # asyncio's default is 256 KiB per connection, allocated before the handshake
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,10 @@ class ConnectionLimits:
         return {"http": protocol, "timeout_keep_alive": self.keep_alive_s,
                 "h11_max_incomplete_event_size": self.header_bytes}
 
+    def loop_class(self) -> type:
+        """The event loop to run the server on (``GuardedLoop`` with these limits)."""
+        return type("GuardedLoop", (GuardedLoop,), {"limits": self})
+
 
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol plus a header deadline and a cap on idle connections (per server)."""
@@ -46,6 +54,9 @@ class GuardedH11Protocol(H11Protocol):
     limits = ConnectionLimits()
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
+        handshaking = getattr(self.loop, "handshaking", None)  # a TLS connection: its handshake is done
+        if handshaking is not None:
+            handshaking.pop(transport, None)
         super().connection_made(transport)
         self._header_timer = None
         self._wait_for_headers()
@@ -55,6 +66,8 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():  # answered and closing (a refused body still arriving): nothing to parse
+            return
         super().data_received(data)
         if self._in_request():
             self._stop_waiting()
@@ -101,6 +114,45 @@ class GuardedH11Protocol(H11Protocol):
         self._stop_waiting()
         if not self.transport.is_closing():
             self.transport.close()
+
+
+class _SmallBufferSSLProtocol(sslproto.SSLProtocol):
+    max_size = TLS_READ_BUFFER  # a TLS record carries at most 16 KiB, so 32 KiB reads lose nothing
+
+
+class GuardedLoop(asyncio.SelectorEventLoop):
+    """An event loop whose TLS connections cost little before their handshake: a handshake deadline of the header
+    timeout (asyncio's default is 60 s), a 32 KiB read buffer (256 KiB by default), and at most ``MAX_HANDSHAKES``
+    handshakes at once (the oldest dropped), so a flood of silent TLS connections cannot fill the memory."""
+
+    limits = ConnectionLimits()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handshaking: OrderedDict = OrderedDict()
+
+    async def create_server(self, *args, **kwargs):
+        if kwargs.get("ssl") is not None and kwargs.get("ssl_handshake_timeout") is None:
+            kwargs["ssl_handshake_timeout"] = self.limits.header_timeout_s
+        return await super().create_server(*args, **kwargs)
+
+    def _make_ssl_transport(self, rawsock, protocol, sslcontext, waiter=None, *, server_side=False,
+                            server_hostname=None, extra=None, server=None, **timeouts):
+        if not server_side:
+            return super()._make_ssl_transport(rawsock, protocol, sslcontext, waiter, server_side=server_side,
+                                               server_hostname=server_hostname, extra=extra, server=server,
+                                               **timeouts)
+        ssl_protocol = _SmallBufferSSLProtocol(self, protocol, sslcontext, waiter, server_side, server_hostname,
+                                               **timeouts)
+        selector_events._SelectorSocketTransport(self, rawsock, ssl_protocol, extra=extra, server=server)
+        transport = ssl_protocol._app_transport
+        self.handshaking[transport] = None
+        if len(self.handshaking) > MAX_HANDSHAKES:
+            for failed in [t for t in self.handshaking if t.is_closing()]:  # handshakes that already failed
+                del self.handshaking[failed]
+        while len(self.handshaking) > MAX_HANDSHAKES:
+            self.handshaking.popitem(last=False)[0].abort()
+        return transport
 
 
 def defer_accept(sock: socket.socket, limits: ConnectionLimits) -> None:

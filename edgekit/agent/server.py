@@ -5,6 +5,7 @@ See docs/agent-api.md. ``create_app`` builds the app; ``serve`` runs it with uvi
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import errno
@@ -361,4 +362,5 @@ def serve(sock: socket.socket, store_dir: Path, token: str | None, limits: Agent
     certificate = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)} if tls else {}
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5,
                                            **certificate, **connections.uvicorn_settings()))
-    server.run(sockets=[sock])
+    with asyncio.Runner(loop_factory=connections.loop_class()) as runner:  # what server.run does, on our loop
+        runner.run(server.serve(sockets=[sock]))
