@@ -43,6 +43,12 @@ class OutputMismatchError(ExportError):
         self.max_abs_diff = max_abs_diff
 
 
+class WriteError(EdgekitError):
+    """An output could not be written: the disk is full, the folder is read-only, or another run is writing it."""
+
+    exit_code = 8
+
+
 class AccuracyError(EdgekitError):
     """An artifact broke the target's accuracy budget. ``figures`` holds the measured numbers."""
 

@@ -4,15 +4,22 @@ strict JSON, and content digests."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from .errors import InputError, WriteError
+
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def to_json(data: Any, indent: int | None = 2) -> str:
@@ -69,6 +76,89 @@ def write_text_atomic(path: Path, text: str, mode: int | None = None) -> Path:
         raise
     fsync_dir(path.parent)
     return path
+
+
+def is_plain_file(path: str | Path) -> bool:
+    """A regular file itself, not a symlink to one (and not a folder, device or fifo)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def is_real_folder(path: str | Path) -> bool:
+    """A folder itself, not a symlink to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def write_failure(target: str | Path, exc: OSError) -> WriteError:
+    """The one-line error for an ``OSError`` met while writing ``target``: a full disk and a read-only or
+    forbidden folder say so (exit 8), anything else gives the system's reason."""
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(target) else ""
+    if exc.errno in DISK_FULL:
+        return WriteError(f"no space left on the device while writing {target}{where}; nothing was kept",
+                          hint="free some space (or raise the quota) and run again, or choose an --out on another disk")
+    if exc.errno in NOT_WRITABLE:
+        return WriteError(f"cannot write {target}: {exc.strerror}{where}",
+                          hint="choose a folder you can write to (--out), or fix its permissions")
+    return WriteError(f"cannot write {target}: {exc.strerror or exc}{where}", hint="choose another --out")
+
+
+def is_disk_failure(exc: BaseException) -> bool:
+    """An ``OSError`` that says the disk is full or read-only: never a model's fault."""
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL | {errno.EROFS}
+
+
+def regular_file(path: str | Path, what: str) -> Path:
+    """``path`` if it is a regular file (after links); otherwise an ``InputError`` naming what it is instead."""
+    path = Path(path)
+    kind = _file_kind(path)
+    if kind is not None:
+        raise InputError(f"{what} {path} {kind}", hint=f"pass the path of a {what} file")
+    return path
+
+
+def existing_folder(path: str | Path, what: str) -> Path:
+    """``path`` if it is a folder (after links); otherwise an ``InputError`` naming what it is instead."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise InputError(f"{what} {path} {_missing(exc)}", hint=f"pass the path of a {what} folder") from None
+    if not stat.S_ISDIR(mode):
+        raise InputError(f"{what} {path} is {_kind_of(mode)}, not a folder", hint=f"pass the path of a {what} folder")
+    return path
+
+
+def _file_kind(path: Path) -> str | None:
+    """None for a regular file; otherwise the words for what ``path`` is."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return _missing(exc)
+    if stat.S_ISREG(mode):
+        return None
+    return f"is {_kind_of(mode)}, not a file"
+
+
+def _missing(exc: OSError) -> str:
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return "not found"
+    if exc.errno == errno.ELOOP:
+        return "is a symbolic link that loops (it never reaches a file)"
+    return f"cannot be opened: {exc.strerror}"
+
+
+def _kind_of(mode: int) -> str:
+    for test, words in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                        (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return words
+    return "not a regular file"
 
 
 def sha256_file(path: str | Path) -> str:

@@ -239,8 +239,9 @@ def tiny_bert_outlier():
 
 
 class OutlierDeep(nn.Module):
-    """OutlierChannel with four more convolutions: whole-model INT8 lands just under a tight budget, and keeping
-    one or two layers around the outlier in float (of eight) brings it back."""
+    """OutlierChannel with four more convolutions: whole-model INT8 loses accuracy on every CPU kind (with or
+    without VNNI/AMX kernels), and keeping one or two layers around the outlier in float (of eight) brings it
+    back."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -250,7 +251,7 @@ class OutlierDeep(nn.Module):
         self.body = nn.Sequential(*[m for _ in range(4) for m in (nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())])
         self.head = nn.Linear(8, 4)
         with torch.no_grad():
-            self.first.weight[0] *= 400.0
+            self.first.weight[0] *= 1000.0
             self.second.weight[:, 0] = 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,7 @@ folders, the agent's start-up, and artifact folders that are not what edgekit wr
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -23,7 +24,8 @@ from edgekit.accuracy import apply_budget, compare_outputs
 from edgekit.agent.client import AgentClient, AgentError
 from edgekit.errors import AccuracyError, InputError
 from edgekit.evaluate.devices import read_manifest
-from edgekit.exporter.artifact_dir import MARKER, StagedFolder, sweep_stale_staging
+from edgekit.exporter.artifact_dir import StagedFolder, sweep_stale_staging
+from edgekit.exporter.ownership import OWNED_MARKER, STAGING_MARKER
 from edgekit.exporter.pipeline import export
 from edgekit.files import parse_json, to_json
 from edgekit.interrupts import Interrupted, stop_on_signals
@@ -124,21 +126,29 @@ def test_a_swallowed_interrupt_still_stops_the_next_step_and_the_commit(tmp_path
         pass
 
 
-def test_the_next_run_removes_staging_folders_of_dead_runs_and_restores_a_moved_aside_folder(tmp_path):
+def _staging(folder: Path, pid: int, host: str | None = None) -> Path:
+    folder.mkdir()
+    marker = {"owner": "edgekit", "pid": pid, "host": host or socket.gethostname()}
+    (folder / STAGING_MARKER).write_text(json.dumps(marker))
+    return folder
+
+
+def test_the_next_run_removes_its_outputs_staging_of_dead_runs_and_restores_a_moved_aside_folder(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = tmp_path / f".model.tmp-{dead.pid}-abc"
-    stale.mkdir()
-    (stale / MARKER).touch()
-    backup = tmp_path / f".kept.old-{dead.pid}-xyz"  # a run killed between moving `kept` aside and renaming
-    backup.mkdir()
+    stale = _staging(tmp_path / f".model.tmp-{dead.pid}-abc", dead.pid)
+    live = _staging(tmp_path / f".model.tmp-{os.getpid()}-def", os.getpid())  # a run that is still going
+    remote = _staging(tmp_path / f".model.tmp-{dead.pid}-ghi", dead.pid, host="another-host")  # shared disk
+    other = _staging(tmp_path / f".other.tmp-{dead.pid}-jkl", dead.pid)  # another output's: not this run's business
+    unmarked = tmp_path / f".model.tmp-{dead.pid}-mno"  # looks like staging, but edgekit did not mark it
+    unmarked.mkdir()
+    assert sweep_stale_staging(tmp_path / "model") == [stale]
+    assert not stale.exists() and live.exists() and remote.exists() and other.exists() and unmarked.exists()
+    backup = _staging(tmp_path / f".kept.old-{dead.pid}-xyz", dead.pid)  # killed between the two renames
     (backup / "manifest.json").write_text("{}")
-    live = tmp_path / f".other.tmp-{os.getpid()}-def"  # a staging folder of a run that is still going
-    live.mkdir()
-    (live / MARKER).touch()
-    assert sweep_stale_staging(tmp_path) == [stale]
-    assert not stale.exists() and live.exists()
-    assert (tmp_path / "kept" / "manifest.json").read_text() == "{}", "the user's old folder is put back"
+    assert sweep_stale_staging(tmp_path / "kept") == []
+    assert (tmp_path / "kept" / "manifest.json").read_text() == "{}", "the old folder is put back"
+    assert not (tmp_path / "kept" / STAGING_MARKER).exists()
 
 
 def test_artifact_folders_follow_the_umask(tmp_path):
@@ -149,7 +159,7 @@ def test_artifact_folders_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert final.stat().st_mode & 0o777 == 0o755
-    assert not (final / MARKER).exists()
+    assert not (final / STAGING_MARKER).exists() and (final / OWNED_MARKER).is_file()
 
 
 # -- the agent's start-up ----------------------------------------------------------------------------------------

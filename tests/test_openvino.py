@@ -132,7 +132,8 @@ def test_openvino_conversion_failure_rejects_only_its_candidates(tmp_path, monke
     result = export(str(source), "x86", out=tmp_path / "out", benchmark=False)
     by_name = {c.name: c for c in result.candidates}
     openvino = [c for c in result.candidates if c.format == "openvino"]
-    assert {c.name for c in openvino} == {"openvino/fp32", "openvino/int8_static"}
+    bf16 = {"openvino/bf16"} if "BF16" in cpu_capabilities() else set()  # built only where the CPU has bf16
+    assert {c.name for c in openvino} == {"openvino/fp32", "openvino/int8_static"} | bf16
     for candidate in openvino:
         assert candidate.failure == "conversion" and candidate.artifact is None
         assert "No conversion rule found for operations: ai.onnx.ml.Scaler" in candidate.reason
@@ -149,12 +150,20 @@ def test_openvino_conversion_failure_rejects_only_its_candidates(tmp_path, monke
 def test_nncf_accuracy_aware_mode_rescues_int8_within_a_quarter_of_the_layers(tmp_path):
     data = tmp_path / "d.npz"
     np.savez(data, x=smooth_images(32, seed=1))
-    options = dict(calib=data, val=data, format="openvino", benchmark=False, accuracy={"cosine_min": 0.9995})
+    options = dict(calib=data, val=data, format="openvino", benchmark=False)
+    # whole-model INT8's loss depends on the CPU's kernels (AVX2 vs VNNI/AMX): read it, then ask for half of it back
+    plain = export(model_ref("outlier_deep"), "x86", out=tmp_path / "plain", rescue=False,
+                   accuracy={"cosine_min": 0.0}, **options)
+    whole = next(c for c in plain.candidates if c.name == "openvino/int8_static").accuracy.cosine_min
+    assert whole < 0.9998
+    budget = round((1.0 + whole) / 2, 6)
     with pytest.raises(AccuracyError, match="openvino/int8_static: accuracy: cosine_min"):
-        export(model_ref("outlier_deep"), "x86", out=tmp_path / "plain", rescue=False, **options)
+        export(model_ref("outlier_deep"), "x86", out=tmp_path / "strict", rescue=False,
+               accuracy={"cosine_min": budget}, **options)
+    options["accuracy"] = {"cosine_min": budget}
     result = export(model_ref("outlier_deep"), "x86", out=tmp_path / "rescued", **options)
     int8 = next(c for c in result.candidates if c.name == "openvino/int8_static")
-    assert int8.usable and int8.accuracy.cosine_min >= 0.9995
+    assert int8.usable and int8.accuracy.cosine_min >= budget
     assert int8.notes[0].startswith("int8 → int8_static (model kind convolutional")  # x86 lists int8
     assert any(n.startswith("rescued:") for n in int8.notes)
     step = int8.steps[0]

@@ -49,7 +49,7 @@ def agents(tmp_path_factory):
 def onnx_folder(tmp_path_factory, cnn_data) -> Path:
     out = tmp_path_factory.mktemp("export") / "cnn-onnx"
     export(model_ref("tiny_cnn"), "x86", out=out, format="onnx", calib=cnn_data["calib"], val=cnn_data["val"],
-           benchmark=False, rescue=False, accuracy={"top1_agreement_min": 0.85})
+           outputs=["output_0:class"], benchmark=False, rescue=False, accuracy={"top1_agreement_min": 0.85})
     return out
 
 
@@ -60,7 +60,8 @@ def tflite_folder(tmp_path_factory, cnn_data) -> Path:
     profile.write_text('formats = ["tflite"]\nprecisions = ["int8_static"]\nthreads = 1\n'
                        '[accuracy]\ncosine_min = 0.9\n[latency]\np90_ms = 1000\n')
     out = folder / "cnn-tflite"
-    export(model_ref("tiny_cnn"), profile, out=out, calib=cnn_data["calib"], val=cnn_data["val"], benchmark=False)
+    export(model_ref("tiny_cnn"), profile, out=out, calib=cnn_data["calib"], val=cnn_data["val"],
+           outputs=["output_0:class"], benchmark=False)
     return out
 
 

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import fsync_dir, parse_json, to_json
+from ..files import fsync_dir, is_plain_file, parse_json, to_json
 from ..runtime.ir_bundle import is_bundle
-from .storeguard import UPLOAD_PREFIX, UPLOAD_SUFFIX, StoreLock, claim_store, is_own_upload, is_plain_file, quarantine
+from .storeguard import UPLOAD_PREFIX, UPLOAD_SUFFIX, StoreLock, claim_store, is_own_upload, quarantine
 
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 FORMATS = ("onnx", "tflite", "openvino")

@@ -15,12 +15,11 @@ import fcntl
 import json
 import os
 import re
-import stat
 import time
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import write_text_atomic
+from ..files import is_plain_file, is_real_folder, write_text_atomic
 from .auth import AgentSetupError
 
 MARKER = ".edgekit-store"
@@ -35,21 +34,6 @@ _LEGACY_NAMES = {"artifacts": re.compile(r"^[0-9a-f]{64}\.(onnx|tflite|openvino|
 def is_own_upload(name: str) -> bool:
     """An upload's temp file name in ``incoming/`` (this version's, or an agent's from before the marker)."""
     return name.startswith(UPLOAD_PREFIX) or bool(_LEGACY_NAMES["incoming"].match(name))
-
-
-def is_plain_file(path: Path) -> bool:
-    """A regular file itself, not a symlink to one (and not a folder, device or fifo)."""
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
-
-
-def _is_real_folder(path: Path) -> bool:
-    try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
-    except OSError:
-        return False
 
 
 def _marker_ok(root: Path) -> bool:
@@ -68,7 +52,7 @@ def _legacy_store(root: Path, entries: list[str]) -> bool:
         path = root / folder
         if not path.exists():
             continue
-        if not _is_real_folder(path):
+        if not is_real_folder(path):
             return False
         if not all(pattern.match(entry.name) and is_plain_file(entry) for entry in path.iterdir()):
             return False
@@ -98,7 +82,7 @@ def check_store_ownership(root: Path) -> None:
         raise _ownership_error(root, f"is not empty ({shown}) and edgekit did not create it")
     for folder in FOLDERS:
         path = root / folder
-        if os.path.lexists(path) and not _is_real_folder(path):
+        if os.path.lexists(path) and not is_real_folder(path):
             raise InputError(f"--store {root}: {path} is a symlink or a file, not a folder; edgekit never deletes "
                              "or writes through a link", hint=f"remove the link {path} (the agent recreates the "
                                                               "folder), or pass another --store")

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..files import sha256_file, write_json_atomic
+from ..files import is_plain_file, sha256_file, write_json_atomic
 
 STATE_FILE = "state.json"
 FORMAT = "edgekit.checkpoint/1"
+FILES = ("last.model.safetensors", "last.optim.safetensors", "best.model.safetensors", STATE_FILE, ".best.tmp",
+         ".last.model.safetensors.tmp", ".last.optim.safetensors.tmp")
 
 
 @dataclass
@@ -36,6 +38,21 @@ class TrainingState:
 
 def checkpoint_folder(out: Path) -> Path:
     return out.parent / f"{out.name}.checkpoints"
+
+
+def remove(folder: Path) -> None:
+    """Delete the checkpoint files edgekit wrote in ``folder``, then the folder if nothing else is left in it."""
+    for name in FILES:
+        path = folder / name
+        if is_plain_file(path):
+            path.unlink()
+    for temp in folder.glob(f".{STATE_FILE}.tmp-*") if folder.is_dir() else ():
+        if is_plain_file(temp):
+            temp.unlink()
+    try:
+        folder.rmdir()
+    except OSError:  # missing, or the user keeps other files there
+        pass
 
 
 def save(folder: Path, settings: dict[str, Any], state: TrainingState, model_state: dict, optim_state: dict,

@@ -62,7 +62,7 @@ def distill(teacher: str, student: str, *, temperature: float = 4.0, soft_weight
             raise InputError(f"the teacher takes {big.spec} and the student {small.spec}",
                              hint="both must read the same input shape (the same data feeds both)")
         train_data, val_data, notes = job.load_data(small)
-        job.prepare_output()
+        job.prepare_output(teacher, student)
         teacher_figures = model_figures(big.module, job.accuracy(big.module, val_data))
         initial = copy.deepcopy(small.module)
         student_before = model_figures(small.module, job.accuracy(small.module, val_data))

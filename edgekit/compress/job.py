@@ -4,7 +4,6 @@ data, the checkpoint folder, and the result folder with its record (written by r
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from .._version import __version__
 from ..data.images import PreprocessSpec, parse_preprocess
 from ..errors import InputError
 from ..exporter.artifact_dir import StagedFolder
+from ..exporter.ownership import own_entries, run_inputs
 from ..exporter.sources import TorchSource, load_source
 from ..files import write_json_atomic
 from . import checkpoint
@@ -185,8 +185,9 @@ class Job:
             check_labels(val, model.classes, "validation")
         return train, val, notes
 
-    def prepare_output(self) -> None:
-        """Refuse a finished folder or a stale checkpoint before any training; stage the result folder."""
+    def prepare_output(self, *models: str | Path) -> None:
+        """Refuse a finished folder or a stale checkpoint before any training; stage the result folder (never
+        over the folder of ``models`` or of the data)."""
         has_checkpoint = (self.checkpoints / checkpoint.STATE_FILE).is_file()
         if has_checkpoint and not self.options.resume:
             raise InputError(f"an interrupted run left a checkpoint in {self.checkpoints}",
@@ -194,12 +195,9 @@ class Job:
         if self.options.resume and not has_checkpoint:
             raise InputError(f"nothing to resume: no checkpoint in {self.checkpoints}",
                              hint="run without --resume, or pass the same --out as the interrupted run")
-        if self.out.is_dir() and any(self.out.iterdir()) and not self.options.overwrite:
-            raise InputError(f"output folder {self.out} already exists and is not empty",
-                             hint="pass --overwrite to replace it, or choose another --out")
         if self.cluster.is_main:
-            self.out.parent.mkdir(parents=True, exist_ok=True)  # it holds the checkpoints too: a failure keeps it
-            self.staged = StagedFolder(self.out, overwrite=self.options.overwrite)
+            inputs = run_inputs(*models, self.options.train, self.options.val)
+            self.staged = StagedFolder(self.out, overwrite=self.options.overwrite, inputs=inputs, kind="compressed")
 
     def run(self, fingerprint: dict[str, Any], set_mode=None) -> Run:
         run = Run(self.cluster, self.options.settings, self.checkpoints, fingerprint, self.options.resume,
@@ -261,13 +259,15 @@ class Job:
         self.staged.write_json(RECORD_FILE, record)
         final = self.staged.commit()
         self.staged = None
-        shutil.rmtree(self.checkpoints, ignore_errors=True)
+        checkpoint.remove(self.checkpoints)
         return final
 
     @staticmethod
-    def update_record(folder: Path, record: dict[str, Any]) -> None:
-        """Replace the record of a committed folder (atomically) with more figures."""
+    def update_record(folder: Path, record: dict[str, Any], added: tuple[str, ...] = ()) -> None:
+        """Replace the record of a committed folder (atomically) with more figures; ``added``: entries written
+        into the folder since its commit (edgekit's, for a later --overwrite)."""
         write_json_atomic(folder / RECORD_FILE, record)
+        own_entries(folder, added)
 
     def fail(self) -> None:
         """Remove the staged folder (the checkpoint folder stays for --resume)."""

@@ -40,7 +40,7 @@ def prune(model: str, *, amount: float = 0.5, unstructured: bool = False, keep: 
     try:
         loaded = load_model(model, "model")
         train_data, val_data, notes = job.load_data(loaded)
-        job.prepare_output()
+        job.prepare_output(model)
         module = loaded.module
         before = model_figures(module, job.accuracy(module, val_data))
         module = module.cpu()

@@ -81,7 +81,7 @@ def qat(model: str, *, target: str = "x86", baseline: bool = False, **options: A
     try:
         loaded = load_model(model, "model")
         train_data, val_data, notes = job.load_data(loaded)
-        job.prepare_output()
+        job.prepare_output(model)
         float_module = loaded.module.cpu().eval()
         before = model_figures(float_module, job.accuracy(float_module, val_data))
         float_module.cpu()
@@ -115,7 +115,7 @@ def qat(model: str, *, target: str = "x86", baseline: bool = False, **options: A
         failure = _export_both(model if baseline else None, final, train_data, val_data, loaded, profile, record,
                                job.progress)
         record["notes"] += _verdict(record["metrics"])
-        job.update_record(final, record)
+        job.update_record(final, record, added=(EXPORT_FOLDER,))
     except BaseException:
         job.fail()
         raise

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..agent.client import RUN_TIMEOUT_S, check_url, require_token
 from ..errors import InputError
+from ..exporter.ownership import own_entries
 from ..files import write_json_atomic
 from ..progress import SilentProgress
 from ..runtime import open_runner
@@ -132,6 +133,7 @@ def validate(artifact_dir: str | Path, agents: list[str], *, token: str | None =
     report["exit_code"] = result.exit_code
     manifest_mode = stat.S_IMODE((folder / "manifest.json").stat().st_mode)  # as readable as the manifest
     write_json_atomic(result.path, report, mode=manifest_mode)
+    own_entries(folder, [VALIDATION_FILE])
     if all_candidates:
         result.selection = apply_validation(folder, manifest, report)
     return result

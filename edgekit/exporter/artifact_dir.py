@@ -1,105 +1,158 @@
-"""Atomic artifact folders: built in a hidden temp folder beside the destination, then renamed into place.
+"""Atomic artifact folders: built in a hidden staging folder beside the destination, then renamed into place.
 
-A staging folder is named ``.NAME.tmp-PID-RANDOM`` and holds a marker file while it is being built. A run that
-was killed (SIGKILL, power loss) cannot remove its own; the next run in the same parent folder removes every
-marked staging folder whose process is gone, and says so.
+A staging folder is named ``.NAME.tmp-PID-RANDOM`` and carries edgekit's staging marker (the run's pid and host)
+while it is built. A run that was killed (SIGKILL, power loss) cannot remove its own; the next run writing the same
+output removes the marked staging folders of that output whose process is gone, and says so. Nothing else in the
+parent folder is looked at. The finished folder carries edgekit's ownership marker (``ownership.py``), which is what
+``--overwrite`` checks before it replaces anything.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import to_json
+from ..files import to_json, write_failure
 from ..interrupts import raise_if_interrupted
+from .ownership import (STAGING_MARKER, OutputLock, abandoned_staging, check_replaceable, owned_marker,
+                        protected_reason, write_owned_marker, write_staging_marker)
 
-MARKER = ".edgekit-staging"
-_STAGING = re.compile(r"^\.(.+)\.(tmp|old)-(\d+)-")
+_STAGING = re.compile(r"^\.(.+)\.(tmp|old)-(\d+)-[A-Za-z0-9_]+$")
 
 
 class StagedFolder:
-    """A temp folder next to ``dest``; ``commit()`` renames it to ``dest``, otherwise it is removed."""
+    """A staging folder next to ``dest``; ``commit()`` renames it to ``dest``, otherwise ``discard()`` removes it.
 
-    def __init__(self, dest: Path, overwrite: bool = False):
+    ``inputs``: the run's input files, whose folders are never replaced. ``kind`` is recorded in the marker.
+    """
+
+    def __init__(self, dest: Path, overwrite: bool = False, inputs: Iterable[Path] = (), kind: str = "artifacts"):
         self.dest = Path(dest).absolute()
-        self.overwrite = overwrite
-        if self.dest.exists() and not self.dest.is_dir():
-            raise InputError(f"output path {self.dest} exists and is not a folder", hint="choose another --out")
-        if self.dest.is_dir() and any(self.dest.iterdir()) and not overwrite:
-            raise InputError(f"output folder {self.dest} already exists and is not empty",
-                             hint="pass --overwrite to replace it, or choose another --out")
+        self.kind = kind
+        _check_destination(self.dest, overwrite, list(inputs))
         self._created_parent = _first_missing(self.dest.parent)
+        self._lock = None
         try:
             self.dest.parent.mkdir(parents=True, exist_ok=True)
-            self.swept = sweep_stale_staging(self.dest.parent)
+            self._lock = OutputLock(self.dest)
+            self.swept = sweep_stale_staging(self.dest)
             self.path = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.tmp-{os.getpid()}-", dir=self.dest.parent))
+            write_staging_marker(self.path)
             os.chmod(self.path, 0o777 & ~_umask())  # mkdtemp makes it 0700; a finished folder follows the umask
-            (self.path / MARKER).touch()
         except OSError as exc:
-            raise InputError(f"cannot create the output folder {self.dest}: {exc.strerror or exc}"
-                             + (f" ({exc.filename})" if exc.filename and str(exc.filename) != str(self.dest) else ""),
-                             hint="choose a writable --out folder") from exc
+            self._release()
+            self._remove_created_parents()
+            raise _cannot_create(self.dest, exc) from None
+        except BaseException:
+            self._release()
+            self._remove_created_parents()
+            raise
 
     def write_json(self, name: str, data: dict) -> Path:
         target = self.path / name
-        with open(target, "w") as fh:
+        with open(target, "w", encoding="utf-8") as fh:
             fh.write(to_json(data) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
         return target
 
     def commit(self) -> Path:
-        """Move the finished folder into place; an old folder is only removed once the new one is there."""
+        """Mark the finished folder as edgekit's and move it into place; an old folder (checked to be edgekit's
+        when the run started) is moved aside first and removed only once the new one is there."""
         raise_if_interrupted()  # never commit a run that was told to stop
-        (self.path / MARKER).unlink()
-        backup = None
-        if self.dest.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.old-{os.getpid()}-", dir=self.dest.parent))
-            os.rmdir(backup)
-            os.rename(self.dest, backup)
-        os.rename(self.path, self.dest)
-        if backup is not None:
+        try:
+            write_owned_marker(self.path, self.kind)
+            backup = None
+            if self.dest.exists():
+                write_staging_marker(self.dest)  # so a run killed mid-swap gets it put back by the next one
+                backup = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.old-{os.getpid()}-", dir=self.dest.parent))
+                os.rmdir(backup)
+                os.rename(self.dest, backup)
+            os.rename(self.path, self.dest)
+            (self.dest / STAGING_MARKER).unlink()
+        except OSError as exc:
+            raise write_failure(self.dest, exc) from None
+        self._release()
+        if backup is not None and owned_marker(backup) is not None:
             shutil.rmtree(backup, ignore_errors=True)
         return self.dest
 
     def discard(self) -> None:
-        """Remove the temp folder and any parent folders this object created."""
+        """Remove the staging folder and any parent folders this object created (those only while empty)."""
         shutil.rmtree(self.path, ignore_errors=True)
-        if self._created_parent is not None:
-            shutil.rmtree(self._created_parent, ignore_errors=True)
+        self._release()
+        self._remove_created_parents()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _remove_created_parents(self) -> None:
+        if self._created_parent is None:
+            return
+        for folder in (self.dest.parent, *self.dest.parent.parents):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                return
+            if folder == self._created_parent:
+                return
 
 
-def sweep_stale_staging(parent: Path) -> list[Path]:
-    """Remove staging folders in ``parent`` left by edgekit runs whose process no longer exists; return them.
+def _check_destination(dest: Path, overwrite: bool, inputs: list[Path]) -> None:
+    if dest.is_symlink():
+        raise InputError(f"output path {dest} is a symbolic link; edgekit does not write through links",
+                         hint="choose another --out, or remove the link yourself")
+    if dest.exists() and not dest.is_dir():
+        raise InputError(f"output path {dest} exists and is not a folder", hint="choose another --out")
+    if not dest.is_dir():
+        return
+    if not overwrite and any(dest.iterdir()):
+        raise InputError(f"output folder {dest} already exists and is not empty",
+                         hint="pass --overwrite to replace an earlier edgekit output, or choose another --out")
+    if any(dest.iterdir()):
+        check_replaceable(dest, inputs)
+    elif protected_reason(dest, inputs) is not None:  # even empty, the current folder or $HOME is not replaced
+        check_replaceable(dest, inputs)
 
-    A backup of a replaced folder (``.NAME.old-…``) is only removed when NAME is there again; a run killed
-    between moving the old folder aside and moving the new one in gets the old one put back."""
+
+def sweep_stale_staging(dest: Path) -> list[Path]:
+    """Remove ``dest``'s staging folders left by edgekit runs on this host whose process is gone; return them.
+
+    A moved-aside old folder (``.NAME.old-…``) is removed only when NAME is there again; a run killed between
+    moving the old folder aside and moving the new one in gets the old one put back."""
     removed = []
-    for path in parent.iterdir():
+    for path in dest.parent.iterdir():
         match = _STAGING.match(path.name)
-        if not match or not path.is_dir() or _alive(int(match.group(3))):
+        if not match or match.group(1) != dest.name or not abandoned_staging(path):
             continue
-        name, kind = match.group(1), match.group(2)
-        if kind == "old" and not (parent / name).exists():
-            os.rename(path, parent / name)
-        elif kind == "old" or (path / MARKER).exists():
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
+        if match.group(2) == "old" and not os.path.lexists(dest):
+            (path / STAGING_MARKER).unlink()
+            os.rename(path, dest)
+            continue
+        if match.group(2) == "old" and owned_marker(path) is None:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
     return removed
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+def _cannot_create(dest: Path, exc: OSError) -> Exception:
+    if exc.errno == errno.ENAMETOOLONG:
+        return InputError(f"output path {dest} is too long for the file system ({len(dest.name)} characters in "
+                          f"its last part)", hint="choose a shorter --out")
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EEXIST):
+        return InputError(f"cannot create the output folder {dest}: {exc.strerror or exc}"
+                          + (f" ({exc.filename})" if exc.filename and str(exc.filename) != str(dest) else ""),
+                          hint="choose an --out whose parent folders are folders, not files")
+    return write_failure(dest, exc)
 
 
 def _umask() -> int:

@@ -3,7 +3,7 @@ traceback, and third-party scratch files never reach the user's working director
 
 Every call runs in a scratch current directory (removed afterwards), and any ``Exception`` it raises rejects
 the candidates it was building, naming the step and, where the runtime's message says so, the op and node.
-``KeyboardInterrupt`` and ``SystemExit`` still stop the run.
+``KeyboardInterrupt`` and ``SystemExit`` still stop the run, and so does a full or read-only disk.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from ..errors import EdgekitError
-from ..files import scratch_cwd
+from ..files import is_disk_failure, scratch_cwd
 from .steps.verify import first_lines
 
 T = TypeVar("T")
@@ -41,6 +41,8 @@ def attempt(step: str, call: Callable[[], T]) -> tuple[T | None, str | None]:
         with scratch_cwd():
             return call(), None
     except Exception as exc:  # the guard's whole job: any model problem is recorded, never raised
+        if is_disk_failure(exc):  # a full or read-only disk is no model's fault: the run stops and says so
+            raise
         return None, failure_reason(step, exc)
 
 

@@ -12,6 +12,7 @@ from ..agent.conditions import machine
 from ..data import SampleSet, load_data, synthetic_samples
 from ..data.text import check_vocabulary
 from ..errors import AccuracyError, ExportError, InputError
+from ..files import is_disk_failure, write_failure
 from ..interrupts import record_discarded
 from ..progress import SilentProgress
 from ..runtime.ir_bundle import artifact_files
@@ -41,6 +42,7 @@ from .candidates import (
 from .guard import attempt, guarded
 from .manifest import build_manifest
 from .onnx_graph import embedding_rows
+from .ownership import run_inputs
 from .recipes import recipe_record
 from .rescue import RESCUABLE, rescue_onnx_int8, rescue_openvino_int8
 from .sources import OnnxSource, TfliteSource, TorchSource, load_source
@@ -106,7 +108,8 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
     out_dir = output_folder(out or DEFAULT_OUT, model=_model_stem(source), target=profile.name)
     calibration, validation, data_notes = _load_data(calib, val, specs, progress, source, tokenizer=tokenizer,
                                                      preprocess=preprocess)
-    staged = StagedFolder(out_dir, overwrite=overwrite)
+    staged = StagedFolder(out_dir, overwrite=overwrite,
+                          inputs=run_inputs(source.path, calib, val, tokenizer, preprocess))
     for stale in staged.swept:
         progress.note(f"removed {stale.name}, a staging folder left by an interrupted run")
     try:
@@ -140,6 +143,8 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
     except BaseException as error:
         staged.discard()
         record_discarded(error, staged.dest)
+        if is_disk_failure(error):
+            raise write_failure(staged.dest, error) from None
         raise
     for candidate in candidates:
         candidate.relocate(staged.path, final)

@@ -57,9 +57,17 @@ def load_openvino():
     return openvino
 
 
+# oneDNN ISA ceilings (``ONEDNN_MAX_CPU_ISA``) below AVX512_CORE_BF16: OpenVINO's plugin still reports BF16 under
+# them, but its kernels are capped, so bf16 is as absent as on a CPU without it (how an AVX2-only host is run here).
+_ISA_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
+
+
 def cpu_capabilities() -> list[str]:
-    """What OpenVINO's CPU plugin says this CPU can run: FP32, INT8, BF16, FP16, …"""
-    return list(load_openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    """What OpenVINO's CPU plugin says this CPU can run (FP32, INT8, BF16, FP16, …), under any oneDNN ISA cap."""
+    capabilities = list(load_openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in _ISA_WITHOUT_BF16:
+        capabilities = [c for c in capabilities if c != "BF16"]
+    return capabilities
 
 
 class OpenVinoRunner:
