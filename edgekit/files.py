@@ -42,8 +42,11 @@ def _strict(value: Any) -> Any:
 
 def parse_json(text: str) -> Any:
     """Parse JSON strictly: ``NaN``/``Infinity`` tokens are an error (``ValueError``), as they are for every other
-    consumer of the text."""
-    return json.loads(text, parse_constant=_refuse_constant)
+    consumer of the text. Nesting too deep for the parser is a ``ValueError`` too."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply to be read (edgekit's files nest a few levels)") from None
 
 
 def _refuse_constant(token: str) -> None:
@@ -116,8 +119,10 @@ def regular_file(path: str | Path, what: str) -> Path:
     """``path`` if it is a regular file (after links); otherwise an ``InputError`` naming what it is instead."""
     path = Path(path)
     kind = _file_kind(path)
+    if kind == _NOT_FOUND:
+        raise InputError(f"{what} not found: {path}", hint="check the path")
     if kind is not None:
-        raise InputError(f"{what} {path} {kind}", hint=f"pass the path of a {what} file")
+        raise InputError(f"{what} {path} {kind}", hint=f"pass the path of a regular {what}")
     return path
 
 
@@ -127,9 +132,11 @@ def existing_folder(path: str | Path, what: str) -> Path:
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:
-        raise InputError(f"{what} {path} {_missing(exc)}", hint=f"pass the path of a {what} folder") from None
+        missing = _missing(exc)
+        message = f"{what} not found: {path}" if missing == _NOT_FOUND else f"{what} {path} {missing}"
+        raise InputError(message, hint=f"pass the path of the {what}") from None
     if not stat.S_ISDIR(mode):
-        raise InputError(f"{what} {path} is {_kind_of(mode)}, not a folder", hint=f"pass the path of a {what} folder")
+        raise InputError(f"{what} {path} is {_kind_of(mode)}, not a folder", hint=f"pass the path of the {what}")
     return path
 
 
@@ -144,9 +151,12 @@ def _file_kind(path: Path) -> str | None:
     return f"is {_kind_of(mode)}, not a file"
 
 
+_NOT_FOUND = "not found"
+
+
 def _missing(exc: OSError) -> str:
     if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-        return "not found"
+        return _NOT_FOUND
     if exc.errno == errno.ELOOP:
         return "is a symbolic link that loops (it never reaches a file)"
     return f"cannot be opened: {exc.strerror}"

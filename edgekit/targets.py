@@ -7,9 +7,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, ValidationInfo, field_validator
 
 from .errors import InputError, TargetError
+from .files import regular_file
 
 BUILTIN_TARGETS_DIRS = (
     Path(__file__).resolve().parent.parent / "targets",  # source checkout / editable install
@@ -47,8 +48,8 @@ class QuantizationSettings(_Strict):
     calibration_samples: int = Field(128, ge=1, le=100_000)
     activation_type: Literal["uint8", "int8"] = "uint8"
     weight_type: Literal["int8", "uint8"] = "int8"
-    per_channel: bool = True
-    reduce_range: bool | Literal["auto"] = "auto"
+    per_channel: StrictBool = True
+    reduce_range: StrictBool | Literal["auto"] = "auto"
 
     def reduce_range_for(self, method: str, arch: str) -> bool:
         """Whether to quantize weights to 7 bits. ``auto``: for dynamic INT8 with signed weights on x86 (or any
@@ -87,7 +88,7 @@ class TargetProfile(_Strict):
     threads: int = Field(1, ge=1, le=256)
     opset: int = Field(18, ge=13, le=23)
     graph_optimization: Literal["disabled", "basic"] = "basic"
-    channels_last_io: bool = False
+    channels_last_io: StrictBool = False
     quantization: QuantizationSettings = QuantizationSettings()
     accuracy: AccuracyBudget = AccuracyBudget()
     latency: LatencyBudget = LatencyBudget()
@@ -151,9 +152,11 @@ def load_target(name_or_path: str | Path) -> TargetProfile:
     if text in builtin:
         return _load_file(builtin[text])
     path = Path(text)
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise TargetError(f"target profile file not found: {path}", hint="check the path to your .toml profile")
+    if path.suffix.lower() == ".toml" or path.exists():
+        try:
+            regular_file(path, "target profile file")
+        except InputError as exc:
+            raise TargetError(exc.message, hint="check the path to your .toml profile") from None
         return _load_file(path)
     valid = ", ".join(sorted(builtin)) or "(none found)"
     raise TargetError(f"unknown target '{text}'; valid targets: {valid}",
@@ -162,8 +165,13 @@ def load_target(name_or_path: str | Path) -> TargetProfile:
 
 def _load_file(path: Path) -> TargetProfile:
     try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise TargetError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); TOML files are UTF-8",
+                          hint="save the profile as UTF-8") from None
+    except OSError as exc:
+        raise TargetError(f"cannot read {path}: {exc.strerror or exc}", hint="check the file's permissions") from None
+    except tomllib.TOMLDecodeError as exc:
         raise TargetError(f"{path}: not valid TOML: {exc}", hint="fix the TOML syntax") from exc
     data.setdefault("name", path.stem)
     try:

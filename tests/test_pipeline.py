@@ -55,8 +55,10 @@ def test_manifest_describes_everything(exported):
 def test_folder_holds_only_finished_files(exported):
     assert all(c.artifact.path.parent == exported.out_dir and c.artifact.path.exists() for c in exported.candidates)
     names = sorted(p.name for p in exported.out_dir.iterdir())
-    assert names == ["manifest.json", "model.fp32.onnx", "model.int8_static.onnx"]
-    assert not [p for p in exported.out_dir.parent.iterdir() if p.name.startswith(".")]
+    assert names == [".edgekit-owned.json", "manifest.json", "model.fp32.onnx", "model.int8_static.onnx"]
+    owned = json.loads((exported.out_dir / ".edgekit-owned.json").read_text())
+    assert owned["owner"] == "edgekit" and owned["entries"] == names[1:]  # what --overwrite may replace
+    assert not [p for p in exported.out_dir.parent.iterdir() if p.name.startswith(".")]  # no lock, no staging
 
 
 def test_artifacts_compute_what_pytorch_computes(exported):

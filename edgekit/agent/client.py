@@ -19,6 +19,7 @@ import httpx
 import numpy as np
 
 from ..errors import EdgekitError, InputError
+from ..files import regular_file
 from ..runtime.ir_bundle import artifact_digest, upload_chunks, upload_size
 from .tls import FINGERPRINT_LINE, FingerprintMismatch, pinned_context
 
@@ -70,20 +71,30 @@ def resolve_token(token: str | None = None, token_file: str | Path | None = None
     """The token given, else the first line of ``token_file`` (an ``AgentToken`` carrying the file's
     ``tls-fingerprint:`` line, if any), else ``$EDGEKIT_AGENT_TOKEN``, else None."""
     if token:
-        return token
+        return _printable(token, "the token given")
     if token_file is not None:
         path = Path(token_file)
         try:
-            text = path.read_text().strip()
-        except OSError as exc:
-            raise InputError(f"cannot read the token file {path}: {exc.strerror or exc}",
-                             hint="pass the token file the agent created (its --token-file)") from exc
+            regular_file(path, "token file")  # a FIFO would block
+            text = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read the token file {path}: {getattr(exc, 'strerror', None) or exc}",
+                             hint="pass the token file the agent created (its --token-file)") from None
         if not text:
             raise InputError(f"the token file {path} is empty", hint="pass the token file the agent created")
         lines = [line.strip() for line in text.splitlines()]
         pins = [line.split(":", 1)[1].strip() for line in lines[1:] if line.lower().startswith(FINGERPRINT_LINE)]
-        return AgentToken(lines[0], pins[0] if pins else None)
-    return os.environ.get(TOKEN_ENV) or None
+        return AgentToken(_printable(lines[0], f"the token in {path}"), pins[0] if pins else None)
+    from_env = os.environ.get(TOKEN_ENV)
+    return _printable(from_env, f"${TOKEN_ENV}") if from_env else None
+
+
+def _printable(token: str, where: str) -> str:
+    """A token travels in an HTTP header: printable ASCII without spaces, or an ``InputError`` naming ``where``."""
+    if not all("!" <= char <= "~" for char in token):
+        raise InputError(f"{where} holds characters a token cannot have (only printable ASCII, no spaces)",
+                         hint="copy the token from the agent's token file (`edgekit agent token` prints it)")
+    return token
 
 
 def require_token(token: str | None = None, token_file: str | Path | None = None) -> str:

@@ -34,9 +34,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import InputError
+from ..files import existing_folder, regular_file
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 _LIST_KEYS = ("resize", "crop", "mean", "std")
+MAX_PIXELS = 64_000_000  # a 8000x8000 photo; far beyond any model input, well short of a decompression bomb
 _PREPROCESS_HINT = ("declare it as e.g. --preprocess 'resize=256,crop=224,mean=0.485/0.456/0.406,"
                     "std=0.229/0.224/0.225,layout=nchw,channels=rgb' (or a .json/.toml file with those keys)")
 
@@ -119,12 +121,16 @@ class LabeledImages:
 def parse_preprocess(text: str | Path) -> PreprocessSpec:
     """A ``PreprocessSpec`` from ``key=value,...`` text or from a ``.json``/``.toml`` file."""
     path = Path(text)
-    if path.suffix in (".json", ".toml"):
-        if not path.is_file():
-            raise InputError(f"preprocessing file not found: {path}", hint=_PREPROCESS_HINT)
+    suffix = path.suffix.lower()
+    if suffix in (".json", ".toml"):
+        regular_file(path, "preprocessing file")
         try:
-            raw = json.loads(path.read_text()) if path.suffix == ".json" else tomllib.loads(path.read_text())
-        except (ValueError, tomllib.TOMLDecodeError) as exc:
+            text = path.read_text(encoding="utf-8")
+            raw = json.loads(text) if suffix == ".json" else tomllib.loads(text)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                             hint="save the preprocessing file as UTF-8") from None
+        except (ValueError, RecursionError, tomllib.TOMLDecodeError) as exc:
             raise InputError(f"{path}: cannot read the preprocessing: {exc}", hint=_PREPROCESS_HINT) from exc
         return _validated(raw, str(path))
     raw: dict[str, object] = {}
@@ -213,12 +219,19 @@ def _decode(path: Path, spec: PreprocessSpec):
         from PIL import Image, UnidentifiedImageError
     except ImportError as exc:
         raise InputError("reading images needs Pillow", hint="pip install 'edgekit[compress]' (or pillow)") from exc
-    if not path.is_file():
-        raise InputError(f"image file not found: {path}", hint="check the path")
+    regular_file(path, "image file")
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow raises DecompressionBombError above twice this
     try:
         with Image.open(path) as opened:
+            if opened.width * opened.height > MAX_PIXELS:
+                raise InputError(f"image {path} is {opened.width}x{opened.height} pixels, more than edgekit decodes "
+                                 f"({MAX_PIXELS // 1_000_000} million): a decompression bomb or a scan far larger "
+                                 "than any model input", hint="downscale it, or remove it from the folder")
             opened.load()
             image = opened.convert("L" if spec.channels == "gray" else "RGB")
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"image {path} is too large to decode safely ({exc})",
+                         hint="downscale it, or remove it from the folder") from None
     except UnidentifiedImageError as exc:
         raise InputError(f"{path} is not an image Pillow can read", hint="remove it or convert it to PNG/JPEG") from exc
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or damaged files
@@ -227,10 +240,7 @@ def _decode(path: Path, spec: PreprocessSpec):
 
 
 def _existing_folder(folder: str | Path) -> Path:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"image folder not found: {folder}", hint="pass a folder of images")
-    return folder
+    return existing_folder(folder, "image folder")
 
 
 def _image_files(folder: Path) -> list[Path]:

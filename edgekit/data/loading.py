@@ -16,7 +16,7 @@ def load_data(path: str | Path, specs: list[InputSpec], *, tokenizer: str | Path
     a ``.txt`` file of sentences (with ``tokenizer``, the model's ``tokenizer.json`` or its folder), or
     ``.npz``/``.npy`` arrays (a file or a folder of them)."""
     path = Path(path)
-    if path.suffix == ".txt":
+    if path.suffix.lower() == ".txt":
         if tokenizer is None:
             raise InputError(f"{path} is a text file: sentences need the model's tokenizer",
                              hint="pass --tokenizer DIR (the folder holding the model's tokenizer.json)")

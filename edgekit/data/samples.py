@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..files import regular_file
 from ..specs import InputSpec, example_arrays
 
 LABELS_KEY = "labels"
@@ -69,9 +70,10 @@ def batch_first(spec: InputSpec) -> bool:
 def load_samples(path: str | Path, specs: list[InputSpec]) -> SampleSet:
     """Load an ``.npz``/``.npy`` file or a folder of them, checked against the model's inputs."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"data file not found: {path}", hint="pass an .npz file or a folder of .npy/.npz files")
-    files = sorted(p for p in path.iterdir() if p.suffix in (".npz", ".npy")) if path.is_dir() else [path]
+    if not path.is_dir():
+        regular_file(path, "data file")  # a FIFO or a device would block or never end: named, never read
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".npz", ".npy") and p.is_file()) \
+        if path.is_dir() else [path]
     if not files:
         raise InputError(f"no .npz/.npy files in {path}", hint="put arrays keyed by input name in .npz files")
     parts = [_read_file(f, specs) for f in files]
@@ -96,7 +98,7 @@ def load_samples(path: str | Path, specs: list[InputSpec]) -> SampleSet:
 
 def _read_file(path: Path, specs: list[InputSpec]) -> dict[str, np.ndarray]:
     try:
-        if path.suffix == ".npy":
+        if path.suffix.lower() == ".npy":
             if len(specs) != 1:
                 raise InputError(f"{path}: a .npy file holds one array but the model has {len(specs)} inputs",
                                  hint=f"use an .npz keyed by {[s.name for s in specs]}")
@@ -127,6 +129,9 @@ def _read_file(path: Path, specs: list[InputSpec]) -> dict[str, np.ndarray]:
         labels = raw[LABELS_KEY]
         if labels.ndim != 1 or labels.dtype.kind not in "iu":
             raise InputError(f"{path}: '{LABELS_KEY}' must be a 1-D integer array", hint="store class indices")
+        if len(labels) and labels.min() < 0:
+            raise InputError(f"{path}: '{LABELS_KEY}' holds negative values (smallest {int(labels.min())}); labels "
+                             "are class indices from 0", hint="store each sample's class index (0, 1, 2, …)")
         out[LABELS_KEY] = labels
     return out
 

@@ -8,11 +8,14 @@ spec fixes. The ``tokenizers`` library (Rust, no torch) reads the file; it is im
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from ..files import regular_file
 from ..specs import InputSpec
 from .samples import SampleSet
 
@@ -24,10 +27,11 @@ def load_tokenizer(path: str | Path):
     """A ``tokenizers.Tokenizer`` from a folder holding ``tokenizer.json``, or from that file."""
     path = Path(path)
     file = path / TOKENIZER_FILE if path.is_dir() else path
-    if not file.is_file():
+    if not os.path.lexists(file):
         raise InputError(f"no {TOKENIZER_FILE} at {path}",
                          hint="pass --tokenizer with the folder of the model's Hugging Face tokenizer "
                               f"(the one holding {TOKENIZER_FILE})")
+    regular_file(file, "tokenizer file")
     try:
         from tokenizers import Tokenizer
     except ImportError as exc:
@@ -41,6 +45,7 @@ def load_tokenizer(path: str | Path):
 
 def read_sentences(path: Path) -> list[str]:
     """The non-empty lines of a UTF-8 text file."""
+    regular_file(path, "sentences file")  # a FIFO would block the export forever
     try:
         lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     except UnicodeDecodeError as exc:

@@ -35,9 +35,14 @@ class StagedFolder:
     def __init__(self, dest: Path, overwrite: bool = False, inputs: Iterable[Path] = (), kind: str = "artifacts"):
         self.dest = Path(dest).absolute()
         self.kind = kind
-        _check_destination(self.dest, overwrite, list(inputs))
-        self._created_parent = _first_missing(self.dest.parent)
+        self.inputs = list(inputs)
         self._lock = None
+        try:
+            _check_destination(self.dest, overwrite, self.inputs)
+        except OSError as exc:
+            raise _cannot_create(self.dest, exc) from None
+        self._created_parent = _first_missing(self.dest.parent)
+        self.path = None
         try:
             self.dest.parent.mkdir(parents=True, exist_ok=True)
             self._lock = OutputLock(self.dest)
@@ -45,13 +50,10 @@ class StagedFolder:
             self.path = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.tmp-{os.getpid()}-", dir=self.dest.parent))
             write_staging_marker(self.path)
             os.chmod(self.path, 0o777 & ~_umask())  # mkdtemp makes it 0700; a finished folder follows the umask
-        except OSError as exc:
-            self._release()
-            self._remove_created_parents()
-            raise _cannot_create(self.dest, exc) from None
-        except BaseException:
-            self._release()
-            self._remove_created_parents()
+        except BaseException as exc:
+            self.discard()
+            if isinstance(exc, OSError):
+                raise _cannot_create(self.dest, exc) from None
             raise
 
     def write_json(self, name: str, data: dict) -> Path:
@@ -63,13 +65,14 @@ class StagedFolder:
         return target
 
     def commit(self) -> Path:
-        """Mark the finished folder as edgekit's and move it into place; an old folder (checked to be edgekit's
-        when the run started) is moved aside first and removed only once the new one is there."""
+        """Mark the finished folder as edgekit's and move it into place; an old folder (checked again to be
+        edgekit's, holding nothing else) is moved aside first and removed only once the new one is there."""
         raise_if_interrupted()  # never commit a run that was told to stop
         try:
             write_owned_marker(self.path, self.kind)
             backup = None
-            if self.dest.exists():
+            if self.dest.exists() and not _removed_if_empty(self.dest):
+                check_replaceable(self.dest, self.inputs)  # nothing of the user's appeared there since the start
                 write_staging_marker(self.dest)  # so a run killed mid-swap gets it put back by the next one
                 backup = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.old-{os.getpid()}-", dir=self.dest.parent))
                 os.rmdir(backup)
@@ -79,13 +82,14 @@ class StagedFolder:
         except OSError as exc:
             raise write_failure(self.dest, exc) from None
         self._release()
-        if backup is not None and owned_marker(backup) is not None:
+        if backup is not None:
             shutil.rmtree(backup, ignore_errors=True)
         return self.dest
 
     def discard(self) -> None:
         """Remove the staging folder and any parent folders this object created (those only while empty)."""
-        shutil.rmtree(self.path, ignore_errors=True)
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
         self._release()
         self._remove_created_parents()
 
@@ -104,6 +108,14 @@ class StagedFolder:
                 return
             if folder == self._created_parent:
                 return
+
+
+def _removed_if_empty(folder: Path) -> bool:
+    try:
+        os.rmdir(folder)
+    except OSError:
+        return False
+    return True
 
 
 def _check_destination(dest: Path, overwrite: bool, inputs: list[Path]) -> None:

@@ -149,16 +149,13 @@ def pid_alive(pid: int) -> bool:
 
 
 class OutputLock:
-    """An exclusive, non-blocking ``flock`` on ``.NAME.edgekit-lock`` beside ``dest``, held while a run writes it."""
+    """An exclusive, non-blocking ``flock`` on ``.NAME.edgekit-lock`` beside ``dest``, held while a run writes it.
+    ``WriteError`` when another process holds it; ``OSError`` when the lock file cannot be made."""
 
     def __init__(self, dest: Path):
         self.path = dest.parent / f".{dest.name}.edgekit-lock"
         while True:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-            except OSError as exc:
-                raise InputError(f"cannot lock the output {dest}: {exc.strerror} ({self.path})",
-                                 hint="remove that path if it is a link, or choose another --out") from None
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
 from ..errors import InputError
+from ..files import regular_file
 
 PROJECT_FILE = "edgekit.toml"
 
@@ -21,7 +23,7 @@ class ProjectConfig(BaseModel):
     target: str | None = None
     inputs: list[str] | None = None
     outputs: list[str] | None = None  # output kinds: ["scores:class", "boxes:regression"]
-    dynamic_batch: bool | None = None
+    dynamic_batch: StrictBool | None = None  # true/false, never "yes"
     calib: str | None = None
     val: str | None = None
     tokenizer: str | None = None  # the model's tokenizer.json (or its folder), for a .txt of sentences
@@ -33,10 +35,16 @@ class ProjectConfig(BaseModel):
 def load_project(folder: Path | None = None) -> tuple[ProjectConfig, Path] | None:
     """Read ``edgekit.toml`` in ``folder`` (default: cwd), with paths made absolute; None if absent."""
     path = (folder or Path.cwd()) / PROJECT_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
+    regular_file(path, "project file")
     try:
-        config = ProjectConfig.model_validate(tomllib.loads(path.read_text()))
+        config = ProjectConfig.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); TOML files are UTF-8",
+                         hint="save edgekit.toml as UTF-8") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}", hint="check the file's permissions") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML: {exc}", hint="fix the TOML syntax") from exc
     except ValidationError as exc:

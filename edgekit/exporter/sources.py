@@ -6,6 +6,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ExportError, InputError
-from ..files import sha256_file
+from ..files import regular_file, sha256_file
 from ..specs import InputSpec, specs_from_arrays
 
 
@@ -92,13 +93,15 @@ def load_source(reference: str, input_specs: list[InputSpec] | None = None) -> T
     """Resolve MODEL as given on the command line."""
     from ..compress.record import find_record
 
+    _check_model_file(reference)
     if find_record(reference) is not None:
         return _load_compressed(reference, input_specs)
-    if reference.endswith(".onnx"):
+    suffix = Path(reference).suffix.lower()
+    if suffix == ".onnx":
         return _load_onnx(reference, input_specs)
-    if reference.endswith(".tflite"):
+    if suffix == ".tflite":
         return _load_tflite(reference, input_specs)
-    if reference.endswith((".pt", ".pth", ".pkl", ".bin")):
+    if suffix in (".pt", ".pth", ".pkl", ".bin"):
         raise InputError(f"unsupported model file '{reference}'",
                          hint="pass an .onnx/.tflite file or a factory as path/to/file.py:factory or pkg.mod:factory "
                               "(TorchScript/pickle files are never loaded: they can run code)")
@@ -106,6 +109,20 @@ def load_source(reference: str, input_specs: list[InputSpec] | None = None) -> T
         raise InputError(f"cannot tell what model '{reference}' is",
                          hint="pass an .onnx file or a factory as path/to/file.py:factory or package.module:factory")
     return _load_factory(reference, input_specs)
+
+
+def _check_model_file(reference: str) -> None:
+    """A model given as a path (or ``file.py:factory``) must be a regular file (or a compressed model's folder):
+    a FIFO, a device or a socket is named for what it is, never read."""
+    if os.path.isdir(reference) and Path(reference).suffix.lower() not in (".onnx", ".tflite", ".py"):
+        return  # a compressed model's folder
+    path = reference
+    if not os.path.lexists(path) and ":" in reference:
+        path = reference.rpartition(":")[0]
+        if not path.lower().endswith(".py"):
+            return  # package.module:factory
+    if os.path.lexists(path) or Path(path).suffix.lower() in (".onnx", ".tflite", ".py"):
+        regular_file(path, "model file")
 
 
 def _load_compressed(reference: str, input_specs: list[InputSpec] | None) -> TorchSource:
@@ -124,8 +141,6 @@ def _load_onnx(reference: str, input_specs: list[InputSpec] | None) -> OnnxSourc
     import onnx
 
     path = Path(reference)
-    if not path.is_file():
-        raise InputError(f"model file not found: {path}", hint="check the path")
     try:
         model = onnx.load(str(path), load_external_data=False)
         onnx.checker.check_model(model)
@@ -201,14 +216,15 @@ def _load_factory(reference: str, input_specs: list[InputSpec] | None) -> TorchS
 
     target, _, attr = reference.rpartition(":")
     path: Path | None = None
-    if target.endswith(".py"):
+    if target.lower().endswith(".py"):
         path = Path(target)
-        if not path.is_file():
-            raise InputError(f"model file not found: {path}", hint="check the path before ':'")
         module = _import_file(path)
     else:
         try:
             module = importlib.import_module(target)
+        except SystemExit as exc:
+            raise InputError(f"importing module '{target}' called sys.exit({exc.code!r})",
+                             hint="pass a module that defines the factory without exiting") from None
         except ImportError as exc:
             raise InputError(f"cannot import module '{target}': {exc}",
                              hint="check the module name, or pass path/to/file.py:factory") from exc
@@ -219,6 +235,9 @@ def _load_factory(reference: str, input_specs: list[InputSpec] | None) -> TorchS
                          hint="name the factory function after ':'")
     try:
         made = factory() if callable(factory) else factory
+    except SystemExit as exc:
+        raise InputError(f"the factory {reference} called sys.exit({exc.code!r})",
+                         hint="return the model from the factory instead of exiting") from None
     except Exception as exc:
         raise InputError(f"factory {reference} raised {type(exc).__name__}: {exc}",
                          hint="fix the factory; it must return a torch.nn.Module") from exc
@@ -248,6 +267,10 @@ def _import_file(path: Path):
     sys.path.insert(0, str(path.resolve().parent))
     try:
         spec.loader.exec_module(module)
+    except SystemExit as exc:
+        sys.modules.pop(name, None)
+        raise InputError(f"importing {path} called sys.exit({exc.code!r})",
+                         hint="guard the script part of the file with `if __name__ == \"__main__\":`") from None
     except Exception as exc:
         sys.modules.pop(name, None)
         raise InputError(f"importing {path} raised {type(exc).__name__}: {exc}", hint="fix the model file") from exc

@@ -8,10 +8,11 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from ...errors import InputError
-from ...files import parse_json, to_json, write_text_atomic
+from ...files import is_plain_file, parse_json, regular_file, to_json, write_text_atomic
 from .gates import (
     DEFAULT_MAX_REGRESSION,
     METRICS,
@@ -23,7 +24,7 @@ from .gates import (
     parse_fail_if,
     parse_regression,
 )
-from .page import render_html
+from .page import GENERATOR, render_html
 from .verdict import (
     DEFAULT_RTT_PROFILES,
     break_even_rtt,
@@ -52,15 +53,31 @@ def write_report(report: dict, folder: Path) -> tuple[Path, Path]:
     folder = Path(folder)
     text = to_json(report) + "\n"
     page = render_html(report)
+    json_path, html_path = folder / "report.json", folder / "report.html"
+    _check_replaceable_report(json_path, html_path)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        json_path, html_path = folder / "report.json", folder / "report.html"
         write_text_atomic(json_path, text)
         write_text_atomic(html_path, page)
     except OSError as exc:
         raise InputError(f"cannot write the report into {folder}: {exc.strerror or exc}",
                          hint="choose a writable folder (--out)") from exc
     return json_path, html_path
+
+
+def _check_replaceable_report(json_path: Path, html_path: Path) -> None:
+    """An earlier edgekit report is replaced; a file of the same name that edgekit did not write is not."""
+    for path, ours in ((json_path, lambda t: f'"schema": "{SCHEMA}"' in t),
+                       (html_path, lambda t: f'<meta name="generator" content="{GENERATOR}">' in t)):
+        if not os.path.lexists(path):
+            continue
+        try:
+            mine = is_plain_file(path) and ours(path.read_text(encoding="utf-8", errors="replace")[:100_000])
+        except OSError:
+            mine = False
+        if not mine:
+            raise InputError(f"{path} exists and is not a report edgekit wrote; it is not replaced",
+                             hint="choose another --out for the report, or move that file away")
 
 
 def load_report(path: Path | str) -> dict:
@@ -72,6 +89,8 @@ def load_report(path: Path | str) -> dict:
             path = path / "report.json"
         else:
             raise InputError(f"{path} is a folder without a report.json", hint=hint)
+    if os.path.exists(path) and not os.path.isfile(path):
+        regular_file(path, "report file")  # a FIFO would block: named for what it is
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

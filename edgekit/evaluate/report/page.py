@@ -190,6 +190,9 @@ def _gates(report: dict) -> str:
     return "".join(parts)
 
 
+GENERATOR = "edgekit compare"  # how a later run knows the page is edgekit's to replace
+
+
 def render_html(report: dict) -> str:
     """The whole page as one string: no scripts, no external resources."""
     model = report.get("model") or {}
@@ -201,6 +204,7 @@ def render_html(report: dict) -> str:
     return "".join([
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f'<meta name="generator" content="{GENERATOR}">',
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
         f"<h1>{_e(title)}</h1>",
         f'<p class="meta">{_e(report.get("schema"))} · created {_e(report.get("created"))} · cloud: '
