@@ -37,8 +37,8 @@ def tiny_onnx(path: Path) -> Path:
     rng = np.random.default_rng(0)
     weight = numpy_helper.from_array(rng.standard_normal((8, 4)).astype(np.float32), "W")
     bias = numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "b")
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["y"])],
-                              "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["y"])]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [weight, bias])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path

@@ -14,7 +14,6 @@ aside to ``quarantine/`` and reported while the others keep serving.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile

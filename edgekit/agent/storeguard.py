@@ -94,7 +94,8 @@ def claim_store(root: Path) -> None:
     check_store_ownership(root)
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not (root / MARKER).exists():
-        marker = {"owner": "edgekit agent", "format": 1, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        marker = {"owner": "edgekit agent", "format": 1,
+                  "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "note": "a store of `edgekit agent serve`: it deletes only files it made here (incoming/upload-*, "
                           "artifacts/<sha256>.*); see docs/agent.md"}
         write_text_atomic(root / MARKER, json.dumps(marker, indent=2) + "\n", mode=0o644)

@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from ..errors import EdgekitError, InputError
+from ..extras import install_hint
 from ..files import to_json
 from ..interrupts import Interrupted
 from .common import err_console, fail, fmt, out_console
@@ -166,7 +167,7 @@ def _run(call: Callable, table: Callable[[dict], Table], as_json: bool) -> None:
         raise typer.Exit(error.exit_code)
     except ImportError as exc:
         fail(InputError(f"`edgekit compress` needs the compress extra ({exc.name} is not installed)",
-                        hint="pip install 'edgekit[compress]'"))
+                        hint=install_hint("compress")))
     if result.out_dir is None:
         return
     if as_json:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import AccuracyError, EdgekitError, ExportError, InputError
+from ..extras import install_hint
 from ..files import to_json
 from ..targets import Format
 from .common import err_console, fail, fmt, out_console, preprocess_option, token_file_option, tokenizer_option
@@ -68,7 +69,7 @@ def export_command(
         from ..exporter.pipeline import export as run_export
     except ImportError as exc:
         fail(ExportError(f"`edgekit export` needs the export extra ({exc.name} is not installed)",
-                         hint="pip install 'edgekit[export]'"))
+                         hint=install_hint("export")))
 
     try:
         project = load_project()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InputError
+from ..extras import install_hint
 
 
 def output_layers(module, example_args: tuple) -> list[str]:
@@ -38,7 +39,7 @@ def prune_channels(module, example_args: tuple, amount: float, keep: list[str], 
     try:
         import torch_pruning as tp
     except ImportError as exc:
-        raise InputError("structured pruning needs Torch-Pruning", hint="pip install 'edgekit[compress]'") from exc
+        raise InputError("structured pruning needs Torch-Pruning", hint=install_hint("compress")) from exc
     names = dict(module.named_modules())
     unknown = [name for name in keep if name not in names]
     if unknown:

@@ -34,6 +34,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import InputError
+from ..extras import install_hint
 from ..files import existing_folder, regular_file
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
@@ -218,7 +219,7 @@ def _decode(path: Path, spec: PreprocessSpec):
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError as exc:
-        raise InputError("reading images needs Pillow", hint="pip install 'edgekit[compress]' (or pillow)") from exc
+        raise InputError("reading images needs Pillow", hint=install_hint("compress")) from exc
     regular_file(path, "image file")
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow raises DecompressionBombError above twice this
     try:

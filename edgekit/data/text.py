@@ -9,7 +9,6 @@ spec fixes. The ``tokenizers`` library (Rust, no torch) reads the file; it is im
 from __future__ import annotations
 
 import os
-
 from pathlib import Path
 
 import numpy as np

@@ -20,8 +20,16 @@ from pathlib import Path
 from ..errors import InputError
 from ..files import to_json, write_failure
 from ..interrupts import raise_if_interrupted
-from .ownership import (STAGING_MARKER, OutputLock, abandoned_staging, check_replaceable, owned_marker,
-                        protected_reason, write_owned_marker, write_staging_marker)
+from .ownership import (
+    STAGING_MARKER,
+    OutputLock,
+    abandoned_staging,
+    check_replaceable,
+    owned_marker,
+    protected_reason,
+    write_owned_marker,
+    write_staging_marker,
+)
 
 _STAGING = re.compile(r"^\.(.+)\.(tmp|old)-(\d+)-[A-Za-z0-9_]+$")
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ExportError, InputError
+from ..extras import install_hint
 from ..files import regular_file, sha256_file
 from ..specs import InputSpec, specs_from_arrays
 
@@ -212,7 +213,7 @@ def _load_factory(reference: str, input_specs: list[InputSpec] | None) -> TorchS
     try:
         import torch
     except ImportError as exc:
-        raise ExportError("PyTorch is needed to export a PyTorch model", hint="pip install 'edgekit[export]'") from exc
+        raise ExportError("PyTorch is needed to export a PyTorch model", hint=install_hint("export")) from exc
 
     target, _, attr = reference.rpartition(":")
     path: Path | None = None

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ExportError, InputError
+from ..extras import install_hint
 from ..quiet import quiet
 from .stats import LatencyStats, time_calls
 
@@ -24,7 +25,7 @@ def _load_interpreter_class():
         except ImportError as exc:
             raise ExportError("LiteRT is needed to run .tflite models but neither ai-edge-litert nor "
                               "tflite-runtime is installed",
-                              hint="pip install 'edgekit[tflite]' (or 'edgekit[agent]' on a device)") from exc
+                              hint=install_hint("tflite", device=True)) from exc
     return Interpreter
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ExportError, InputError
+from ..extras import install_hint
 from .ir_bundle import BadBundle, is_ir, unpack, weights_path
 from .stats import LatencyStats, time_calls
 
@@ -53,7 +54,7 @@ def load_openvino():
             import openvino
     except ImportError as exc:
         raise ExportError("OpenVINO is needed for OpenVINO IR models but is not installed",
-                          hint="pip install 'edgekit[openvino]' (on a device: 'edgekit[agent,openvino]')") from exc
+                          hint=install_hint("openvino", device=True)) from exc
     return openvino
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from ...accuracy import cosine
 from ...errors import ExportError, InputError
+from ...extras import install_hint
 from ...runtime.openvino import load_openvino
 from .base import Artifact, Step, StepContext, StepResult, register
 from .openvino_convert import conversion_reason, openvino_tools
@@ -43,7 +44,7 @@ def load_nncf():
         import nncf
     except ImportError as exc:
         raise ExportError("NNCF is needed for OpenVINO INT8 but is not installed",
-                          hint="pip install 'edgekit[openvino]'") from exc
+                          hint=install_hint("openvino")) from exc
     return nncf
 
 

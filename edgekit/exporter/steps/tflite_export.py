@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import ExportError, InputError
+from ...extras import install_hint
 from ...quiet import quiet
 from ...targets import Precision
 from ..sources import TorchSource
@@ -42,7 +43,7 @@ def export_tflite(source: TorchSource, out_path: Path, precision: Precision | st
         import torch
     except ImportError as exc:
         raise ExportError(f"TFLite export needs litert-torch, which is not installed ({exc})",
-                          hint="pip install edgekit[tflite]") from exc
+                          hint=install_hint("tflite")) from exc
     if any(isinstance(d, str) for spec in context.inputs for d in spec.shape):
         raise ExportError(f"TFLite export needs static shapes; the inputs are "
                           f"{', '.join(str(s) for s in context.inputs)}", hint="drop --dynamic-batch for tflite")
