@@ -57,7 +57,8 @@ def test_two_gloo_processes_give_the_weights_of_one(digits, one_process, tmp_pat
         assert two["val_accuracy"] == one["val_accuracy"]
     # rank 0 alone wrote: one result folder with its two files, no checkpoint or temp folder left
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["compressed.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".edgekit-owned.json", "compressed.json",
+                                                                    "model.safetensors"]
     assert result.stdout.count("result:") == 1  # and rank 0 alone printed
 
 

@@ -49,7 +49,8 @@ def test_structured_record_says_where_it_came_from(structured, digits):
 
     assert provenance["data"]["train"]["sha256"] == sha256_file(digits["train"])
     assert provenance["data"]["validation"]["sha256"] == sha256_file(digits["val"])
-    assert sorted(p.name for p in structured.out_dir.iterdir()) == ["compressed.json", "model.safetensors"]
+    assert sorted(p.name for p in structured.out_dir.iterdir()) == [".edgekit-owned.json", "compressed.json",
+                                                                    "model.safetensors"]
     assert not list(structured.out_dir.parent.glob("*.checkpoints"))  # cleaned up after success
     assert b"pickle" not in (structured.out_dir / "model.safetensors").read_bytes()[:200]
 

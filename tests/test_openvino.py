@@ -230,5 +230,6 @@ def test_missing_openvino_names_the_extra():
             "from edgekit.errors import ExportError\n"
             "try:\n    OpenVinoRunner('model.xml')\nexcept ExportError as e:\n    print(e.message, '|', e.hint)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
-    assert done.returncode == 0 and "OpenVINO is needed" in done.stdout and "edgekit[openvino]" in done.stdout
+    assert done.returncode == 0 and "OpenVINO is needed" in done.stdout and "'openvino' extra" in done.stdout
+    assert "pip install -e '.[openvino]'" in done.stdout and "pip install edgekit" not in done.stdout
 

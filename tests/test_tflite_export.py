@@ -175,4 +175,4 @@ def test_missing_litert_torch_names_the_extra(tmp_path, cnn, context, monkeypatc
     monkeypatch.setitem(sys.modules, "litert_torch", None)
     with pytest.raises(ExportError) as info:
         export_tflite(cnn, tmp_path / "m.tflite", "fp32", context)
-    assert info.value.hint == "pip install edgekit[tflite]"
+    assert info.value.hint.startswith("install edgekit's 'tflite' extra from its checkout: pip install -e '.[tflite]'")
