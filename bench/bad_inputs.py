@@ -4,6 +4,7 @@ For every case it checks, and counts what failed:
 - the exit code is the one the README's table gives for that mistake (never 0, never a crash);
 - no Python traceback reaches the user, and the error says what is wrong (a line starting with "error:" or
   Typer's own usage error for a malformed option);
+- no user file is touched: every file in the working folder keeps its bytes, every folder and link stays;
 - nothing is left behind: the working folder holds exactly what it held before (plus, where the README says a
   failed run still writes its figures — an export whose models break the gate, validate's validation.json —
   exactly that), no hidden staging folder (``.NAME.tmp-…``) remains, and nothing is written into $HOME (except
@@ -18,6 +19,7 @@ Exit status 1 if any case fails one of the checks. Takes a few minutes (each cas
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -50,6 +52,7 @@ class Case:
     expect: str = ""  # a phrase the output must contain
     writes: str = ""  # a path (relative to the case's folder) the README says this failure still writes
     timeout: float = 300.0
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -356,6 +359,81 @@ def _fill_val(case: Case, folder: Path, args: list) -> list:
     return args
 
 
+def user_file_cases() -> list[Case]:
+    """Issue 19's defects: the user's folders as output, special files as input, and the tracebacks it found."""
+    e = lambda *rest: ["export", *rest, "--no-benchmark", "--format", "onnx"]  # noqa: E731
+
+    def user_folder(folder: Path) -> Path:
+        for name in (".data.old-2023-12", ".photos.old-2019-03", "photos"):
+            text((folder / name).mkdir() or folder / name / "keep.txt", name)
+        return good(folder)
+
+    def fifo(path: Path) -> Path:
+        os.mkfifo(path)
+        return path
+
+    def loop(path: Path) -> Path:
+        path.symlink_to(path.name)
+        return path
+
+    def bomb(folder: Path) -> Path:
+        from PIL import Image
+
+        (folder / "photos").mkdir()
+        Image.new("L", (9000, 9000)).save(folder / "photos" / "huge.png")
+        return folder / "photos"
+
+    tiny_cnn = f"{MODELS}:tiny_cnn"
+    return [
+        Case("out: . with --overwrite", lambda f: e(user_folder(f), "--out", ".", "--overwrite"), 2,
+             expect="cannot be replaced: it is the current folder"),
+        Case("out: '' with --overwrite", lambda f: e(user_folder(f), "--out", "", "--overwrite"), 2,
+             expect="cannot be replaced"),
+        Case("out: the parent folder", lambda f: e(user_folder(f), "--out", "..", "--overwrite"), 2,
+             expect="cannot be replaced: it holds"),
+        Case("out: the model's folder", lambda f: e(tiny_onnx((f / "m").mkdir() or f / "m" / "m.onnx"), "--out",
+                                                    f / "m", "--overwrite"), 2, expect="holds this run's input"),
+        Case("out: a user folder with --overwrite", lambda f: e(user_folder(f), "--out", "photos", "--overwrite"), 2,
+             expect="was not written by edgekit"),
+        Case("out: a name too long", lambda f: e(good(f), "--out", "x" * 300), 2, expect="too long for the file"),
+        Case("out: written by another run", lambda f: e(good(f), "--out", locked(f / "busy")), 8,
+             expect="being written by another edgekit run"),
+        Case("model: a FIFO", lambda f: e(fifo(f / "m.onnx")), 2, expect="named pipe (FIFO)", timeout=60),
+        Case("model: /dev/zero", lambda f: e("/dev/zero"), 2, expect="character device"),
+        Case("model: a link loop", lambda f: e(loop(f / "l.onnx")), 2, expect="loops"),
+        Case("model: factory calls sys.exit(0)", lambda f: e(f"{text(f / 'x.py', 'import sys; sys.exit(0)')}:build"),
+             2, expect="sys.exit(0)"),
+        Case("calib: a FIFO", lambda f: e(good(f), "--calib", fifo(f / "c.npz")), 2, expect="named pipe (FIFO)",
+             timeout=60),
+        Case("calib: a decompression bomb", lambda f: e(tiny_cnn, "--calib", bomb(f), "--preprocess", "resize=8"), 2,
+             expect="9000x9000 pixels"),
+        Case("val: negative labels", lambda f: e(good(f), "--val", npz(f / "v.npz", x=x(), labels=np.array(
+            [0, 1, -1, 2]))), 2, expect="negative values"),
+        Case("edgekit.toml: UTF-16", lambda f: (text(f / "edgekit.toml", 'model = "good.onnx"\n'.encode("utf-16")),
+                                                good(f), ["export", "--no-benchmark"])[-1], 2, expect="not UTF-8"),
+        Case("edgekit.toml: dynamic_batch = \"yes\"", lambda f: (text(f / "edgekit.toml", 'model = "good.onnx"\n'
+                                                                   'dynamic_batch = "yes"\n'), good(f),
+                                                              ["export", "--no-benchmark"])[-1], 2,
+             expect="dynamic_batch"),
+        Case("report show: nested 100,000 deep", lambda f: ["report", "show", report_file(
+            f, "[" * 100_000 + "]" * 100_000)], 2, expect="nested too deeply"),
+        Case("token: non-ASCII $EDGEKIT_AGENT_TOKEN", lambda f: ["validate", exported(f), "--agent",
+                                                                f"http://127.0.0.1:{free_port()}"], 2,
+             expect="characters a token cannot have", env={"EDGEKIT_AGENT_TOKEN": "jeton-é"}),
+    ]
+
+
+def locked(dest: Path) -> Path:
+    """``dest``, with an edgekit output lock held on it by this process for the rest of the run."""
+    from edgekit.exporter.ownership import OutputLock
+
+    locked.held.append(OutputLock(dest.absolute()))
+    return dest
+
+
+locked.held = []
+
+
 def agent_cases() -> list[Case]:
     s = lambda *rest: ["agent", "serve", *rest]  # noqa: E731
     return [
@@ -386,8 +464,18 @@ def agent_cases() -> list[Case]:
 
 # -- running them -------------------------------------------------------------------------------------------------
 
-def snapshot(folder: Path) -> set[str]:
-    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every entry under ``folder`` (links not followed): a file's sha256, a link's target, or its kind."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        rel = str(path.relative_to(folder))
+        if path.is_symlink():
+            found[rel] = "link:" + os.readlink(path)
+        elif path.is_file():
+            found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            found[rel] = "folder" if path.is_dir() else "special"
+    return found
 
 
 def run_case(case: Case, root: Path) -> Outcome:
@@ -399,7 +487,7 @@ def run_case(case: Case, root: Path) -> Outcome:
     args = [str(a) for a in args]
     before = snapshot(folder)
     env = {**os.environ, "HOME": str(root / "home"), "XDG_CONFIG_HOME": str(root / "home" / ".config"),
-           "EDGEKIT_AGENT_TOKEN": ""}
+           "EDGEKIT_AGENT_TOKEN": "", **case.env}
     start = time.perf_counter()
     try:
         done = subprocess.run([*CLI, *args], cwd=folder, capture_output=True, text=True, timeout=case.timeout, env=env)
@@ -420,9 +508,14 @@ def run_case(case: Case, root: Path) -> Outcome:
         outcome.problems.append(f"no {case.expect!r} in the output")
     if not any(line.startswith(("error:", "Usage:")) or "Invalid value" in line or "Error" in line for line in lines):
         outcome.problems.append("no error line")
+    after = snapshot(folder)
+    touched = sorted(p for p, digest in before.items()  # edgekit's own marker may list what it adds
+                     if after.get(p) != digest and not p.endswith(".edgekit-owned.json"))
+    if touched:
+        outcome.problems.append(f"user files touched: {', '.join(touched[:3])}")
     expected = case.writes.split("/") if case.writes else []
     allowed = {"/".join(expected[:i]) for i in range(1, len(expected) + 1)}
-    left = sorted(p for p in snapshot(folder) - before
+    left = sorted(p for p in after.keys() - before.keys()
                   if not (case.writes and (p in allowed or p.startswith(case.writes + "/"))) or ".tmp-" in p)
     if left:
         outcome.problems.append(f"left behind: {', '.join(left[:3])}")
@@ -452,7 +545,7 @@ def main() -> int:
     parser.add_argument("--only", help="run the cases whose name contains this")
     parser.add_argument("--json", type=Path, help="write every outcome here")
     args = parser.parse_args()
-    cases = export_cases() + evaluate_cases() + agent_cases()
+    cases = export_cases() + user_file_cases() + evaluate_cases() + agent_cases()
     names = [c.name for c in cases]
     assert len(names) == len(set(names)), "case names must be distinct"
     if args.only:

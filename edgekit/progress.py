@@ -39,9 +39,12 @@ class RichProgress(SilentProgress):
 
     @contextmanager
     def step(self, label: str) -> Iterator[None]:
-        with self.console.status(f"[bold]{label}[/]…"):
-            with super().step(label):
+        try:
+            with self.console.status(f"[bold]{label}[/]…"), super().step(label):
                 yield
+        except Exception:
+            self.console.print(f"[red]✗[/] {label} [dim]({self.timings[label]:.1f} s)[/]")
+            raise
         self.console.print(f"[green]✓[/] {label} [dim]({self.timings[label]:.1f} s)[/]")
 
     def note(self, message: str) -> None:

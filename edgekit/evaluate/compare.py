@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..agent.client import RUN_TIMEOUT_S, check_url, require_token, resolve_token
+from ..agent.client import RUN_TIMEOUT_S, check_url, resolve_token
 from ..errors import InputError
 from ..progress import SilentProgress
 from ..specs import InputSpec
@@ -32,6 +32,7 @@ from .devices import (
     Artifact,
     DeviceResult,
     check_devices,
+    device_token,
     read_manifest,
     select_artifacts,
     target_profile,
@@ -144,7 +145,7 @@ def compare(artifact_dir: str | Path, agents: list[str], *, cloud: str = "local"
     data, notes = validation_data(val, manifest, specs, MAX_SAMPLES, tokenizer=tokenizer, preprocess=preprocess)
     for note in notes:
         progress.note(note)
-    secret = require_token(token, token_file)
+    secret = device_token([url for _, url in devices], token, token_file)
     cloud_secret = (resolve_token(cloud_token, cloud_token_file) if cloud_token or cloud_token_file
                     else os.environ.get(CLOUD_TOKEN_ENV) or None)
 

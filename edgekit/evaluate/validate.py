@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..agent.client import RUN_TIMEOUT_S, check_url, require_token
+from ..agent.client import RUN_TIMEOUT_S, check_url
 from ..errors import InputError
 from ..exporter.ownership import own_entries
 from ..files import write_json_atomic
@@ -27,6 +27,7 @@ from .devices import (
     MAX_SAMPLES,
     DeviceResult,
     check_devices,
+    device_token,
     read_manifest,
     select_artifacts,
     target_profile,
@@ -105,7 +106,7 @@ def validate(artifact_dir: str | Path, agents: list[str], *, token: str | None =
     data, notes = validation_data(val, manifest, specs, samples, tokenizer=tokenizer, preprocess=preprocess)
     for note in notes:
         progress.note(note)
-    secret = require_token(token, token_file)
+    secret = device_token(agents, token, token_file)
     for artifact in artifacts:
         with progress.step(f"host run of {artifact.file} on {len(data)} samples ({threads} threads)"):
             runner = open_runner(artifact.path, threads=threads, **artifact.runner_options)

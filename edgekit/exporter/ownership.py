@@ -108,7 +108,9 @@ def check_replaceable(dest: Path, inputs: Iterable[Path] = (), what: str = "outp
     replace: marked as edgekit's, holding nothing else, and no place the user works in."""
     reason = protected_reason(dest, inputs)
     if reason is not None:
-        raise InputError(f"{what} {dest} cannot be replaced: {reason}",
+        real = os.path.realpath(dest)
+        shown = f"{dest} ({real})" if real != str(dest) else str(dest)
+        raise InputError(f"{what} {shown} cannot be replaced: {reason}",
                          hint="pass --out a new folder of its own, for example edgekit-out/NAME")
     if owned_marker(dest) is None:
         raise InputError(f"{what} {dest} was not written by edgekit (no {OWNED_MARKER} in it), so --overwrite "

@@ -9,12 +9,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
+
 RUNNER_FORMATS = {".onnx": "onnx", ".tflite": "tflite", ".xml": "openvino"}
 
 
 def open_runner(path: str | Path, threads: int = 1, **options: Any):
-    """An ONNX Runtime, LiteRT or OpenVINO (IR ``.xml``) runner for ``path``, chosen by its suffix."""
+    """An ONNX Runtime, LiteRT or OpenVINO (IR ``.xml``) runner for ``path``, chosen by its suffix; an option the
+    runner does not take (a hand-edited manifest's runner_options) is an ``InputError`` naming it."""
     suffix = Path(path).suffix
+    try:
+        return _open(path, suffix, threads, options)
+    except TypeError as exc:
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        raise InputError(f"runner option {str(exc).rpartition(' ')[2]} is not one the {suffix} runner takes "
+                         f"({path})", hint="remove it from runner_options in manifest.json, or export again") from None
+
+
+def _open(path: str | Path, suffix: str, threads: int, options: dict[str, Any]):
     if suffix == ".onnx":
         from .onnxrt import OnnxRunner
 
