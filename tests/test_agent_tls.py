@@ -159,6 +159,24 @@ def test_tritonclient_over_tls_trusting_exactly_the_agents_certificate(agent, tm
     client.close()
 
 
+def test_validate_pins_the_fingerprint_given_on_the_command_line(agent, tmp_path):
+    printed = agent.token_file(tmp_path).read_text().splitlines()
+    token_only = tmp_path / "token-only"
+    token_only.write_text(printed[0] + "\n")  # a token file from before TLS: the pin comes from --fingerprint
+    art = tmp_path / "art"
+    subprocess.run([*CLI, "export", str(_model(tmp_path)), "--format", "onnx", "--no-benchmark", "--out", str(art)],
+                   check=True, capture_output=True, timeout=300)
+    fast = ["--runs", "3", "--warmup", "0", "--min-seconds", "0"]
+    pinned = subprocess.run([*CLI, "validate", str(art), "--agent", agent.url, "--token-file", str(token_only),
+                             "--fingerprint", printed[1].split(": ", 1)[1], *fast], capture_output=True, text=True,
+                            timeout=300)
+    assert pinned.returncode == 0, pinned.stderr
+    wrong = subprocess.run([*CLI, "validate", str(art), "--agent", agent.url, "--token-file", str(token_only),
+                            "--fingerprint", format_fingerprint(bytes(32)), *fast], capture_output=True, text=True,
+                           timeout=300)
+    assert wrong.returncode == 6 and "not the pinned" in wrong.stderr, wrong.stderr
+
+
 def _model(folder: Path) -> Path:
     path = folder / "tiny.onnx"
     path.write_bytes(tiny_onnx())

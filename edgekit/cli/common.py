@@ -34,6 +34,13 @@ def fmt(value, spec: str, empty: str = "—") -> str:
     return empty if value is None else format(value, spec)
 
 
+def fingerprint_option() -> Optional[str]:
+    """``--fingerprint``: the agent's TLS certificate SHA-256, when the token file has no ``tls-fingerprint:`` line."""
+    return typer.Option(None, "--fingerprint", help="The agent's TLS certificate SHA-256 (what `edgekit agent token` "
+                                                    "prints), pinned for https:// agents. Default: the token file's "
+                                                    "tls-fingerprint line, else $EDGEKIT_AGENT_FINGERPRINT.")
+
+
 def token_file_option(help_text: str = "The agent's token file. Default: $EDGEKIT_AGENT_TOKEN.") -> Optional[Path]:
     """``--token-file``, spelled the same by every command that talks to an agent."""
     return typer.Option(None, "--token-file", help=help_text)

@@ -14,6 +14,7 @@ from ..progress import SilentProgress, ThreadedProgress
 from .common import (
     err_console,
     fail,
+    fingerprint_option,
     out_console,
     preprocess_option,
     print_problem,
@@ -41,6 +42,7 @@ def compare_command(
                                                                                      "server. Default: "
                                                                                      "$EDGEKIT_CLOUD_TOKEN."),
     token_file: Optional[Path] = token_file_option("The agents' token file. Default: $EDGEKIT_AGENT_TOKEN."),
+    fingerprint: Optional[str] = fingerprint_option(),
     rtt: Optional[list[str]] = typer.Option(None, "--rtt", help="RTT profile NAME=MS, added to or overriding wired 5, "
                                                                 "wifi 20, 4g 60, 3g 150; repeatable."),
     fail_if: Optional[list[str]] = typer.Option(None, "--fail-if", help="Gate METRIC OP NUMBER, e.g. 'p90_ms>20' "
@@ -79,7 +81,8 @@ def compare_command(
 
     progress = SilentProgress() if as_json else ThreadedProgress(err_console)
     try:
-        result = compare(artifact_dir, agents, cloud=cloud, token_file=token_file, cloud_model=cloud_model,
+        result = compare(artifact_dir, agents, cloud=cloud, token_file=token_file, fingerprint=fingerprint,
+                         cloud_model=cloud_model,
                          cloud_token_file=cloud_token_file, rtt=rtt, fail_if=fail_if, baseline=baseline,
                          max_regression=max_regression, runs=runs, warmup=warmup, min_seconds=min_seconds, val=val,
                          tokenizer=tokenizer, preprocess=preprocess, out=out, threads=threads,

@@ -15,6 +15,7 @@ from ..progress import SilentProgress, ThreadedProgress
 from .common import (
     err_console,
     fail,
+    fingerprint_option,
     fmt,
     out_console,
     preprocess_option,
@@ -38,6 +39,7 @@ def validate_command(
     agents: list[str] = typer.Option(..., "--agent", "-a", help="Agent URL http://HOST:PORT; repeat for several "
                                                                 "devices (validated in parallel)."),
     token_file: Optional[Path] = token_file_option(),
+    fingerprint: Optional[str] = fingerprint_option(),
     val: Optional[Path] = typer.Option(None, "--val", help="Validation inputs (.npz keyed by input name, a folder "
                                                            "of images with --preprocess, or a .txt of sentences with "
                                                            "--tokenizer). Default: the export's validation data."),
@@ -61,7 +63,7 @@ def validate_command(
 
     progress = SilentProgress() if as_json else ThreadedProgress(err_console)
     try:
-        result = validate(artifact_dir, agents, token_file=token_file, val=val, tokenizer=tokenizer,
+        result = validate(artifact_dir, agents, token_file=token_file, fingerprint=fingerprint, val=val, tokenizer=tokenizer,
                           preprocess=preprocess, threads=threads, runs=runs, warmup=warmup,
                           min_seconds=min_seconds, all_candidates=all_candidates,
                           latency={"p50_ms": max_p50, "p90_ms": max_p90}, timeout_s=timeout, progress=progress)

@@ -104,7 +104,8 @@ def parse_agents(agents: list[str]) -> list[tuple[str, str]]:
 
 
 def compare(artifact_dir: str | Path, agents: list[str], *, cloud: str = "local", token: str | None = None,
-            token_file: str | Path | None = None, cloud_model: str | None = None, cloud_token: str | None = None,
+            token_file: str | Path | None = None, fingerprint: str | None = None, cloud_model: str | None = None,
+            cloud_token: str | None = None,
             cloud_token_file: str | Path | None = None, rtt: list[str] | None = None,
             fail_if: list[str] | None = None, baseline: str | Path | None = None,
             max_regression: str | float | None = None, runs: int = 50, warmup: int = 10, min_seconds: float = 1.0,
@@ -145,7 +146,7 @@ def compare(artifact_dir: str | Path, agents: list[str], *, cloud: str = "local"
     data, notes = validation_data(val, manifest, specs, MAX_SAMPLES, tokenizer=tokenizer, preprocess=preprocess)
     for note in notes:
         progress.note(note)
-    secret = device_token([url for _, url in devices], token, token_file)
+    secret = device_token([url for _, url in devices], token, token_file, fingerprint)
     cloud_secret = (resolve_token(cloud_token, cloud_token_file) if cloud_token or cloud_token_file
                     else os.environ.get(CLOUD_TOKEN_ENV) or None)
 

@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from ..accuracy import apply_budget, compare_outputs
-from ..agent.client import AgentClient, AgentError, outputs_of, require_token, run_failure
+from ..agent.client import AgentClient, AgentError, AgentToken, outputs_of, require_token, run_failure
 from ..data import SampleSet, load_data, load_samples, synthetic_samples
 from ..errors import EdgekitError, InputError, TargetError
 from ..files import read_json
@@ -239,8 +239,8 @@ def validation_data(val, manifest: dict, specs: list[InputSpec], limit: int,
     return data, notes
 
 
-def device_token(agents: list[str], token: str | None, token_file) -> str:
-    """The agents' token. A token file that is gone while no agent even accepts a connection means the device is
+def device_token(agents: list[str], token: str | None, token_file, fingerprint: str | None = None) -> str:
+    """The agents' token (carrying ``fingerprint``, if given, for ``AgentClient`` to pin). A token file that is gone while no agent even accepts a connection means the device is
     not running (a stopped device takes its token with it): that is the error (exit 6), not the token file."""
     if token is None and token_file is not None and not os.path.lexists(token_file):
         down = [url for url in agents if not _accepts_connections(url)]
@@ -249,7 +249,8 @@ def device_token(agents: list[str], token: str | None, token_file) -> str:
                              f"(and its token file {token_file} is gone)",
                              hint="start the agent on the device (the emulated one: sudo scripts/arm64-device.sh "
                                   "start), then pass the token file it prints", url=down[0])
-    return require_token(token, token_file)
+    secret = require_token(token, token_file)
+    return AgentToken(secret, fingerprint) if fingerprint else secret
 
 
 def _accepts_connections(url: str, timeout_s: float = 3.0) -> bool:

@@ -80,13 +80,14 @@ def _budget_hint(violations: list[str]) -> str:
 
 
 def validate(artifact_dir: str | Path, agents: list[str], *, token: str | None = None,
-             token_file: str | Path | None = None, val: str | Path | None = None,
+             token_file: str | Path | None = None, fingerprint: str | None = None, val: str | Path | None = None,
              tokenizer: str | Path | None = None, preprocess=None, threads: int | None = None,
              runs: int = 50, warmup: int = 10, min_seconds: float = 1.0, all_candidates: bool = False,
              latency: dict[str, float | None] | None = None, samples: int = MAX_SAMPLES,
              timeout_s: float = RUN_TIMEOUT_S, progress: SilentProgress | None = None) -> ValidationResult:
     """Validate the recommended artifact of ``artifact_dir`` (every usable one with ``all_candidates``) on each
-    agent URL. ``token``/``token_file``/``$EDGEKIT_AGENT_TOKEN`` authenticate; ``val`` overrides the export's
+    agent URL. ``token``/``token_file``/``$EDGEKIT_AGENT_TOKEN`` authenticate (``fingerprint`` pins an https
+    agent's certificate where the token file does not); ``val`` overrides the export's
     validation data (``tokenizer``/``preprocess`` read sentences or images, as for export); ``latency``
     (``p50_ms``/``p90_ms``) overrides the target's latency budget.
 
@@ -106,7 +107,7 @@ def validate(artifact_dir: str | Path, agents: list[str], *, token: str | None =
     data, notes = validation_data(val, manifest, specs, samples, tokenizer=tokenizer, preprocess=preprocess)
     for note in notes:
         progress.note(note)
-    secret = device_token(agents, token, token_file)
+    secret = device_token(agents, token, token_file, fingerprint)
     for artifact in artifacts:
         with progress.step(f"host run of {artifact.file} on {len(data)} samples ({threads} threads)"):
             runner = open_runner(artifact.path, threads=threads, **artifact.runner_options)
