@@ -134,12 +134,11 @@ def _check_destination(dest: Path, overwrite: bool, inputs: list[Path]) -> None:
         raise InputError(f"output path {dest} exists and is not a folder", hint="choose another --out")
     if not dest.is_dir():
         return
-    if not overwrite and any(dest.iterdir()):
+    empty = not any(dest.iterdir())
+    if not empty and not overwrite:
         raise InputError(f"output folder {dest} already exists and is not empty",
                          hint="pass --overwrite to replace an earlier edgekit output, or choose another --out")
-    if any(dest.iterdir()):
-        check_replaceable(dest, inputs)
-    elif protected_reason(dest, inputs) is not None:  # even empty, the current folder or $HOME is not replaced
+    if not empty or protected_reason(dest, inputs) is not None:  # even empty, the current folder is not replaced
         check_replaceable(dest, inputs)
 
 

@@ -46,7 +46,7 @@ def owned_marker(folder: Path) -> dict | None:
         return None
     try:
         marker = read_json(path)
-    except (OSError, ValueError, RecursionError):
+    except (OSError, ValueError):
         return None
     if not isinstance(marker, dict) or marker.get("owner") != OWNER or not isinstance(marker.get("entries"), list):
         return None
@@ -137,10 +137,10 @@ def abandoned_staging(folder: Path) -> bool:
     except (OSError, ValueError):
         return False
     return (isinstance(marker, dict) and marker.get("owner") == OWNER and marker.get("host") == socket.gethostname()
-            and isinstance(marker.get("pid"), int) and not pid_alive(marker["pid"]))
+            and isinstance(marker.get("pid"), int) and not _pid_alive(marker["pid"]))
 
 
-def pid_alive(pid: int) -> bool:
+def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
