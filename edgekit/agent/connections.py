@@ -12,6 +12,8 @@ that did (real clients between two requests). Its
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import gc
 import math
 import resource
 import socket
@@ -27,6 +29,7 @@ HEADER_BYTES = 16 * 1024  # h11's cap on a request's head (request line + header
 KEEP_ALIVE_S = 5.0
 WANTED_OPEN_FILES = 8192
 MAX_HANDSHAKES = 1024  # TLS connections still in their handshake at once; past it the oldest is dropped
+FAILED_HANDSHAKES_PER_GC = 256  # a full collection takes a few ms; 256 failed handshakes hold ~7 MB
 TLS_READ_BUFFER = 32 * 1024  # asyncio's default is 256 KiB per connection, allocated before the handshake
 
 
@@ -119,6 +122,19 @@ class GuardedH11Protocol(H11Protocol):
 class _SmallBufferSSLProtocol(sslproto.SSLProtocol):
     max_size = TLS_READ_BUFFER  # a TLS record carries at most 16 KiB, so 32 KiB reads lose nothing
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        """A connection gone during its handshake (a failed one) leaves the loop's list at once, not at its cap,
+        and every ``FAILED_HANDSHAKES_PER_GC`` of them the memory is released: each failed handshake leaves its
+        SSL object and buffers in a reference cycle that Python's collector, counting objects rather than bytes,
+        reaches late (bench/agent_load.py --tls, 40 s: RSS +285 MB at the end before, +22 MB after)."""
+        handshaking = getattr(self._loop, "handshaking", None)
+        failed = handshaking is not None and handshaking.pop(self._app_transport, False) is None
+        super().connection_lost(exc)
+        if failed:
+            self._loop.failed_handshakes += 1
+            if self._loop.failed_handshakes % FAILED_HANDSHAKES_PER_GC == 0:
+                _release_memory()
+
 
 class GuardedLoop(asyncio.SelectorEventLoop):
     """An event loop whose TLS connections cost little before their handshake: a handshake deadline of the header
@@ -130,6 +146,7 @@ class GuardedLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         super().__init__()
         self.handshaking: OrderedDict = OrderedDict()
+        self.failed_handshakes = 0
 
     async def create_server(self, *args, **kwargs):
         if kwargs.get("ssl") is not None and kwargs.get("ssl_handshake_timeout") is None:
@@ -153,6 +170,15 @@ class GuardedLoop(asyncio.SelectorEventLoop):
         while len(self.handshaking) > MAX_HANDSHAKES:
             self.handshaking.popitem(last=False)[0].abort()
         return transport
+
+
+def _release_memory() -> None:
+    """Collect the cyclic garbage, then give glibc's freed heap pages back to the system (where it is glibc)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # another C library: its own policy
+        pass
 
 
 def defer_accept(sock: socket.socket, limits: ConnectionLimits) -> None:
