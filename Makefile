@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 MLSERVER_VENV := .venv-mlserver
 KSERVE_VENV := .venv-kserve
 
-.PHONY: setup browser mlserver kserve-client corpus demo test test-emulated arm64-device bench clean
+.PHONY: setup browser mlserver kserve-client corpus demo test test-fast test-emulated arm64-device bench clean
 
 $(BIN)/edgekit: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,14 +21,16 @@ setup: $(BIN)/edgekit
 browser:
 	./scripts/install-chromium.sh
 
-# MLServer, a real third-party KServe v2 server for tests/test_compare.py, in its own venv (its pins clash with ours).
+# MLServer, a real third-party KServe v2 server for tests/system/test_compare.py, in its own venv (its pins clash
+# with ours).
 $(MLSERVER_VENV)/bin/mlserver: scripts/setup-mlserver.sh
 	PY=$(PY) scripts/setup-mlserver.sh $(MLSERVER_VENV)
 	touch $@
 
 mlserver: $(MLSERVER_VENV)/bin/mlserver
 
-# KServe's own Python client for tests/test_v2_interop.py, in its own venv (it pins protobuf and pulls kubernetes).
+# KServe's own Python client for tests/interop/test_v2_interop.py, in its own venv (it pins protobuf and pulls
+# kubernetes).
 $(KSERVE_VENV)/installed: scripts/setup-kserve-client.sh
 	PY=$(PY) scripts/setup-kserve-client.sh $(KSERVE_VENV)
 	touch $@
@@ -38,15 +40,21 @@ kserve-client: $(KSERVE_VENV)/installed
 # The real-model corpus's test subset (silero-vad, facenet-pytorch wheels from PyPI, ~13 MB, sha256-pinned),
 # cached in ~/.cache/edgekit/corpus (or $$EDGEKIT_CORPUS); bench/real_models.py fetches the rest itself.
 corpus: setup
-	$(BIN)/python bench/corpus.py fetch --subset test
+	$(BIN)/python -m testkit.corpus fetch --subset test
 
 demo: setup
 	$(BIN)/edgekit export samples/digits/model.py:build --target x86 \
 		--calib samples/digits/calib.npz --val samples/digits/val.npz \
 		--out edgekit-out/digits-x86 --overwrite
 
+# The whole suite: tests/unit, system, interop and fuzz (tests/emulated is skipped unless asked for, see below).
 test: setup browser mlserver kserve-client corpus
 	$(BIN)/python -m pytest -q
+
+# The fast tier while developing: the unit tests and the property-based loader fuzzing, no agent, no export,
+# no browser, MLServer, KServe or corpus (about a minute on 2 cores).
+test-fast: setup
+	$(BIN)/python -m pytest -q tests/unit tests/fuzz/test_properties.py
 
 # The emulated Raspberry Pi (an ARM64 Debian userland under qemu-user, the agent on a veth link): root, Debian's
 # debootstrap and qemu-user-static. Not part of `make test` (it takes many minutes); see the README.
@@ -54,7 +62,7 @@ arm64-device:
 	PYTHON=$(abspath $(BIN))/python ./scripts/arm64-device.sh build
 
 test-emulated: setup arm64-device
-	$(BIN)/python -m pytest -q -s -m emulated tests/test_emulated_device.py
+	$(BIN)/python -m pytest -q -s -m emulated tests/emulated
 
 bench: setup
 	$(BIN)/python bench/bench_export.py

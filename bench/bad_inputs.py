@@ -39,7 +39,7 @@ from rich.console import Console
 from rich.table import Table
 
 REPO = Path(__file__).resolve().parent.parent
-MODELS = REPO / "tests" / "models.py"
+MODELS = REPO / "testkit" / "models.py"
 CLI = [sys.executable, "-m", "edgekit.cli"]
 
 

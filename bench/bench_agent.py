@@ -41,6 +41,7 @@ from edgekit.quiet import quiet
 from edgekit.runtime import open_runner
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # the repository root, for testkit
 DIGITS = REPO / "samples" / "digits"
 MODELS = {  # name: (model reference, export keyword arguments)
     "digits": (f"{DIGITS / 'model.py'}:build", {"calib": DIGITS / "calib.npz", "val": DIGITS / "val.npz"}),
@@ -234,8 +235,7 @@ def print_report(env: dict, comparisons: list[dict], tiny: list[dict], health: d
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sys.path.insert(0, str(REPO / "tests"))
-    from agent_process import start_agent  # tests/agent_process.py: a real agent on a free loopback port
+    from testkit.agent_process import start_agent  # a real agent on a free loopback port
 
     env = environment()
     print("bench_agent: " + ", ".join(f"{k} {v}" for k, v in env.items()) + f"; rounds {args.rounds}", flush=True)

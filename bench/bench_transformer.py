@@ -41,10 +41,10 @@ from edgekit.runtime import open_runner
 from edgekit.specs import InputSpec
 from edgekit.targets import load_target
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
-sys.path.insert(0, str(BENCH_DIR))
-from corpus import MINILM, member_path  # noqa: E402  (bench/corpus.py, beside this file)
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # the repository root, for testkit
+from testkit.corpus import HERE as CORPUS_DIR  # noqa: E402
+from testkit.corpus import MINILM, member_path  # noqa: E402
 
 SEQUENCE = 64
 SPECS = [InputSpec("input_ids", (1, SEQUENCE), "int64"), InputSpec("attention_mask", (1, SEQUENCE), "int64")]
@@ -78,7 +78,7 @@ def edgekit_export(out: Path, tokenizer: Path, tflite: bool) -> tuple[dict, floa
         profile = profile.model_copy(update={"formats": [f for f in profile.formats if f.value != "tflite"]})
     started = time.perf_counter()
     try:
-        edgekit.export(str(BENCH_DIR / "corpus_models.py") + ":minilm", profile, out=out,
+        edgekit.export(str(CORPUS_DIR / "corpus_models.py") + ":minilm", profile, out=out,
                        inputs=[f"{s.name}:1x{SEQUENCE}:int64" for s in SPECS], outputs=["output_0:embedding"],
                        calib=REPO / "samples/text/calib.txt", val=REPO / "samples/text/val.txt", tokenizer=tokenizer,
                        accuracy={"cosine_min": COSINE_TARGET})
@@ -244,7 +244,7 @@ def frontier(rows: list[dict]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from corpus_models import minilm
+    from testkit.corpus_models import minilm
 
     load_start = os.getloadavg()[0]
     threads = load_target("x86").threads

@@ -28,9 +28,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "bench"))
-sys.path.insert(0, str(REPO / "tests"))
-from bench_agent import export_model, feeds_for, upload  # noqa: E402
+sys.path.insert(0, str(REPO))  # the repository root, for testkit
+from bench_agent import export_model, feeds_for, upload  # noqa: E402  (bench/bench_agent.py, beside this file)
 
 CLIENTS = ("triton-json", "triton-binary", "edgekit-json", "edgekit-binary")
 PRECISIONS = {"digits": ("fp32", "int8_static"), "resnet18": ("fp32",)}
@@ -154,7 +153,7 @@ def print_model(result: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from agent_process import start_agent  # tests/agent_process.py: a real agent on a free loopback port
+    from testkit.agent_process import start_agent  # a real agent on a free loopback port
 
     results = []
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-v2-") as workdir:

@@ -5,7 +5,7 @@
   before and after;
 - prune (unstructured, 50 % of the weights) on the wide CNN: zeros, gzip size, and the (missing) speed-up;
 - distill: the bundled CNN into a 3.7k-parameter student, against the same student trained on labels alone;
-- qat: the fragile digits CNN (tests/compress_models.py), post-training INT8 vs INT8 after QAT, ONNX and TFLite;
+- qat: the fragile digits CNN (testkit/compress_models.py), post-training INT8 vs INT8 after QAT, ONNX and TFLite;
 - DDP throughput: the wide CNN's pruning fine-tune under torchrun (gloo, one thread per process) at 1 and 2
   processes, training samples per second (median epoch after the first).
 
@@ -34,7 +34,7 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 TEACHER = f"{REPO / 'samples' / 'digits' / 'model.py'}:build"
-MODELS = REPO / "tests" / "compress_models.py"
+MODELS = REPO / "testkit" / "compress_models.py"
 VAL = REPO / "samples" / "digits" / "val.npz"
 
 WIDE_MODEL = '''"""A wide CNN for the 8x8 digits (bench/compress.py writes and trains it)."""

