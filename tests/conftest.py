@@ -50,6 +50,9 @@ def cnn_data(tmp_path_factory) -> dict[str, Path]:
 def pytest_configure(config):
     config.addinivalue_line("markers", "emulated: needs the emulated ARM64 device (scripts/arm64-device.sh, root, "
                                        "qemu-user-static); run with `make test-emulated`")
+    config.addinivalue_line("markers", "cpu_sensitive: the outcome depends on this CPU's capabilities (bf16, VNNI, "
+                                       "AMX: which candidates are built, which kernels run, what INT8 loses); "
+                                       "tests/system/test_cpu_masked.py reruns these with AVX-512 masked off")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -45,6 +45,7 @@ def reference_outputs(samples: np.ndarray) -> list[np.ndarray]:
     return [source.run({"x": samples[i:i + 1]})[0] for i in range(len(samples))]
 
 
+@pytest.mark.cpu_sensitive
 def test_export_builds_ir_pairs_gated_and_timed(ov_folder):
     manifest = ov_folder.manifest
     by_name = {a["name"]: a for a in manifest["artifacts"]}
@@ -124,6 +125,7 @@ def scaler_model(path):
     return path
 
 
+@pytest.mark.cpu_sensitive
 def test_openvino_conversion_failure_rejects_only_its_candidates(tmp_path, monkeypatch):
     source = scaler_model(tmp_path / "scaler.onnx")
     cwd = tmp_path / "cwd"
@@ -147,6 +149,7 @@ def test_openvino_conversion_failure_rejects_only_its_candidates(tmp_path, monke
     assert not list(cwd.iterdir())  # ORT's shape inference fails on Scaler; its temp file stays out of the cwd
 
 
+@pytest.mark.cpu_sensitive
 def test_nncf_accuracy_aware_mode_rescues_int8_within_a_quarter_of_the_layers(tmp_path):
     data = tmp_path / "d.npz"
     np.savez(data, x=smooth_images(32, seed=1))
@@ -180,6 +183,7 @@ def test_nncf_accuracy_aware_mode_rescues_int8_within_a_quarter_of_the_layers(tm
                for note in shallow["notes"])
 
 
+@pytest.mark.cpu_sensitive
 def test_agent_benchmarks_and_runs_the_ir_and_validate_passes(ov_folder, tmp_path, cnn_data):
     agent = start_agent(tmp_path)
     try:

@@ -26,6 +26,7 @@ def qat_result(digits, tmp_path_factory):
                **FAST)
 
 
+@pytest.mark.cpu_sensitive
 def test_qat_recovers_the_int8_accuracy_post_training_quantization_lost(qat_result):
     metrics = qat_result.record["metrics"]
     original = metrics["before"]["val_accuracy"]

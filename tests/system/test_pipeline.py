@@ -191,6 +191,7 @@ def test_failed_rescue_names_where_the_int8_model_diverges(tmp_path):
                accuracy={"cosine_min": 0.99999}, format="onnx")
 
 
+@pytest.mark.cpu_sensitive
 def test_auto_selects_the_measured_fastest_passing_candidate(tmp_path, cnn_data):
     pytest.importorskip("litert_torch")
     result = export(model_ref("tiny_cnn"), "x86", out=tmp_path / "auto", calib=cnn_data["calib"],

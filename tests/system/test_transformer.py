@@ -133,6 +133,7 @@ def test_explicit_int8_method_wins():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="needs the openvino extra")
+@pytest.mark.cpu_sensitive
 def test_openvino_int8_of_a_transformer_is_nncf_static_with_the_transformer_preset(tmp_path, text_data):
     """An OpenVINO-only profile listing ``int8``: the kind is read off the ONNX graph OpenVINO converts (the fused
     one), and NNCF quantizes with model_type=TRANSFORMER."""

@@ -315,6 +315,7 @@ def test_group_head_follows_the_concat_input_that_carries_the_failing_rows(tmp_p
     assert group_head(tmp_path / "m.onnx", report, 0.99) == ([], "")
 
 
+@pytest.mark.cpu_sensitive
 def test_static_int8_of_a_stacked_head_is_rejected_naming_the_rows_then_rescued_by_its_head(tmp_path):
     from edgekit.errors import AccuracyError
     from edgekit.exporter.pipeline import export
