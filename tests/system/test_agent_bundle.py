@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,9 @@ def test_an_aarch64_bundle_has_every_wheel_for_a_pi(index_reachable, tmp_path):
 def test_an_x86_bundle_installs_and_serves_with_no_network(index_reachable, tmp_path):
     folder = build_bundle(tmp_path / "x86", arch="x86_64", python=f"{sys.version_info.major}.{sys.version_info.minor}")
     check_hashes(folder)
+    with zipfile.ZipFile(next(folder.glob("edgekit-*.whl"))) as wheel:  # edgekit's own wheel, built from here
+        tops = {name.split("/")[0] for name in wheel.namelist()}
+    assert {top for top in tops if not top.endswith(".dist-info")} == {"edgekit"}  # no testkit/, tests/, bench/
     isolate = ["unshare", "-n"] if shutil.which("unshare") and os.geteuid() == 0 else []
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)

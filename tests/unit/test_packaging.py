@@ -1,4 +1,5 @@
-"""What `pip install` pulls: the device side must not need torch; torch stays pinned to the CPU build."""
+"""What `pip install` pulls: the device side must not need torch; torch stays pinned to the CPU build; the wheel
+holds edgekit alone (the tests' and benches' helpers in testkit/ stay in the checkout)."""
 
 import re
 import tomllib
@@ -6,8 +7,12 @@ import tomllib
 from testkit import REPO
 
 
+def _pyproject() -> dict:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
 def _project() -> dict:
-    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return _pyproject()["project"]
 
 
 def _requirements(extra: str | None) -> list[str]:
@@ -36,3 +41,10 @@ def test_the_device_side_installs_without_torch():
 def test_torch_is_pinned_to_the_cpu_wheel_wherever_it_is_required():
     torch = [r for r in _requirements("dev") if _names([r]) == {"torch"}]
     assert set(torch) == {"torch==2.13.0"}
+
+
+def test_the_wheel_ships_edgekit_alone_not_the_test_helpers():
+    wheel = _pyproject()["tool"]["hatch"]["build"]["targets"]["wheel"]
+    assert wheel["packages"] == ["edgekit"]
+    assert all(target.startswith("edgekit/") for target in wheel.get("force-include", {}).values())
+    assert (REPO / "testkit" / "__init__.py").is_file()  # importable from the checkout (pytest's pythonpath)
