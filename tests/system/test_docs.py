@@ -2,7 +2,7 @@
 
 A fenced block tagged ``bash``, ``sh``, ``shell`` or ``python`` is run, in order, file by file: each file is one
 session in a fresh copy of the checkout (its tracked and new files, the repository's ``.venv`` linked in,
-``.venv/bin`` first on PATH), offline (its own network namespace with only loopback where this runs as root with
+``.venv/bin`` first on PATH, HOME a fresh folder beside it), offline (its own network namespace with only loopback where this runs as root with
 ``unshare``; otherwise pip and Hugging Face are told to stay offline). Shell blocks run with ``bash -e -o
 pipefail``; Python blocks with the venv's Python. Blocks that show output are ``text`` or ``console`` and are not
 run. The line just before a fence may say what to do with it:
@@ -98,8 +98,12 @@ def _offline_env(workdir: Path) -> dict[str, str]:
     env["VIRTUAL_ENV"] = str(workdir / ".venv")
     env.update(PIP_NO_INDEX="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONDONTWRITEBYTECODE="1",
                COLUMNS="160", NO_COLOR="1")
-    for name in ("EDGEKIT_AGENT_TOKEN", "EDGEKIT_AGENT_FINGERPRINT", "EDGEKIT_CLOUD_TOKEN", "PYTHONPATH"):
+    for name in ("EDGEKIT_AGENT_TOKEN", "EDGEKIT_AGENT_FINGERPRINT", "EDGEKIT_CLOUD_TOKEN", "PYTHONPATH",
+                 "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
         env.pop(name, None)
+    home = workdir.parent / "home"  # the agent's default token and store, and anything else a block keeps in ~
+    home.mkdir(exist_ok=True)
+    env["HOME"] = str(home)
     return env
 
 
