@@ -164,6 +164,9 @@ def run_session(path: Path, workdir: Path, out=sys.stdout) -> int:
                                             stderr=subprocess.STDOUT, start_new_session=True)
                 background.append((block, proc, log))
                 problem = _wait_for(block.argument, proc)
+                time.sleep(0.5)
+                if problem is None and proc.poll() is not None:  # something else answered: the port was taken
+                    problem = f"it exited with status {proc.returncode}, yet {block.argument} answered"
                 if problem:
                     print(f"FAILED {block.where} (background): {problem}\n--- block ---\n{block.code}--- output ---\n"
                           f"{log.read_text(errors='replace')[-6000:]}", file=out, flush=True)
@@ -331,6 +334,21 @@ def test_doc_links_resolve(path: Path):
         elif anchor and file.suffix == ".md" and anchor not in _anchors(file):
             broken.append(f"{link}: no heading #{anchor} in {file.name}")
     assert not broken, f"{path.name}: " + "; ".join(broken)
+
+
+@pytest.mark.parametrize("path", doc_files(), ids=_doc_ids(doc_files()))
+def test_repository_paths_named_in_the_docs_exist(path: Path):
+    """`tests/…`, `bench/…`, `edgekit/…` and the like in inline code name files that exist (outputs aside)."""
+    missing = []
+    for match in re.finditer(r"`([^`\s]+)`", path.read_text(encoding="utf-8")):
+        name = match.group(1)
+        if not re.match(r"^(tests|testkit|bench|scripts|edgekit|samples|targets|docs|deploy)/", name):
+            continue
+        if "edgekit-out" in name or any(c in name for c in "*<…{"):
+            continue
+        if not (REPO / name.split(":")[0].rstrip(".,;")).exists():
+            missing.append(name)
+    assert not missing, f"{path.name} names files that do not exist: {missing}"
 
 
 def test_cli_reference_is_generated_from_the_typer_app(tmp_path: Path):
