@@ -6,4 +6,5 @@ set -eu
 out=$(realpath -m "${1:-docs/cli.md}")
 cd "$(dirname "$0")/.."
 HOME=/edgekit-docs-home .venv/bin/typer edgekit.cli.app utils docs --name edgekit --output "$out" >/dev/null
-sed -i -e 's#/edgekit-docs-home/#~/#g' -e '1i <!-- Generated from the Typer app by scripts/cli-docs.sh: edit the commands'"'"' help, then run it. -->\n' "$out"
+note="<!-- Generated from the Typer app by scripts/cli-docs.sh: edit the commands' help, then run it. -->"
+sed -i -e 's#/edgekit-docs-home/#~/#g' -e "1i $note\\n" "$out"

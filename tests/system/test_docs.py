@@ -2,8 +2,8 @@
 
 A fenced block tagged ``bash``, ``sh``, ``shell`` or ``python`` is run, in order, file by file: each file is one
 session in a fresh copy of the checkout (its tracked and new files, the repository's ``.venv`` linked in,
-``.venv/bin`` first on PATH, HOME a fresh folder beside it), offline (its own network namespace with only loopback where this runs as root with
-``unshare``; otherwise pip and Hugging Face are told to stay offline). Shell blocks run with ``bash -e -o
+``.venv/bin`` first on PATH, HOME a fresh folder beside it), offline (its own network namespace with only
+loopback where this runs as root with ``unshare``; otherwise pip and Hugging Face are told to stay offline). Shell blocks run with ``bash -e -o
 pipefail``; Python blocks with the venv's Python. Blocks that show output are ``text`` or ``console`` and are not
 run. The line just before a fence may say what to do with it:
 
@@ -82,7 +82,8 @@ def parse_blocks(path: Path) -> list[Block]:
             body.append(lines[i][len(indent):] if lines[i].startswith(indent) else lines[i].lstrip())
             i += 1
         i += 1  # the closing fence
-        block = Block(path, start + 1, info.strip().split(" ")[0].lower() if info.strip() else "", "\n".join(body) + "\n")
+        lang = info.strip().split(" ")[0].lower() if info.strip() else ""
+        block = Block(path, start + 1, lang, "\n".join(body) + "\n")
         if start > 0 and (d := DIRECTIVE.match(lines[start - 1])):
             block.directive, block.argument = d.group(1), d.group(2)
         blocks.append(block)
