@@ -51,8 +51,9 @@ demo: setup
 test: setup browser mlserver kserve-client corpus
 	$(BIN)/python -m pytest -q
 
-# The fast tier while developing: the unit tests and the property-based loader fuzzing, no agent, no export,
-# no browser, MLServer, KServe or corpus (about a minute on 2 cores).
+# The fast tier while developing: the unit tests and the property-based loader fuzzing; no agent, no export, no
+# MLServer, KServe or corpus (the headless-Chromium report check runs where /usr/bin/chromium is, else skips).
+# About 20 s on 2 cores.
 test-fast: setup
 	$(BIN)/python -m pytest -q tests/unit tests/fuzz/test_properties.py
 
