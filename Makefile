@@ -58,7 +58,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -q tests/unit tests/fuzz/test_properties.py
 
 # The emulated Raspberry Pi (an ARM64 Debian userland under qemu-user, the agent on a veth link): root, Debian's
-# debootstrap and qemu-user-static. Not part of `make test` (it takes many minutes); see the README.
+# debootstrap and qemu-user-static. Not part of `make test` (it takes many minutes); see docs/development.md.
 arm64-device:
 	PYTHON=$(abspath $(BIN))/python ./scripts/arm64-device.sh build
 

@@ -49,7 +49,7 @@ def load_project(folder: Path | None = None) -> tuple[ProjectConfig, Path] | Non
         raise InputError(f"{path}: not valid TOML: {exc}", hint="fix the TOML syntax") from exc
     except ValidationError as exc:
         problems = "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors())
-        raise InputError(f"{path}: {problems}", hint="see the README's edgekit.toml section") from exc
+        raise InputError(f"{path}: {problems}", hint="see docs/export.md, section edgekit.toml") from exc
     base = path.parent
     updates = {}
     for key in ("calib", "val", "out", "tokenizer"):
