@@ -171,6 +171,22 @@ def _kind_of(mode: int) -> str:
     return "not a regular file"
 
 
+def read_toml(path: Path, save_as: str) -> dict:
+    """A UTF-8 TOML file as a dict; unreadable, non-UTF-8 or malformed text is an ``InputError`` (``save_as``
+    names the file in the hint)."""
+    import tomllib
+
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); TOML files are UTF-8",
+                         hint=f"save {save_as} as UTF-8") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}", hint="check the file's permissions") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML: {exc}", hint="fix the TOML syntax") from exc
+
+
 def sha256_file(path: str | Path) -> str:
     """The file's sha256 as hex, read in 1 MiB chunks."""
     digest = hashlib.sha256()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from enum import Enum
 from pathlib import Path
 from typing import Literal
@@ -10,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, ValidationInfo, field_validator
 
 from .errors import InputError, TargetError
-from .files import regular_file
+from .files import read_toml, regular_file
 
 BUILTIN_TARGETS_DIRS = (
     Path(__file__).resolve().parent.parent / "targets",  # source checkout / editable install
@@ -165,14 +164,9 @@ def load_target(name_or_path: str | Path) -> TargetProfile:
 
 def _load_file(path: Path) -> TargetProfile:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise TargetError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); TOML files are UTF-8",
-                          hint="save the profile as UTF-8") from None
-    except OSError as exc:
-        raise TargetError(f"cannot read {path}: {exc.strerror or exc}", hint="check the file's permissions") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise TargetError(f"{path}: not valid TOML: {exc}", hint="fix the TOML syntax") from exc
+        data = read_toml(path, "the profile")
+    except InputError as exc:
+        raise TargetError(exc.message, hint=exc.hint) from exc.__cause__
     data.setdefault("name", path.stem)
     try:
         return TargetProfile.model_validate(data)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
 from ..errors import InputError
-from ..files import regular_file
+from ..files import read_toml, regular_file
 
 PROJECT_FILE = "edgekit.toml"
 
@@ -39,14 +38,7 @@ def load_project(folder: Path | None = None) -> tuple[ProjectConfig, Path] | Non
         return None
     regular_file(path, "project file")
     try:
-        config = ProjectConfig.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); TOML files are UTF-8",
-                         hint="save edgekit.toml as UTF-8") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}", hint="check the file's permissions") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML: {exc}", hint="fix the TOML syntax") from exc
+        config = ProjectConfig.model_validate(read_toml(path, "edgekit.toml"))
     except ValidationError as exc:
         problems = "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors())
         raise InputError(f"{path}: {problems}", hint="see docs/export.md, section edgekit.toml") from exc
