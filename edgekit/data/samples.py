@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..files import regular_file
+from ..files import regular_file, sha256_file
 from ..specs import InputSpec, example_arrays
 
 LABELS_KEY = "labels"
@@ -47,10 +47,22 @@ class SampleSet:
         return SampleSet({k: v[:count] for k, v in self.inputs.items()}, labels, self.origin, self.synthetic,
                          self.per_sample, self.reload)
 
-    def describe(self) -> dict:
+    def describe(self, folder: Path) -> dict:
+        """The manifest's record of this data: its path (and the tokenizer's) relative to ``folder``, the file's
+        sha256, and ``origin`` with the directories left out, so no workstation's absolute path is kept."""
+        from ..manifest import relative_path
+
         described = {"origin": self.origin, "samples": len(self), "synthetic": self.synthetic,
-                     "labels": self.labels is not None}
-        return {**described, "reload": self.reload} if self.reload else described
+                     "labels": self.labels is not None, "path": None, "sha256": None, "reload": None}
+        if self.synthetic:
+            return described
+        path = Path((self.reload or {}).get("path") or self.origin)
+        head, sep, rest = self.origin.partition(" (")
+        reload = dict(self.reload or {}, path=relative_path(path, folder)) if self.reload else None
+        if reload and "tokenizer" in reload:
+            reload["tokenizer"] = relative_path(reload["tokenizer"], folder)
+        return {**described, "origin": Path(head).name + sep + rest, "path": relative_path(path, folder),
+                "sha256": sha256_file(path) if path.is_file() else None, "reload": reload}
 
 
 def synthetic_samples(specs: list[InputSpec], count: int, seed: int = 0) -> SampleSet:

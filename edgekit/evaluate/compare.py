@@ -21,8 +21,8 @@ from typing import Any
 
 from ..agent.client import RUN_TIMEOUT_S, check_url, resolve_token
 from ..errors import InputError
+from ..manifest import MANIFEST_FILE, Manifest
 from ..progress import SilentProgress
-from ..specs import InputSpec
 from .cloud import CHECK_SAMPLES, Reference, open_cloud, reference_model
 from .cloud.v2_client import check_cloud_url
 from .devices import (
@@ -33,7 +33,6 @@ from .devices import (
     DeviceResult,
     check_devices,
     device_token,
-    read_manifest,
     select_artifacts,
     target_profile,
     validation_data,
@@ -124,7 +123,7 @@ def compare(artifact_dir: str | Path, agents: list[str], *, cloud: str = "local"
     progress = progress or SilentProgress()
     folder = Path(artifact_dir)
     devices = parse_agents(agents)
-    manifest = read_manifest(folder)
+    manifest = Manifest.load(folder)
     profile = target_profile(manifest, None)
     threads = threads or profile.threads
     artifacts = select_artifacts(manifest, folder, all_candidates)
@@ -142,8 +141,7 @@ def compare(artifact_dir: str | Path, agents: list[str], *, cloud: str = "local"
         previous = reports.load_report(baseline)
         reports.check_baseline({"model": model}, previous)
     reference = reference_model(manifest, folder)
-    specs = [InputSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in manifest["inputs"]]
-    data, notes = validation_data(val, manifest, specs, MAX_SAMPLES, tokenizer=tokenizer, preprocess=preprocess)
+    data, notes = validation_data(val, manifest, folder, MAX_SAMPLES, tokenizer=tokenizer, preprocess=preprocess)
     for note in notes:
         progress.note(note)
     secret = device_token([url for _, url in devices], token, token_file, fingerprint)
@@ -171,7 +169,7 @@ def compare(artifact_dir: str | Path, agents: list[str], *, cloud: str = "local"
         "cloud": cloud_section,
         "rtt_profiles": profiles,
         "settings": {**settings, "cloud_reference": reference.name},
-        "data": {**data.describe(), "notes": notes},
+        "data": {**data.describe(folder), "notes": notes},
     }
     reports.fill_verdicts(report)  # on the compute p50, else the mean, else end-to-end less RTT: cloud.verdict_basis
     report["gates"] = reports.gates_section(report, fail_if, previous, str(baseline) if baseline else None,
@@ -181,18 +179,18 @@ def compare(artifact_dir: str | Path, agents: list[str], *, cloud: str = "local"
     return CompareResult(folder, report, json_path, html_path)
 
 
-def _model_section(folder: Path, manifest: dict, profile) -> dict:
-    digest = hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
-    return {"source": manifest.get("source"), "target": profile.name, "manifest_sha256": digest,
-            "inputs": manifest["inputs"], "recommended": manifest.get("recommended"),
+def _model_section(folder: Path, manifest: Manifest, profile) -> dict:
+    digest = hashlib.sha256((folder / MANIFEST_FILE).read_bytes()).hexdigest()
+    return {"source": manifest.source.model_dump(), "target": profile.name, "manifest_sha256": digest,
+            "inputs": [i.model_dump() for i in manifest.inputs], "recommended": manifest.recommended,
             "latency_budget": profile.latency.model_dump(), "accuracy_budget": profile.accuracy.model_dump()}
 
 
-def _artifact_section(manifest: dict, artifact: Artifact) -> dict:
-    entry = next(a for a in manifest["artifacts"] if a.get("file") == artifact.file)
-    accuracy = entry.get("accuracy") or {}
+def _artifact_section(manifest: Manifest, artifact: Artifact) -> dict:
+    entry = manifest.entry(artifact.file)
+    accuracy = entry.accuracy or {}
     return {"name": artifact.name, "file": artifact.file, "format": artifact.format, "precision": artifact.precision,
-            "size_bytes": entry.get("size_bytes") or artifact.path.stat().st_size, "sha256": artifact.sha256,
+            "size_bytes": entry.size_bytes or artifact.path.stat().st_size, "sha256": artifact.sha256,
             "accuracy": {k: accuracy.get(k) for k in ("cosine_min", "top1_agreement", "label_accuracy")}}
 
 

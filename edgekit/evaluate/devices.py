@@ -20,19 +20,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from ..accuracy import apply_budget, compare_outputs
 from ..agent.client import AgentClient, AgentError, AgentToken, outputs_of, require_token, run_failure
-from ..data import SampleSet, load_data, load_samples, synthetic_samples
+from ..data import SampleSet, load_data, load_samples
 from ..errors import EdgekitError, InputError, TargetError
-from ..files import read_json
+from ..manifest import Manifest
 from ..runtime.ir_bundle import artifact_digest, artifact_files
 from ..specs import InputSpec
 from ..targets import normalized_arch
 
 MAX_SAMPLES = 64
-SYNTHETIC_SAMPLES = 32
 EMULATED_SAMPLES = 4  # an emulator runs a model tens of times slower (YOLOv8n under qemu: ~10 s per run)
 EMULATED_RUNS = 5  # emulated latency decides nothing: a short benchmark, recorded
 HOT_C = 80.0
@@ -121,118 +120,77 @@ class DeviceResult:
                 "seconds": round(self.seconds, 3)}
 
 
-class _ManifestInput(BaseModel):
-    name: str
-    shape: list[int | str]
-    dtype: str
+def input_specs(manifest: Manifest) -> list[InputSpec]:
+    return [InputSpec(i.name, tuple(i.shape), i.dtype) for i in manifest.inputs]
 
 
-class _ManifestArtifact(BaseModel):
-    name: str
-    file: str | None
-    format: str
-    precision: str
-    passed: bool
-    sha256: str | None = None
-    runner_options: dict[str, Any] = {}
-
-
-class _Manifest(BaseModel):
-    """The parts of ``manifest.json`` that validate and compare read; the rest is passed through unchecked."""
-
-    schema_: str = Field(alias="schema", pattern=r"^edgekit\.manifest/")
-    target: dict[str, Any]
-    inputs: list[_ManifestInput]
-    artifacts: list[_ManifestArtifact]
-
-
-def read_manifest(folder: Path) -> dict:
-    """The artifact folder's manifest, checked to have the shape edgekit writes (an ``InputError`` otherwise)."""
-    hint = "pass an artifact folder written by `edgekit export` (re-run the export if its manifest.json was edited)"
-    if not folder.exists():
-        raise InputError(f"artifact folder not found: {folder}", hint=hint)
-    if not folder.is_dir():
-        raise InputError(f"{folder} is a file, not an artifact folder", hint=hint)
-    path = folder / "manifest.json"
-    if not path.is_file():
-        raise InputError(f"no manifest.json in {folder}", hint=hint)
+def target_profile(manifest: Manifest, latency: dict[str, float | None] | None):
+    """The manifest's target profile, with ``latency`` (p50_ms/p90_ms) overriding its budget where given."""
+    profile = manifest.target
+    given = {k: v for k, v in (latency or {}).items() if v is not None}
+    if not given:
+        return profile
     try:
-        manifest = read_json(path)
-    except (ValueError, UnicodeDecodeError, OSError) as exc:
-        raise InputError(f"{path} is not valid JSON: {exc}", hint=hint) from exc
-    try:
-        _Manifest.model_validate(manifest)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'the file'}: {e['msg']}"
-                             for e in exc.errors()[:3])
-        raise InputError(f"{path} is not an edgekit manifest: {problems}", hint=hint) from None
-    return manifest
-
-
-def target_profile(manifest: dict, latency: dict[str, float | None] | None):
-    from ..targets import TargetProfile
-
-    try:
-        profile = TargetProfile.model_validate(manifest["target"])
-        given = {k: v for k, v in (latency or {}).items() if v is not None}
-        if given:
-            profile = profile.model_copy(update={"latency": profile.latency.model_validate(
-                {**profile.latency.model_dump(), **given})})
+        budget = profile.latency.model_validate({**profile.latency.model_dump(), **given})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise TargetError(f"the manifest's target profile or a budget override is invalid: {problems}",
+        raise TargetError(f"a latency budget override is invalid: {problems}",
                           hint="latency budgets must be positive numbers of milliseconds") from exc
-    return profile
+    return profile.model_copy(update={"latency": budget})
 
 
-def select_artifacts(manifest: dict, folder: Path, all_candidates: bool) -> list[Artifact]:
-    entries = [a for a in manifest["artifacts"] if a.get("file")]
+def select_artifacts(manifest: Manifest, folder: Path, all_candidates: bool) -> list[Artifact]:
     if all_candidates:
-        chosen = [a for a in entries if a.get("passed")]
+        chosen = [a for a in manifest.built if a.passed]
         if not chosen:
             raise InputError(f"no usable artifact in {folder}: every candidate was rejected",
                              hint="see manifest.json for why; re-export with a looser budget")
     else:
-        chosen = [a for a in entries if a["file"] == manifest.get("recommended")]
+        chosen = [a for a in manifest.built if a.file == manifest.recommended]
         if not chosen:
-            raise InputError(f"{folder} has no recommended artifact (export status: {manifest.get('status')})",
+            raise InputError(f"{folder} has no recommended artifact (export status: {manifest.status})",
                              hint="pass --all to validate every usable candidate, or re-export")
     artifacts = []
     for entry in chosen:
-        path = folder / entry["file"]
+        path = folder / entry.file
         missing = [p for p in artifact_files(path) if not p.is_file()]
         if missing:
             raise InputError(f"{missing[0]} is listed in the manifest but missing", hint="re-run `edgekit export`")
         digest = artifact_digest(path)
-        if entry.get("sha256") and digest != entry["sha256"]:
+        if entry.sha256 and digest != entry.sha256:
             raise InputError(f"{path} changed since the export (sha256 {digest[:12]}…, manifest "
-                             f"{entry['sha256'][:12]}…)", hint="re-run `edgekit export` so manifest and file agree")
-        artifacts.append(Artifact(entry["name"], entry["file"], path, digest, entry["format"], entry["precision"],
-                                  dict(entry.get("runner_options") or {}),
-                                  output_kinds=[o.get("kind") for o in manifest.get("outputs") or []]))
+                             f"{entry.sha256[:12]}…)", hint="re-run `edgekit export` so manifest and file agree")
+        artifacts.append(Artifact(entry.name, entry.file, path, digest, entry.format, entry.precision,
+                                  dict(entry.runner_options), output_kinds=[o.kind for o in manifest.outputs]))
     return artifacts
 
 
-def validation_data(val, manifest: dict, specs: list[InputSpec], limit: int,
-                    **how) -> tuple[SampleSet, list[str]]:
-    """``--val`` (``how``: tokenizer, preprocess, as for export), else the export's validation data read again
-    (sentences and image folders with the tokenizer or preprocessing the export used), else random inputs."""
+def validation_data(val, manifest: Manifest, folder: Path, limit: int, **how) -> tuple[SampleSet, list[str]]:
+    """``--val`` (``how``: tokenizer, preprocess, as for export), else the export's validation data where it is
+    found from the folder unchanged (sentences and image folders read as the export read them), else the samples
+    the folder ships (``samples/validation.npz``); neither is an ``InputError``."""
     notes: list[str] = []
-    described = manifest.get("data", {}).get("validation", {})
-    origin, reload = described.get("origin"), dict(described.get("reload") or {})
+    specs = input_specs(manifest)
+    record = manifest.data.validation
+    original = record.located(folder)
+    shipped = record.shipped
     if val is not None:
         data = load_data(val, specs, **how)
-    elif reload and all(Path(reload[key]).exists() for key in ("path", "tokenizer") if key in reload):
-        data = load_data(reload.pop("path"), specs, **reload)
-    elif not reload and not described.get("synthetic") and origin and Path(origin).exists():
-        data = load_samples(origin, specs)
+    elif original is not None:
+        data = load_data(original, specs, **record.reload_from(folder))
+    elif shipped is not None and shipped.file is not None and (folder / shipped.file).is_file():
+        data = load_samples(folder / shipped.file, specs)
+        if not record.synthetic:
+            notes.append(f"the export's validation data ({record.path}) is not found from {folder} or has changed: "
+                         f"using the {len(data)} samples the folder ships ({shipped.file})")
     else:
-        where = reload.get("path", origin)
-        reason = (f"the export's validation data {where} is not found from here" if where and
-                  not described.get("synthetic") else "the export used synthetic validation data")
-        notes.append(f"{reason}: comparing device and host on {SYNTHETIC_SAMPLES} random inputs, which is weak "
-                     "evidence; pass --val with real inputs")
-        return synthetic_samples(specs, SYNTHETIC_SAMPLES), notes
+        why = shipped.reason if shipped is not None and shipped.reason else "the folder ships none"
+        raise InputError(f"no validation data for {folder}: the export's ({record.path or record.origin}) is not "
+                         f"found from there or has changed, and {why}",
+                         hint="pass --val with the validation data, or re-export so the folder carries its samples")
+    if record.synthetic and val is None:
+        notes.append(f"the export used synthetic validation data: comparing device and host on {len(data)} random "
+                     "inputs, which is weak evidence; pass --val with real inputs")
     if len(data) > limit:
         notes.append(f"using the first {limit} of {len(data)} validation samples")
         data = data.head(limit)

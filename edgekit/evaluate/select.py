@@ -19,9 +19,9 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from ..errors import InputError
-from ..files import read_json, write_json_atomic
+from ..files import read_json
+from ..manifest import MANIFEST_FILE, Choice, Manifest, MeasuredOn, PreviousChoice
 from ..targets import normalized_arch
-from .devices import read_manifest
 
 VALIDATION_SCHEMA_PREFIX = r"^edgekit\.validation/"
 MEASURED_RULE = "the fastest candidate by p50 among those that passed on the device (outputs and latency budget)"
@@ -85,22 +85,21 @@ def deciding_device(validation: dict, target_arch: str) -> tuple[dict | None, li
     return None, notes
 
 
-def apply_validation(folder: Path, manifest: dict, validation: dict) -> Selection:
+def apply_validation(folder: Path, manifest: Manifest, validation: dict) -> Selection:
     """Record the measured choice of a ``validate --all`` report in ``folder/manifest.json`` (atomically); a
     report without a deciding device, or with no candidate that passed there, leaves the manifest as it is."""
-    previous = manifest.get("recommended")
+    previous = manifest.recommended
     selection = Selection(folder, previous, previous)
-    device, selection.notes = deciding_device(validation, manifest["target"].get("arch", "any"))
+    device, selection.notes = deciding_device(validation, manifest.target.arch)
     if device is None:
-        state = "provisional" if (manifest.get("choice") or {}).get("provisional") else "as exported"
+        state = "provisional" if manifest.choice is not None and manifest.choice.provisional else "as exported"
         selection.notes.append(f"no device here decides the choice: the recommendation stays {state}")
         return selection
-    entries = {a["file"]: a for a in manifest["artifacts"] if a.get("file")}
     measured = {}
     for check in device["artifacts"]:
-        entry = entries.get(check["file"])
+        entry = manifest.entry(check["file"])
         latency = (check.get("benchmark") or {}).get("latency")
-        if entry is None or entry.get("sha256") != _validated_sha(validation, check["file"]):
+        if entry is None or entry.sha256 != _validated_sha(validation, check["file"]):
             raise InputError(f"validation.json does not match manifest.json for {check['file']}",
                              hint="run `edgekit validate --all` again on this folder")
         if check["passed"] and isinstance(latency, dict) and isinstance(latency.get("p50_ms"), (int, float)):
@@ -109,23 +108,22 @@ def apply_validation(folder: Path, manifest: dict, validation: dict) -> Selectio
         selection.notes.append(f"no candidate passed on {device['agent']}: the recommendation is unchanged")
         return selection
     best = min(measured, key=measured.get)
-    for entry in entries.values():
-        if entry.get("status") in ("passed", "selected"):
-            entry["status"] = "selected" if entry["file"] == best else "passed"
-    info = device["device"]
-    manifest["recommended"] = best
-    manifest["choice"] = {
-        "provisional": False, "rule": MEASURED_RULE, "why": None, "made_by": "edgekit validate --all",
-        "at": validation.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "measured_on": {"where": "device", "agent": device["agent"], "arch": info.get("arch"),
-                        "cpu": info.get("cpu"), "cpu_features": info.get("cpu_features"), "emulated": False,
-                        "conditions": info.get("conditions")},
-        "p50_ms": measured, "previous": {"recommended": previous, **_previous_rule(manifest)},
-    }
-    manifest.setdefault("notes", []).append(f"measured choice {best} on {device['agent']} ({info.get('arch')}, "
-                                            f"{info.get('cpu')}): p50 {measured[best]:.4g} ms")
-    mode = stat.S_IMODE((folder / "manifest.json").stat().st_mode)
-    write_json_atomic(folder / "manifest.json", manifest, mode=mode)
+    for entry in manifest.built:
+        if entry.status in ("passed", "selected"):
+            entry.status = "selected" if entry.file == best else "passed"
+    info, old = device["device"], manifest.choice
+    manifest.recommended = best
+    manifest.choice = Choice(
+        provisional=False, rule=MEASURED_RULE, why=None, made_by="edgekit validate --all",
+        at=validation.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        measured_on=MeasuredOn(where="device", agent=device["agent"], arch=info.get("arch"), cpu=info.get("cpu"),
+                               cpu_features=info.get("cpu_features"), emulated=False,
+                               conditions=info.get("conditions")),
+        p50_ms=measured, previous=PreviousChoice(recommended=previous, rule=old.rule if old else None,
+                                                 provisional=old.provisional if old else None))
+    manifest.notes.append(f"measured choice {best} on {device['agent']} ({info.get('arch')}, {info.get('cpu')}): "
+                          f"p50 {measured[best]:.4g} ms")
+    manifest.write(folder, mode=stat.S_IMODE((folder / MANIFEST_FILE).stat().st_mode))
     selection.recommended, selection.decided_by = best, device["agent"]
     return selection
 
@@ -134,7 +132,7 @@ def select(artifact_dir: str | Path) -> Selection:
     """Make the measured choice again from the folder's ``validation.json`` (written by ``edgekit validate
     --all``) and record it in its manifest."""
     folder = Path(artifact_dir)
-    manifest = read_manifest(folder)
+    manifest = Manifest.load(folder)
     path = folder / "validation.json"
     try:
         validation = read_json(path)
@@ -155,11 +153,6 @@ def select(artifact_dir: str | Path) -> Selection:
 
 def _validated_sha(validation: dict, file: str) -> str | None:
     return next((a["sha256"] for a in validation.get("artifacts", []) if a["file"] == file), None)
-
-
-def _previous_rule(manifest: dict) -> dict:
-    choice = manifest.get("choice") or {}
-    return {"rule": choice.get("rule"), "provisional": choice.get("provisional")}
 
 
 def _evidence(info: dict) -> str:

@@ -19,16 +19,15 @@ from ..agent.client import RUN_TIMEOUT_S, check_url
 from ..errors import InputError
 from ..exporter.ownership import own_entries
 from ..files import write_json_atomic
+from ..manifest import MANIFEST_FILE, Manifest
 from ..progress import SilentProgress
 from ..runtime import open_runner
-from ..specs import InputSpec
 from .devices import (
     DEVICE_VS_HOST,
     MAX_SAMPLES,
     DeviceResult,
     check_devices,
     device_token,
-    read_manifest,
     select_artifacts,
     target_profile,
     validation_data,
@@ -99,12 +98,11 @@ def validate(artifact_dir: str | Path, agents: list[str], *, token: str | None =
     if not agents:
         raise InputError("no agent given", hint="pass --agent http://HOST:PORT (repeat it for several devices)")
     agents = [check_url(url) for url in agents]
-    manifest = read_manifest(folder)
+    manifest = Manifest.load(folder)
     profile = target_profile(manifest, latency)
     threads = threads or profile.threads
     artifacts = select_artifacts(manifest, folder, all_candidates)
-    specs = [InputSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in manifest["inputs"]]
-    data, notes = validation_data(val, manifest, specs, samples, tokenizer=tokenizer, preprocess=preprocess)
+    data, notes = validation_data(val, manifest, folder, samples, tokenizer=tokenizer, preprocess=preprocess)
     for note in notes:
         progress.note(note)
     secret = device_token(agents, token, token_file, fingerprint)
@@ -121,11 +119,11 @@ def validate(artifact_dir: str | Path, agents: list[str], *, token: str | None =
         "schema": VALIDATION_SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "passed": all(d.passed for d in devices),
-        "manifest": {"created": manifest.get("created"), "recommended": manifest.get("recommended")},
+        "manifest": {"created": manifest.created, "recommended": manifest.recommended},
         "target": {"name": profile.name, "arch": profile.arch, "accuracy": profile.accuracy.model_dump(),
                    "latency": profile.latency.model_dump()},
         "settings": settings,
-        "data": {**data.describe(), "notes": notes},
+        "data": {**data.describe(folder), "notes": notes},
         "compared_with": "this host running the same file (same runner options and threads)",
         "host": {"arch": platform.machine()},
         "artifacts": [a.describe() for a in artifacts],
@@ -133,7 +131,7 @@ def validate(artifact_dir: str | Path, agents: list[str], *, token: str | None =
     }
     result = ValidationResult(folder, folder / VALIDATION_FILE, devices, report)
     report["exit_code"] = result.exit_code
-    manifest_mode = stat.S_IMODE((folder / "manifest.json").stat().st_mode)  # as readable as the manifest
+    manifest_mode = stat.S_IMODE((folder / MANIFEST_FILE).stat().st_mode)  # as readable as the manifest
     write_json_atomic(result.path, report, mode=manifest_mode)
     own_entries(folder, [VALIDATION_FILE])
     if all_candidates:

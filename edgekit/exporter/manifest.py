@@ -1,4 +1,4 @@
-"""The artifact folder's ``manifest.json``: what was built from what, how, and what it measured."""
+"""Building the artifact folder's ``Manifest`` (``edgekit.manifest``) from an export's candidates and records."""
 
 from __future__ import annotations
 
@@ -10,17 +10,20 @@ from typing import Any
 
 from .._version import __version__
 from ..agent.conditions import cpu_name
+from ..files import to_json
+from ..manifest import MANIFEST_SCHEMA, Manifest
 from .candidates import Candidate
 
-MANIFEST_SCHEMA = "edgekit.manifest/2"
 _VERSIONED = ("onnx", "onnxruntime", "onnxsim", "torch", "numpy", "litert-torch", "ai-edge-litert", "openvino", "nncf")
 
 
 def build_manifest(*, source, specs, profile, fmt: str, data: dict, common_steps, candidates: list[Candidate],
                    selected: Candidate | None, notes: list[str], timings: dict[str, float], status: str,
                    root: Path, measured_on: dict | None = None, choice: dict | None = None, model_kind=None,
-                   int8_recipe: dict | None = None) -> dict[str, Any]:
-    return {
+                   int8_recipe: dict | None = None) -> Manifest:
+    """The manifest of an export, checked by the model (its JSON made strict first: numpy numbers become numbers,
+    NaN/inf become null). ``data``: the calibration and validation records, relative to ``root``."""
+    raw = {
         "schema": MANIFEST_SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "status": status,
@@ -42,6 +45,7 @@ def build_manifest(*, source, specs, profile, fmt: str, data: dict, common_steps
         "artifacts": [c.to_dict(root) for c in candidates],
         "notes": notes,
     }
+    return Manifest.model_validate_json(to_json(raw, indent=None))
 
 
 def output_kinds(candidates: list[Candidate]) -> list[dict[str, Any]]:

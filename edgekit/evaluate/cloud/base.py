@@ -10,6 +10,7 @@ import numpy as np
 
 from ...errors import EdgekitError, InputError
 from ...files import sha256_file
+from ...manifest import Manifest
 from ...runtime.stats import LatencyStats
 
 MAX_SAMPLES_KEPT = 2000  # raw latency samples kept for plots; more are thinned evenly
@@ -48,27 +49,27 @@ class Reference:
     output_names: list[str] = field(default_factory=list)
 
 
-def reference_model(manifest: dict, folder: Path) -> Reference:
+def reference_model(manifest: Manifest, folder: Path) -> Reference:
     """The FP32 original of an artifact folder: ``onnx/fp32`` (kept even when it lost to a quantized one), else
     the source ``.onnx`` file, else ``tflite/fp32``."""
-    entries = {a["name"]: a for a in manifest.get("artifacts", []) if a.get("file")}
-    source = manifest.get("source") or {}
+    entries = {a.name: a for a in manifest.built}
+    source = manifest.source.model_dump()
     candidates = []
     if "onnx/fp32" in entries:
-        candidates.append(("onnx/fp32", folder / entries["onnx/fp32"]["file"], "onnx", entries["onnx/fp32"]))
-    if source.get("kind") == "onnx" and source.get("path"):
-        candidates.append(("source", Path(source["path"]), "onnx", {}))
+        candidates.append(("onnx/fp32", folder / entries["onnx/fp32"].file, "onnx", entries["onnx/fp32"]))
+    if manifest.source.kind == "onnx" and manifest.source.path:
+        candidates.append(("source", Path(manifest.source.path), "onnx", None))
     if "tflite/fp32" in entries:
-        candidates.append(("tflite/fp32", folder / entries["tflite/fp32"]["file"], "tflite", entries["tflite/fp32"]))
+        candidates.append(("tflite/fp32", folder / entries["tflite/fp32"].file, "tflite", entries["tflite/fp32"]))
     for name, path, fmt, entry in candidates:
         if path.is_file():
             digest = sha256_file(path)
-            if entry.get("sha256") and entry["sha256"] != digest:
+            if entry is not None and entry.sha256 and entry.sha256 != digest:
                 raise InputError(f"{path} changed since the export (sha256 {digest[:12]}…, manifest "
-                                 f"{entry['sha256'][:12]}…)",
+                                 f"{entry.sha256[:12]}…)",
                                  hint="re-run `edgekit export` so manifest and file agree")
-            return Reference(name, path, digest, fmt, dict(entry.get("runner_options") or {}), source,
-                             list(manifest["inputs"]))
+            return Reference(name, path, digest, fmt, dict(entry.runner_options) if entry else {}, source,
+                             [i.model_dump() for i in manifest.inputs])
     wanted = ", ".join(str(c[1]) for c in candidates) or "an onnx/fp32 or tflite/fp32 artifact"
     raise InputError(f"{folder} holds no FP32 model for the cloud baseline (looked for {wanted})",
                      hint="re-export with fp32 among the target's precisions, so the original model is kept")
