@@ -45,6 +45,7 @@ from .onnx_graph import embedding_rows
 from .ownership import run_inputs
 from .recipes import recipe_record
 from .rescue import RESCUABLE, rescue_onnx_int8, rescue_openvino_int8
+from .shipped_samples import ship_samples
 from .sources import OnnxSource, TfliteSource, TorchSource, load_source
 from .steps import Artifact, StepContext
 
@@ -131,13 +132,14 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
         for candidate in candidates:
             if candidate.status == REJECTED and candidate.artifact is not None:
                 _move_to_rejected(candidate, staged.path)
-        data = {"calibration": calibration.describe(), "validation": validation.describe(), "notes": data_notes}
+        data = {"calibration": calibration.describe(staged.path), "validation": ship_samples(validation, staged.path),
+                "notes": data_notes}
         manifest = build_manifest(source=source, specs=specs, profile=profile, fmt=fmt, data=data,
                                   common_steps=common_steps, candidates=candidates, selected=selected, notes=notes,
                                   timings=progress.timings, status=status, root=staged.path, measured_on=measured_on,
                                   choice=choice, model_kind=context.model_kind,
                                   int8_recipe=recipe_record(profile.precisions, context.model_kind, formats))
-        staged.write_json("manifest.json", manifest)
+        manifest.write(staged.path)
         shutil.rmtree(staged.path / "work", ignore_errors=True)
         final = staged.commit()
     except BaseException as error:
@@ -148,7 +150,7 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
         raise
     for candidate in candidates:
         candidate.relocate(staged.path, final)
-    result = ExportResult(final, manifest, candidates)
+    result = ExportResult(final, manifest.to_dict(), candidates)
     if status != "passed":
         raise _failure(candidates, fmt, final)
     return result
