@@ -2,7 +2,8 @@
 
 Public API (imported lazily so ``import edgekit`` stays fast and torch-free):
 ``edgekit.export(...)`` (``exporter/``), ``edgekit.validate(...)``, ``edgekit.select(...)`` and
-``edgekit.compare(...)`` (``evaluate/``), ``edgekit.load_target(...)``.
+``edgekit.compare(...)`` (``evaluate/``), ``edgekit.load_target(...)``, and ``edgekit.Manifest`` (an artifact
+folder's manifest.json, typed: ``Manifest.load(folder)``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from ._version import __version__
 
-__all__ = ["export", "validate", "select", "compare", "load_target", "__version__"]
+__all__ = ["export", "validate", "select", "compare", "load_target", "Manifest", "__version__"]
 
 def __getattr__(name: str) -> Any:
     if name == "export":
@@ -34,4 +35,8 @@ def __getattr__(name: str) -> Any:
         from .targets import load_target
 
         return load_target
+    if name == "Manifest":
+        from .manifest import Manifest
+
+        return Manifest
     raise AttributeError(f"module 'edgekit' has no attribute {name!r}")

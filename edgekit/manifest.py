@@ -4,6 +4,7 @@ Shared by the workstation and the device side: pydantic only, no torch."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -247,8 +248,8 @@ class Manifest(_Record):
             raise InputError(f"{where} is not valid JSON: {exc}", hint=REEXPORT) from None
         schema = raw.get("schema") if isinstance(raw, dict) else None
         if isinstance(schema, str) and schema.startswith("edgekit.manifest/") and schema != MANIFEST_SCHEMA:
-            raise InputError(f"{where} is {schema}; this edgekit reads {MANIFEST_SCHEMA} (the data paths are "
-                             "relative to the folder and its validation samples ship in it)",
+            raise InputError(f"{where} is {schema}, which this edgekit does not read: it reads {MANIFEST_SCHEMA} "
+                             "(data paths relative to the folder, validation samples shipped in it)",
                              hint="re-run `edgekit export` with this edgekit to write the folder again")
         try:
             return cls.model_validate(raw)
@@ -276,6 +277,11 @@ class Manifest(_Record):
         except OSError as exc:
             raise InputError(f"cannot read {path}: {exc.strerror or exc}", hint="check the file's permissions") from None
         return cls.parse(text, str(path))
+
+
+def json_schema() -> str:
+    """The manifest's JSON Schema as written to ``docs/manifest.schema.json`` (by ``scripts/manifest-schema.sh``)."""
+    return json.dumps(Manifest.model_json_schema(by_alias=True), indent=2, ensure_ascii=False) + "\n"
 
 
 def relative_path(path: str | Path, folder: Path) -> str:

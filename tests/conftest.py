@@ -39,6 +39,20 @@ def every_json_written_is_strict(request):
             pytest.fail(f"{path} is not strict JSON: {exc}")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def every_manifest_written_round_trips(tmp_path_factory):
+    """After the session: every manifest.json edgekit wrote under the session's temp folders (its indented form;
+    tests that edit one by hand write it on one line) reads into ``Manifest`` and dumps back byte for byte."""
+    yield
+    from edgekit.manifest import MANIFEST_SCHEMA, Manifest
+
+    written = f'{{\n  "schema": "{MANIFEST_SCHEMA}",\n'
+    for path in tmp_path_factory.getbasetemp().rglob("manifest.json"):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if text.startswith(written):
+            assert Manifest.parse(text, str(path)).model_dump_json(indent=2) + "\n" == text, f"{path} changed"
+
+
 @pytest.fixture(scope="session")
 def cnn_data(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("cnn-data")

@@ -18,15 +18,16 @@ MAX_SAMPLES = 64
 MAX_BYTES = 16 * 1024 * 1024
 
 
-def ship_samples(validation: SampleSet, folder: Path) -> dict:
+def ship_samples(validation: SampleSet, folder: Path, max_samples: int = MAX_SAMPLES,
+                 max_bytes: int = MAX_BYTES) -> dict:
     """Write the first samples of ``validation`` into ``folder`` (a staged artifact folder) and return the
     manifest's ``data.validation`` record: the data's own record plus ``shipped`` (what the folder carries)."""
     total = len(validation)
     per_sample = sum(array.nbytes for array in validation.inputs.values()) / total
-    count = min(total, MAX_SAMPLES, int(MAX_BYTES // per_sample) if per_sample else MAX_SAMPLES)
+    count = min(total, max_samples, int(max_bytes // per_sample) if per_sample else max_samples)
     record = validation.describe(folder)
     if count == 0:
-        reason = (f"one sample is {per_sample / 2**20:.1f} MiB, over the {MAX_BYTES // 2**20} MiB the folder "
+        reason = (f"one sample is {per_sample / 2**20:.1f} MiB, over the {max_bytes / 2**20:g} MiB the folder "
                   "carries: validate needs the original data (--val)")
         record["shipped"] = {"file": None, "samples": 0, "of": total, "bytes": 0, "sha256": None, "reason": reason}
         return record
@@ -41,7 +42,7 @@ def ship_samples(validation: SampleSet, folder: Path) -> dict:
             with archive.open(f"{name}.npy", "w", force_zip64=True) as fh:
                 np.lib.format.write_array(fh, np.asanyarray(array), allow_pickle=False)
     reason = None if count == total else (f"the first {count} of {total} samples (the folder carries at most "
-                                          f"{MAX_SAMPLES} samples and {MAX_BYTES // 2**20} MiB)")
+                                          f"{max_samples} samples and {max_bytes / 2**20:g} MiB)")
     record["shipped"] = {"file": SHIPPED_FILE, "samples": count, "of": total, "bytes": path.stat().st_size,
                          "sha256": sha256_file(path), "reason": reason}
     return record

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from edgekit.data import load_samples
 from edgekit.errors import EdgekitError
-from edgekit.evaluate.devices import read_manifest
 from edgekit.exporter.project import load_project
+from edgekit.manifest import Manifest
 from edgekit.specs import InputSpec, parse_input_spec
 from edgekit.targets import load_target
 
@@ -108,7 +108,7 @@ def test_project_files(data):
 
 
 manifest_like = st.fixed_dictionaries(
-    {"schema": st.sampled_from(["edgekit.manifest/2", "x"]), "target": json_values, "inputs": json_values,
+    {"schema": st.sampled_from(["edgekit.manifest/3", "edgekit.manifest/2", "x"]), "target": json_values, "inputs": json_values,
      "artifacts": st.lists(st.dictionaries(st.sampled_from(["name", "file", "format", "precision", "passed",
                                                             "sha256"]), json_values), max_size=3) | json_values})
 
@@ -118,4 +118,4 @@ manifest_like = st.fixed_dictionaries(
 def test_manifests(data):
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "manifest.json").write_text(json.dumps(data))
-        _loads_or_edgekit_error(lambda: read_manifest(Path(folder)))
+        _loads_or_edgekit_error(lambda: Manifest.load(Path(folder)))

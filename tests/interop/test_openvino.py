@@ -71,7 +71,7 @@ def test_export_builds_ir_pairs_gated_and_timed(ov_folder):
     # onnx is not a format here: the FP32 ONNX base was made in work/ (gone), its steps are the common steps
     assert [s["step"] for s in manifest["steps"]] == ["export_onnx", "prepare", "simplify", "optimize"]
     assert sorted(p.name for p in ov_folder.out_dir.iterdir()) == sorted(
-        [".edgekit-owned.json", "manifest.json", *(f for a in by_name.values() for f in a["files"])])
+        [".edgekit-owned.json", "manifest.json", "samples", *(f for a in by_name.values() for f in a["files"])])
     measured = manifest["latency_measured_on"]
     assert measured["where"] == "host" and measured["cpu_features"] == cpu_features()
     assert manifest["versions"]["openvino"] and manifest["versions"]["nncf"]

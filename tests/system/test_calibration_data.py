@@ -16,6 +16,7 @@ from edgekit.data import load_data
 from edgekit.data.text import load_sentences
 from edgekit.errors import InputError
 from edgekit.evaluate.devices import validation_data
+from edgekit.manifest import Manifest
 from edgekit.specs import InputSpec
 from testkit import model_ref
 
@@ -152,12 +153,12 @@ def test_export_tokenizes_sentences_and_validate_reads_them_again(sentence_expor
     manifest = json.loads((out / "manifest.json").read_text())
     assert "8 sentences" in manifest["data"]["validation"]["origin"]
     specs = [InputSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in manifest["inputs"]]
-    again, notes = validation_data(None, manifest, specs, 100)
+    again, notes = validation_data(None, Manifest.load(out), out, 100)
     expected = load_sentences(data["val"], data["tokenizer"], specs)
     assert notes == [] and len(again) == 8
     for name in expected.inputs:
         np.testing.assert_array_equal(again.inputs[name], expected.inputs[name])
-    given, _ = validation_data(data["calib"], manifest, specs, 100, tokenizer=data["tokenizer"])
+    given, _ = validation_data(data["calib"], Manifest.load(out), out, 100, tokenizer=data["tokenizer"])
     assert len(given) == 12
 
 

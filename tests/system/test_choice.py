@@ -19,6 +19,7 @@ from edgekit.evaluate.validate import validate
 from edgekit.exporter.candidates import PROVISIONAL_RULE, Candidate, choose_by_rule
 from edgekit.exporter.pipeline import export
 from edgekit.exporter.steps import Artifact
+from edgekit.manifest import Manifest
 from edgekit.targets import load_target
 from testkit import REPO, model_ref
 from testkit.agent_process import start_agent
@@ -181,8 +182,7 @@ def test_an_emulated_device_never_decides(agent, provisional_x86):
     report = json.loads((provisional_x86 / "validation.json").read_text())
     report["devices"][0]["device"].update(emulated=True, emulation={
         "emulated": True, "emulator": "qemu-user", "evidence": ["the kernel is x86_64 but this userland is aarch64"]})
-    manifest = json.loads((provisional_x86 / "manifest.json").read_text())
-    selection = apply_validation(provisional_x86, manifest, report)
+    selection = apply_validation(provisional_x86, Manifest.load(provisional_x86), report)
     assert selection.decided_by is None
     assert "emulated (the kernel is x86_64 but this userland is aarch64)" in selection.notes[0]
     assert "stays provisional" in selection.notes[-1]

@@ -26,6 +26,7 @@ from edgekit.evaluate.cloud.local import LITERT_CPU, ORT_CPU, ORT_CUDA, TORCH_CU
 from edgekit.evaluate.cloud.v2_client import input_mismatches
 from edgekit.evaluate.compare import compare, parse_agents
 from edgekit.exporter.pipeline import export
+from edgekit.manifest import Manifest
 from edgekit.runtime.onnxrt import OnnxRunner
 from testkit import model_ref
 from testkit.agent_process import REPO, free_port, start_agent
@@ -402,7 +403,7 @@ def test_local_cloud_on_a_gpu_host_without_a_gpu_runtime_says_it_runs_on_the_cpu
     from edgekit.evaluate.cloud import local, reference_model
 
     monkeypatch.setattr(local, "nvidia_gpu_present", lambda: True)  # torch here is the CPU build: no CUDA
-    reference = reference_model(json.loads((onnx_folder / "manifest.json").read_text()), onnx_folder)
+    reference = reference_model(Manifest.load(onnx_folder), onnx_folder)
     reference.outputs = [OnnxRunner(reference.path).run(_first_sample(cnn_data))]
     with local.LocalCloud(reference) as cloud:
         section = cloud.measure(_first_sample(cnn_data), [_first_sample(cnn_data)], warmup=1, runs=5, min_seconds=0)

@@ -21,12 +21,12 @@ import pytest
 from edgekit.accuracy import apply_budget, compare_outputs
 from edgekit.agent.client import AgentClient, AgentError
 from edgekit.errors import AccuracyError, InputError
-from edgekit.evaluate.devices import read_manifest
 from edgekit.exporter.artifact_dir import StagedFolder, sweep_stale_staging
 from edgekit.exporter.ownership import OWNED_MARKER, STAGING_MARKER
 from edgekit.exporter.pipeline import export
 from edgekit.files import parse_json, to_json
 from edgekit.interrupts import Interrupted, stop_on_signals
+from edgekit.manifest import Manifest
 from edgekit.progress import SilentProgress
 from edgekit.targets import AccuracyBudget
 from testkit import REPO, model_ref
@@ -305,24 +305,24 @@ def test_a_real_web_server_that_is_not_an_agent_is_named_as_such():
 # -- artifact folders that are not what edgekit wrote ----------------------------------------------------------------
 
 @pytest.mark.parametrize("content, message", [
-    ('{"schema": "edgekit.manifest/2"}', "is not an edgekit manifest: target: Field required"),
+    ('{"schema": "edgekit.manifest/3"}', "is not an edgekit manifest: created: Field required"),
     ("[1, 2]", "is not an edgekit manifest: the file: Input should be a valid dictionary"),
-    ('{"schema": "edgekit.manifest/2", "target": {}, "inputs": [], "artifacts": "oops"}',
-     "is not an edgekit manifest: artifacts: Input should be a valid list"),
-    ('{"schema": "edgekit.report/1", "target": {}, "inputs": [], "artifacts": []}', "schema: String should match"),
+    ('{"schema": "edgekit.manifest/2", "target": {}}', "is edgekit.manifest/2, which this edgekit does not read"),
+    ('{"schema": "edgekit.report/1", "target": {}, "inputs": [], "artifacts": []}',
+     "schema: Input should be 'edgekit.manifest/3'"),
     ('{"cosine": NaN}', "is not valid JSON: NaN is not JSON"),
 ])
 def test_a_manifest_of_the_wrong_shape_is_an_input_error(tmp_path, content, message):
     (tmp_path / "manifest.json").write_text(content)
     with pytest.raises(InputError) as caught:
-        read_manifest(tmp_path)
-    assert message in caught.value.message
+        Manifest.load(tmp_path)
+    assert message in caught.value.message and caught.value.hint
     (tmp_path / "manifest.json").unlink()  # the NaN case is not strict JSON on purpose
 
 
 def test_a_missing_artifact_folder_is_named_as_missing(tmp_path):
     with pytest.raises(InputError, match="artifact folder not found"):
-        read_manifest(tmp_path / "nope")
+        Manifest.load(tmp_path / "nope")
 
 
 def test_out_names_the_target_and_the_model(tmp_path):

@@ -11,6 +11,7 @@ import pytest
 from edgekit import export
 from edgekit.errors import AccuracyError, InputError
 from edgekit.exporter.sources import load_source
+from edgekit.files import sha256_file
 from edgekit.runtime.onnxrt import OnnxRunner
 from edgekit.runtime.openvino import cpu_capabilities
 from testkit import REPO, model_ref, smooth_images
@@ -26,16 +27,22 @@ def exported(tmp_path_factory, cnn_data):
                   accuracy=LOOSE_TOP1, format="onnx")
 
 
-def test_manifest_describes_everything(exported):
+def test_manifest_describes_everything(exported, cnn_data):
     manifest = json.loads((exported.out_dir / "manifest.json").read_text())
     assert manifest == exported.manifest
-    assert manifest["status"] == "passed" and manifest["schema"] == "edgekit.manifest/2"
+    assert manifest["status"] == "passed" and manifest["schema"] == "edgekit.manifest/3"
     assert manifest["source"]["sha256"] == hashlib.sha256(Path(REPO / "testkit/models.py").read_bytes()).hexdigest()
     assert manifest["target"]["name"] == "x86" and manifest["target"]["quantization"]["activation_type"] == "uint8"
     assert [s["step"] for s in manifest["steps"]] == ["export_onnx", "prepare", "simplify", "optimize"]
     assert all(s["seconds"] >= 0 for s in manifest["steps"])
     assert {"onnx", "onnxruntime", "onnxsim", "torch", "edgekit"} <= set(manifest["versions"])
-    assert manifest["data"]["validation"]["samples"] == 24 and not manifest["data"]["validation"]["synthetic"]
+    validation = manifest["data"]["validation"]
+    assert validation["samples"] == 24 and not validation["synthetic"] and validation["origin"] == "val.npz"
+    assert (exported.out_dir / validation["path"]).resolve() == cnn_data["val"].resolve()  # relative to the folder
+    assert validation["sha256"] == hashlib.sha256(cnn_data["val"].read_bytes()).hexdigest()
+    assert validation["shipped"] == {"file": "samples/validation.npz", "samples": 24, "of": 24, "reason": None,
+                                     "bytes": (exported.out_dir / "samples/validation.npz").stat().st_size,
+                                     "sha256": sha256_file(exported.out_dir / "samples/validation.npz")}
     by_precision = {a["precision"]: a for a in manifest["artifacts"]}
     assert set(by_precision) == {"fp32", "int8_static"}
     for art in manifest["artifacts"]:
@@ -55,7 +62,8 @@ def test_manifest_describes_everything(exported):
 def test_folder_holds_only_finished_files(exported):
     assert all(c.artifact.path.parent == exported.out_dir and c.artifact.path.exists() for c in exported.candidates)
     names = sorted(p.name for p in exported.out_dir.iterdir())
-    assert names == [".edgekit-owned.json", "manifest.json", "model.fp32.onnx", "model.int8_static.onnx"]
+    assert names == [".edgekit-owned.json", "manifest.json", "model.fp32.onnx", "model.int8_static.onnx", "samples"]
+    assert sorted(p.name for p in (exported.out_dir / "samples").iterdir()) == ["validation.npz"]
     owned = json.loads((exported.out_dir / ".edgekit-owned.json").read_text())
     assert owned["owner"] == "edgekit" and owned["entries"] == names[1:]  # what --overwrite may replace
     assert not [p for p in exported.out_dir.parent.iterdir() if p.name.startswith(".")]  # no lock, no staging

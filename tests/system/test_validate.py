@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from edgekit.agent.client import AgentClient, AgentError
 from edgekit.cli import app
+from edgekit.errors import InputError
 from edgekit.evaluate.validate import validate
 from edgekit.exporter.pipeline import export
 from testkit import model_ref
@@ -239,18 +240,23 @@ def test_client_infer_equals_host_runner_and_unknown_digest_is_404(agents, onnx_
     assert caught.value.status_code == 404 and "HTTP 404" in caught.value.message and caught.value.exit_code == 6
 
 
-def test_missing_validation_data_falls_back_to_synthetic_and_says_so(agents, onnx_folder, tmp_path, cnn_data):
+def test_a_moved_folder_validates_on_the_samples_it_ships_and_refuses_without_them(agents, onnx_folder, tmp_path,
+                                                                                      cnn_data):
     agent, _, token_file = agents
-    folder = copy_of(onnx_folder, tmp_path)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["data"]["validation"]["origin"] = str(tmp_path / "moved-away.npz")
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    folder = tmp_path / "elsewhere" / "deeper" / onnx_folder.name  # the data's relative path leads nowhere from here
+    shutil.copytree(onnx_folder, folder)
+    record = json.loads((folder / "manifest.json").read_text())["data"]["validation"]
+    assert not Path(record["path"]).is_absolute() and (onnx_folder / record["path"]).resolve() == cnn_data["val"]
 
-    synthetic = validate(folder, [agent.url], token_file=token_file, **FAST)
-    assert synthetic.passed and synthetic.report["data"]["synthetic"] is True
-    assert synthetic.devices[0].artifacts[0].accuracy["samples"] == 32
-    assert "is not found from here" in synthetic.report["data"]["notes"][0]
-    assert "weak evidence; pass --val" in synthetic.report["data"]["notes"][0]
+    moved = validate(folder, [agent.url], token_file=token_file, **FAST)
+    assert moved.passed and moved.report["data"]["synthetic"] is False
+    assert moved.devices[0].artifacts[0].accuracy["samples"] == 24 == record["shipped"]["samples"]
+    assert "using the 24 samples the folder ships (samples/validation.npz)" in moved.report["data"]["notes"][0]
+
+    (folder / "samples" / "validation.npz").unlink()
+    with pytest.raises(InputError) as caught:
+        validate(folder, [agent.url], token_file=token_file, **FAST)
+    assert "no validation data" in caught.value.message and "--val" in caught.value.hint
 
     given = validate(folder, [agent.url], token_file=token_file, val=cnn_data["val"], samples=10, **FAST)
     assert given.report["data"]["synthetic"] is False and given.devices[0].artifacts[0].accuracy["samples"] == 10

@@ -76,4 +76,4 @@ def test_pickled_arrays_are_refused(tmp_path: Path):
 
 def test_synthetic_samples_are_marked():
     samples = synthetic_samples([IMAGE], 4)
-    assert samples.synthetic and len(samples) == 4 and samples.describe()["synthetic"] is True
+    assert samples.synthetic and len(samples) == 4 and samples.describe(Path("."))["synthetic"] is True
