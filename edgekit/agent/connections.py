@@ -12,11 +12,10 @@ that did (real clients between two requests). Its
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import gc
 import math
 import resource
 import socket
+import traceback
 from asyncio import selector_events, sslproto
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -29,8 +28,8 @@ HEADER_BYTES = 16 * 1024  # h11's cap on a request's head (request line + header
 KEEP_ALIVE_S = 5.0
 WANTED_OPEN_FILES = 8192
 MAX_HANDSHAKES = 1024  # TLS connections still in their handshake at once; past it the oldest is dropped
-FAILED_HANDSHAKES_PER_GC = 256  # a full collection takes a few ms; 256 failed handshakes hold ~7 MB
-TLS_READ_BUFFER = 32 * 1024  # asyncio's default is 256 KiB per connection, allocated before the handshake
+TLS_READ_BUFFER = 32 * 1024  # one per loop (asyncio: 256 KiB per connection, allocated before the handshake)
+ACCEPT_BATCH = 16  # connections accepted per turn of the loop; the kernel's listen queue holds the rest
 
 
 @dataclass(frozen=True)
@@ -119,39 +118,55 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
 
-class _SmallBufferSSLProtocol(sslproto.SSLProtocol):
+class _LeanSSLProtocol(sslproto.SSLProtocol):
+    """asyncio's server-side TLS protocol, cheap per connection: it reads into one buffer shared by the loop (data
+    is copied into the SSL object's memory BIO as soon as it is read, so nothing else needs it), and a lost
+    connection frees its SSL object at once. asyncio gives each connection a 256 KiB buffer and keeps the SSL object
+    until the collector breaks the cycle a failed handshake leaves (exception, traceback, waiter, protocol), which
+    it reaches late: bench/agent_load.py --tls grew the agent by 160+ MB."""
+
     max_size = TLS_READ_BUFFER  # a TLS record carries at most 16 KiB, so 32 KiB reads lose nothing
 
+    def __init__(self, loop: GuardedLoop, *args, **kwargs):
+        super().__init__(loop, *args, **kwargs)
+        self._ssl_buffer, self._ssl_buffer_view = loop.tls_read_buffer
+
+    def _on_handshake_complete(self, handshake_exc: Exception | None) -> None:
+        super()._on_handshake_complete(handshake_exc)
+        if handshake_exc is not None:  # the waiter keeps its traceback, whose frames hold the SSL object
+            traceback.clear_frames(handshake_exc.__traceback__)
+
     def connection_lost(self, exc: Exception | None) -> None:
-        """A connection gone during its handshake (a failed one) leaves the loop's list at once, not at its cap,
-        and every ``FAILED_HANDSHAKES_PER_GC`` of them the memory is released: each failed handshake leaves its
-        SSL object and buffers in a reference cycle that Python's collector, counting objects rather than bytes,
-        reaches late (bench/agent_load.py --tls, 40 s: RSS +285 MB at the end before, +22 MB after)."""
+        """A connection gone during its handshake (a failed one) also leaves the loop's list at once."""
         handshaking = getattr(self._loop, "handshaking", None)
-        failed = handshaking is not None and handshaking.pop(self._app_transport, False) is None
+        if handshaking is not None:
+            handshaking.pop(self._app_transport, None)
         super().connection_lost(exc)
-        if failed:
-            self._loop.failed_handshakes += 1
-            if self._loop.failed_handshakes % FAILED_HANDSHAKES_PER_GC == 0:
-                _release_memory()
+        self._sslobj = None  # every later use is guarded by the state (UNWRAPPED now)
 
 
 class GuardedLoop(asyncio.SelectorEventLoop):
-    """An event loop whose TLS connections cost little before their handshake: a handshake deadline of the header
-    timeout (asyncio's default is 60 s), a 32 KiB read buffer (256 KiB by default), and at most ``MAX_HANDSHAKES``
-    handshakes at once (the oldest dropped), so a flood of silent TLS connections cannot fill the memory."""
+    """An event loop that stays responsive under a flood of connections: it accepts at most ``ACCEPT_BATCH`` of
+    them per turn (asyncio accepts up to the listen backlog, 2048 for uvicorn, in one turn while every request
+    waits), and its TLS connections cost little before their handshake: a handshake deadline of the header timeout
+    (asyncio's default is 60 s), a shared 32 KiB read buffer (256 KiB per connection by default), and at most
+    ``MAX_HANDSHAKES`` handshakes at once (the oldest dropped)."""
 
     limits = ConnectionLimits()
 
     def __init__(self) -> None:
         super().__init__()
         self.handshaking: OrderedDict = OrderedDict()
-        self.failed_handshakes = 0
+        buffer = bytearray(TLS_READ_BUFFER)
+        self.tls_read_buffer = (buffer, memoryview(buffer))
 
     async def create_server(self, *args, **kwargs):
         if kwargs.get("ssl") is not None and kwargs.get("ssl_handshake_timeout") is None:
             kwargs["ssl_handshake_timeout"] = self.limits.header_timeout_s
         return await super().create_server(*args, **kwargs)
+
+    def _accept_connection(self, protocol_factory, sock, sslcontext=None, server=None, backlog=100, *timeouts):
+        super()._accept_connection(protocol_factory, sock, sslcontext, server, min(backlog, ACCEPT_BATCH), *timeouts)
 
     def _make_ssl_transport(self, rawsock, protocol, sslcontext, waiter=None, *, server_side=False,
                             server_hostname=None, extra=None, server=None, **timeouts):
@@ -159,26 +174,13 @@ class GuardedLoop(asyncio.SelectorEventLoop):
             return super()._make_ssl_transport(rawsock, protocol, sslcontext, waiter, server_side=server_side,
                                                server_hostname=server_hostname, extra=extra, server=server,
                                                **timeouts)
-        ssl_protocol = _SmallBufferSSLProtocol(self, protocol, sslcontext, waiter, server_side, server_hostname,
-                                               **timeouts)
+        ssl_protocol = _LeanSSLProtocol(self, protocol, sslcontext, waiter, server_side, server_hostname, **timeouts)
         selector_events._SelectorSocketTransport(self, rawsock, ssl_protocol, extra=extra, server=server)
         transport = ssl_protocol._app_transport
         self.handshaking[transport] = None
-        if len(self.handshaking) > MAX_HANDSHAKES:
-            for failed in [t for t in self.handshaking if t.is_closing()]:  # handshakes that already failed
-                del self.handshaking[failed]
         while len(self.handshaking) > MAX_HANDSHAKES:
             self.handshaking.popitem(last=False)[0].abort()
         return transport
-
-
-def _release_memory() -> None:
-    """Collect the cyclic garbage, then give glibc's freed heap pages back to the system (where it is glibc)."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # another C library: its own policy
-        pass
 
 
 def defer_accept(sock: socket.socket, limits: ConnectionLimits) -> None:

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import binascii
 import errno
+import gc
 import hashlib
 import io
 import socket
@@ -362,5 +363,7 @@ def serve(sock: socket.socket, store_dir: Path, token: str | None, limits: Agent
     certificate = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)} if tls else {}
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5,
                                            **certificate, **connections.uvicorn_settings()))
+    gc.collect()
+    gc.freeze()  # the start-up heap (~60,000 objects) is left out of every later collection: shorter pauses
     with asyncio.Runner(loop_factory=connections.loop_class()) as runner:  # what server.run does, on our loop
         runner.run(server.serve(sockets=[sock]))
