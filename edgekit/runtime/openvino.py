@@ -26,6 +26,9 @@ COMPUTE_LAYERS = ("Convolution", "Deconvolution", "FullyConnected", "MatMul", "G
                   "ScaledDotProductAttention")
 
 
+_NOT_ARITHMETIC = ("Const", "Input", "Output", "Parameter", "Result")
+_FLOAT_PRECISIONS = ("f32", "bf16", "f16")
+
 _DECLINE_TELEMETRY = {"CI": "true", "NNCF_CI": "1"}
 
 
@@ -146,20 +149,38 @@ class OpenVinoRunner:
         return time_calls(self.request.infer, self.threads, warmup, runs, min_seconds)
 
     def execution_info(self) -> dict:
-        """What the plugin compiled: devices, the inference precision it settled on, and per compute layer the
+        """What the plugin compiled: devices, the inference precision it settled on, per compute layer the
         kernel it runs (e.g. ``jit_avx2_I8``, ``brgconv_avx2_f32``: the name gives the instruction set) and the
-        precision it runs in."""
+        precision it runs in, the precisions of the other floating layers (an INT8 model's float remainder: f32,
+        or bf16 under the bf16 hint on a CPU that has it), and the compiled settings (``compiled_config``)."""
         kernels: Counter = Counter()
         precisions: Counter = Counter()
+        remainder: Counter = Counter()
         for op in self.compiled.get_runtime_model().get_ordered_ops():
             info = op.get_rt_info()
-            if info["layerType"].astype(str) in COMPUTE_LAYERS:
+            layer, precision = info["layerType"].astype(str), info["runtimePrecision"].astype(str)
+            if layer in COMPUTE_LAYERS:
                 kernels[info["primitiveType"].astype(str)] += 1
-                precisions[info["runtimePrecision"].astype(str)] += 1
+                precisions[precision] += 1
+            elif layer not in _NOT_ARITHMETIC and precision in _FLOAT_PRECISIONS:
+                remainder[precision] += 1
         precision = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         return {"runtime": "openvino", "devices": list(self.compiled.get_property("EXECUTION_DEVICES")),
                 "inference_precision": precision.get_type_name(), "compute_kernels": dict(kernels.most_common()),
-                "compute_precisions": dict(precisions.most_common())}
+                "compute_precisions": dict(precisions.most_common()),
+                "float_remainder_precisions": dict(remainder.most_common()), "compiled_config": self.compiled_config()}
+
+    def compiled_config(self) -> dict:
+        """The settings the plugin compiled with, read back from the compiled model (not what was asked): the
+        threads, streams, hint and pinning that decide latency, so a manifest shows them next to its figures."""
+        config = {}
+        for key, name in _COMPILED_PROPERTIES.items():
+            try:
+                value = self.compiled.get_property(key)
+            except RuntimeError:  # an older plugin without the property
+                continue
+            config[name] = value if isinstance(value, (bool, int, float)) else _property_text(value)
+        return config
 
     def _bound(self, feeds: dict[str, np.ndarray]) -> dict[int, np.ndarray]:
         """Feeds by input index (an input without a tensor name has only its index)."""
@@ -167,6 +188,20 @@ class OpenVinoRunner:
         if missing:
             raise KeyError(f"missing inputs {missing}; the model takes {self.input_names}")
         return {i: feeds[n] for i, n in enumerate(self.input_names)}
+
+
+_COMPILED_PROPERTIES = {"INFERENCE_NUM_THREADS": "threads", "NUM_STREAMS": "streams",
+                        "PERFORMANCE_HINT": "performance_hint", "INFERENCE_PRECISION_HINT": "inference_precision",
+                        "EXECUTION_MODE_HINT": "execution_mode", "ENABLE_CPU_PINNING": "cpu_pinning",
+                        "ENABLE_HYPER_THREADING": "hyper_threading", "SCHEDULING_CORE_TYPE": "core_type"}
+
+
+def _property_text(value) -> str:
+    """``bf16``, ``LATENCY``, ``PERFORMANCE``: OpenVINO's enums and element types as their short names."""
+    if hasattr(value, "get_type_name"):
+        return value.get_type_name()
+    text = str(value)
+    return text.rsplit(".", 1)[-1] if "." in text and not text.replace(".", "").isdigit() else text
 
 
 def _port_name(port, fallback: str) -> str:
