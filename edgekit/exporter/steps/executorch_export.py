@@ -1,0 +1,168 @@
+"""PyTorch -> ExecuTorch (``.pte``) lowered to the XNNPACK delegate: fp32, or PT2E static INT8.
+
+``torch.export`` -> ``to_edge_transform_and_lower`` with ``XnnpackPartitioner`` -> ``to_executorch``. INT8 is PT2E
+with ExecuTorch's ``XNNPACKQuantizer`` (symmetric, per-channel weights as the profile says), calibrated on the same
+samples as the other routes; inputs and outputs stay float. The details say which nodes XNNPACK did not take, with
+the partitioner's own reason where it gave one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import ExportError, InputError
+from ...extras import install_hint
+from ...quiet import quiet
+from ...targets import Precision
+from ..sources import TorchSource
+from .base import Artifact, StepContext, StepResult
+from .verify import check_outputs, first_lines
+
+PRECISIONS = (Precision.fp32, Precision.int8, Precision.int8_static)  # int8: PT2E static (XNNPACK's INT8 route)
+_PARTITIONER_LOGGER = "executorch.backends.xnnpack.partition"  # its configs log WhyNoPartition at DEBUG
+
+
+def export_executorch(source: TorchSource, out_path: Path, precision: Precision | str,
+                      context: StepContext) -> StepResult:
+    """Lower ``source`` to ``out_path`` (``.pte``); fp32 is checked against PyTorch in ExecuTorch's runtime."""
+    start = time.perf_counter()
+    precision = Precision(precision)
+    if precision not in PRECISIONS:
+        raise ExportError(f"ExecuTorch has no {precision.value} route here; it builds "
+                          f"{', '.join(p.value for p in PRECISIONS)}", hint="ask for fp32 or int8")
+    try:
+        with quiet(native=True):  # its import warns and logs (experimental APIs, torchao's missing CUDA kernels)
+            import executorch.version
+            import torch
+    except ImportError as exc:
+        raise ExportError(f"ExecuTorch export needs executorch, which is not installed ({exc})",
+                          hint=install_hint("executorch")) from exc
+    if any(isinstance(d, str) for spec in context.inputs for d in spec.shape):
+        raise ExportError(f"ExecuTorch export needs static shapes; the inputs are "
+                          f"{', '.join(str(s) for s in context.inputs)}", hint="drop --dynamic-batch for executorch")
+    args = tuple(torch.from_numpy(np.ascontiguousarray(source.examples[s.name])) for s in source.inputs)
+    params = {"converter": f"executorch {executorch.version.__version__}", "delegate": "XnnpackPartitioner"}
+    module = source.module
+    try:
+        if precision is not Precision.fp32:
+            if context.calibration is None:
+                raise InputError("static INT8 needs calibration samples", hint="pass --calib FILE.npz")
+            per_channel = context.profile.quantization.per_channel
+            count = min(context.profile.quantization.calibration_samples, len(context.calibration))
+            samples = [[s[spec.name] for spec in source.inputs]
+                       for s in itertools.islice(context.calibration, count)]
+            module, how = _pt2e_int8(module, args, samples, per_channel)
+            params.update(quantizer="pt2e XNNPACKQuantizer (symmetric)", activation_type="int8", weight_type="int8",
+                          per_channel=per_channel, calibration_samples=count,
+                          calibration_data=context.calibration.origin, torch_export=how)
+        content, delegation = _lower(module, args)
+    except (InputError, ExportError):
+        raise
+    except Exception as exc:  # torch.export, the quantizer and the lowering raise many types
+        raise ExportError(f"ExecuTorch {precision.value} lowering of {source.reference} failed: "
+                          f"{type(exc).__name__}: {first_lines(str(exc))[:300]}",
+                          hint="export to ONNX or TFLite instead, or report the op to ExecuTorch") from exc
+    out_path.write_bytes(content)
+    details = {"delegation": delegation}
+    if precision is Precision.fp32:
+        details["verify_max_abs_diff"] = verify_pte(source, out_path)
+    result = StepResult("export_executorch", Artifact(out_path, "executorch", precision.value), params,
+                        details=details)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _pt2e_int8(module, args, samples: list[list[np.ndarray]], per_channel: bool):
+    """PT2E with XNNPACKQuantizer, observed on ``samples``. Strict export first, as for TFLite (its annotators
+    match residual adds by ``source_fn_stack``); non-strict when dynamo cannot trace."""
+    import torch
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    try:
+        exported, how = torch.export.export(module, args, strict=True), "strict"
+    except Exception as exc:  # dynamo refuses some Python
+        exported, how = torch.export.export(module, args), f"non-strict (strict failed: {type(exc).__name__})"
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel))
+    prepared = prepare_pt2e(exported.module(), quantizer)
+    with torch.no_grad():
+        for sample in samples:
+            prepared(*(torch.from_numpy(np.ascontiguousarray(a)) for a in sample))
+    return convert_pt2e(prepared), how
+
+
+def _lower(module, args) -> tuple[bytes, dict]:
+    """The ``.pte`` bytes and the delegation report: XNNPACK subgraphs, delegated ops, and each node left to
+    ExecuTorch's portable kernels with the partitioner's reason."""
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.devtools.backend_debug import get_delegation_info
+    from executorch.exir import to_edge_transform_and_lower
+
+    reasons = _Reasons()
+    logger = logging.getLogger(_PARTITIONER_LOGGER)
+    saved = logger.level, logger.propagate
+    logger.addHandler(reasons)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    try:
+        with quiet(native=True):
+            edge = to_edge_transform_and_lower(torch.export.export(module, args),
+                                               partitioner=[XnnpackPartitioner()])
+    finally:
+        logger.removeHandler(reasons)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+    graph = edge.exported_program().graph_module
+    info = get_delegation_info(graph)
+    left = [node for node in graph.graph.nodes if node.op == "call_function"
+            and "executorch_call_delegate" not in str(node.target) and node.target.__name__ != "getitem"]
+    delegated = {op: b.delegated for op, b in info.delegation_by_operator.items() if b.delegated and op != "getitem"}
+    report = {"delegate": "XNNPACK", "subgraphs": info.num_delegated_subgraphs,
+              "delegated_nodes": info.num_delegated_nodes, "delegated_ops": delegated,
+              "not_delegated": [{"node": n.name, "op": _op_name(n),
+                                 "reason": reasons.by_node.get(n.name, "XNNPACK has no kernel for this op")}
+                                for n in left]}
+    with quiet(native=True):
+        content = edge.to_executorch().buffer
+    return content, report
+
+
+def _op_name(node) -> str:
+    """``aten.cumsum.default`` from an edge op's target."""
+    name = getattr(node.target, "_name", None) or getattr(node.target, "__name__", str(node.target))
+    return name.replace("::", ".")
+
+
+class _Reasons(logging.Handler):
+    """Collects the partitioner's ``WhyNoPartition`` lines by node name (the first reason a node got)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.by_node: dict[str, str] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        why = record.msg  # one WhyNoPartition object, reused: read it now
+        node, reason = getattr(why, "node", None), getattr(why, "reason", None)
+        if node is not None and reason:
+            self.by_node.setdefault(node.name, reason)
+
+
+def verify_pte(source: TorchSource, path: Path) -> float:
+    """Max abs difference between ExecuTorch and PyTorch on the examples; a mismatch is an ``OutputMismatchError``."""
+    from ...runtime.executorch import ExecuTorchRunner
+
+    runner = ExecuTorchRunner(path, input_names=[s.name for s in source.inputs])
+    got = runner.run(source.examples)
+    del runner  # the thread pool can be resized only once no runner holds it
+    return check_outputs(source.run(source.examples), got, "lowered ExecuTorch",
+                         hint="ExecuTorch mistranslated an op; export to ONNX or TFLite instead")
+
