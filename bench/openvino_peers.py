@@ -10,9 +10,10 @@ Per corpus model (``testkit/corpus.py``), timed in one process, in rotating roun
 - ``edgekit bf16`` / ``edgekit int8 f32-rem`` / ``edgekit int8 bf16-rem``: edgekit's OpenVINO candidates (built
   by ``edgekit.export(..., format="openvino")``, unrescued), opened with ``OpenVinoRunner`` and the precision hint;
   the int8 IR is compiled twice, its float remainder in f32 and in bf16;
-- with ``--pick``: edgekit's recommended artifact of a full default ``--target x86`` export, with its
-  ``runner_options``; with ``--nncf-variants``: NNCF presets a user might try (mixed preset, transformer model
-  type, fast bias correction off).
+- with ``--pick``: a full default ``--target x86`` export: its recommended artifact (★) and every other candidate
+  that passed, each with its ``runner_options``; with ``--nncf-variants``: NNCF presets a user might try (mixed
+  preset, transformer model type, fast bias correction off); with ``--settings``: edgekit's bf16 IR compiled with
+  no config, with each of ``OpenVinoRunner``'s settings alone, and with all of them (the per-setting check).
 
 Every OpenVINO peer is timed through the same ``OpenVinoRunner.benchmark`` loop (one infer request, inputs set
 once), so only the compiled model differs. Prints per variant the median p50, the median of the per-round ratios
@@ -21,7 +22,7 @@ vs OV default: robust when other jobs share the cores), and the minimum cosine a
 on the validation samples (per output, the lowest).
 
     python bench/openvino_peers.py [--models nudenet-320n,ppocr-det-v4,minilm-l6] [--rounds 7] [--runs 30]
-                                   [--pick] [--nncf-variants] [--json out.json]
+                                   [--pick] [--nncf-variants] [--settings] [--json out.json]
 """
 
 from __future__ import annotations
@@ -49,17 +50,17 @@ DEFAULT_MODELS = "nudenet-320n,ppocr-det-v4,minilm-l6"
 
 class DefaultCompile(OpenVinoRunner):
     """An in-memory OpenVINO model compiled with no config at all (what ``core.compile_model(m, "CPU")`` gives),
-    timed and run through ``OpenVinoRunner``'s own loop."""
+    or with ``config`` only, timed and run through ``OpenVinoRunner``'s own loop."""
 
-    def __init__(self, model, threads: int = THREADS):
+    def __init__(self, model, threads: int = THREADS, config: dict | None = None):
         self._ov = ov = load_openvino()
         self.path, self.threads = None, threads
-        self.compiled = ov.Core().compile_model(model, "CPU")
+        self.compiled = ov.Core().compile_model(model, "CPU", config or {})
         self.request = self.compiled.create_infer_request()
         self.input_names = [p.get_any_name() for p in self.compiled.inputs]
         self.output_names = [p.get_any_name() if p.get_names() else f"output_{i}"
                              for i, p in enumerate(self.compiled.outputs)]
-        self.runner_options = {"config": "none (OpenVINO's defaults)"}
+        self.runner_options = {"config": config or "none (OpenVINO's defaults)"}
 
 
 def static_shapes(model: corpus.CorpusModel) -> dict[str, list[int]]:
@@ -134,7 +135,22 @@ def edgekit_candidates(model: corpus.CorpusModel, folder: Path, calib: Path, val
     return found, notes, fp32_ir
 
 
+SETTINGS = {"INFERENCE_NUM_THREADS": THREADS, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": "bf16"}  # OpenVinoRunner's config for the bf16 candidate
+
+
+def per_setting(ir: Path) -> dict:
+    """edgekit's bf16 IR compiled with no config, with each of OpenVinoRunner's settings alone, and with all."""
+    ov = load_openvino()
+    variants = {"bf16 IR, no config": {}, **{f"bf16 IR, {key} alone": {key: value} for key, value in SETTINGS.items()},
+                "bf16 IR, all four (OpenVinoRunner)": SETTINGS,
+                "bf16 IR, all four + no CPU pinning": {**SETTINGS, "ENABLE_CPU_PINNING": False}}
+    return {name: (DefaultCompile(ov.Core().read_model(str(ir)), config=config), 0.0)
+            for name, config in variants.items()}
+
+
 def edgekit_pick(model: corpus.CorpusModel, folder: Path, calib: Path, val: Path) -> tuple[dict, dict]:
+    """A full default x86 export: its selected artifact (★) and every other candidate that passed."""
     import edgekit
     from edgekit.runtime import open_runner
 
@@ -150,10 +166,16 @@ def edgekit_pick(model: corpus.CorpusModel, folder: Path, calib: Path, val: Path
         os.chdir(previous)
     seconds = time.perf_counter() - start
     manifest = result.manifest
-    selected = next(a for a in manifest["artifacts"] if a["status"] == "selected")
-    runner = open_runner(out / selected["file"], threads=THREADS, **selected["runner_options"])
-    runner.runner_options = selected["runner_options"]
-    return {f"edgekit pick ({selected['name']})": (runner, seconds)}, {"pick": selected["name"]}
+    found, notes = {}, {}
+    for artifact in manifest["artifacts"]:
+        notes[f"full export: {artifact['name']}"] = artifact["rejected_reason"] or artifact["status"]
+        if artifact["status"] not in ("selected", "passed"):
+            continue
+        runner = open_runner(out / artifact["file"], threads=THREADS, **artifact["runner_options"])
+        runner.runner_options = artifact["runner_options"]
+        mark = "★ pick" if artifact["status"] == "selected" else "passed"
+        found[f"edgekit {mark} {artifact['name']}"] = (runner, seconds)
+    return found, notes
 
 
 def min_cosine(runner, reference: list[list[np.ndarray]], samples: list[dict]) -> float:
@@ -194,6 +216,8 @@ def run_model(model: corpus.CorpusModel, args, work: Path) -> dict:
     found, notes, fp32_ir = edgekit_candidates(model, folder, calib_path, val_path)
     runners.update(build_peers(model, plain, calib, args.nncf_variants, fp32_ir))
     runners.update(found)
+    if args.settings and (folder / "ov" / "model.bf16.xml").is_file():
+        runners.update(per_setting(folder / "ov" / "model.bf16.xml"))
     if args.pick:
         picked, pick_notes = edgekit_pick(model, folder, calib_path, val_path)
         runners.update(picked)
@@ -209,9 +233,7 @@ def run_model(model: corpus.CorpusModel, args, work: Path) -> dict:
         vs_ort, vs_default = base / mine, default / mine
         row["variants"][name] = {
             "p50_ms": round(float(np.median(mine)), 3),
-            "vs_ort": [round(float(np.median(vs_ort)), 3), round(float(vs_ort.min()), 3), round(float(vs_ort.max()), 3)],
-            "vs_ov_default": [round(float(np.median(vs_default)), 3), round(float(vs_default.min()), 3),
-                              round(float(vs_default.max()), 3)],
+            "vs_ort": spread(vs_ort), "vs_ov_default": spread(vs_default),
             # the fastest run of all rounds, vs OV default's: what each does when it gets the cores to itself
             "best_vs_ov_default": round(float(min(best["OV default"]) / min(best[name])), 3),
             "min_ms": round(float(min(best[name])), 3),
@@ -223,17 +245,23 @@ def run_model(model: corpus.CorpusModel, args, work: Path) -> dict:
     return row
 
 
+def spread(ratios: np.ndarray) -> list[float]:
+    """[median, min, max] of per-round ratios."""
+    return [round(float(np.median(ratios)), 3), round(float(ratios.min()), 3), round(float(ratios.max()), 3)]
+
+
 def print_row(row: dict) -> None:
     print(f"\n{row['model']}  (load {row['load_before']} → {row['load_after']})")
-    print(f"  {'variant':42} {'p50 ms':>8} {'vs ORT FP32 [rounds]':>24} {'vs OV default [rounds]':>24} "
+    print(f"  {'variant':46} {'p50 ms':>8} {'vs ORT FP32 [rounds]':>24} {'vs OV default [rounds]':>24} "
           f"{'best-run':>9} {'cos min':>8} {'build s':>8}  compiled")
     for name, v in row["variants"].items():
         execution = v["execution"] or {}
         compiled = (f"{execution.get('inference_precision', '')} {execution.get('compute_precisions', '')}"
                     if execution else "")
         r, d = v["vs_ort"], v["vs_ov_default"]
-        print(f"  {name:42} {v['p50_ms']:8.3f} {r[0]:7.2f}× [{r[1]:.2f}–{r[2]:.2f}] {d[0]:10.2f}× [{d[1]:.2f}–{d[2]:.2f}]"
-              f" {v['best_vs_ov_default']:8.2f}× {v['cosine_min']:8.4f} {v['build_s']:8.1f}  {compiled[:60]}")
+        print(f"  {name:46} {v['p50_ms']:8.3f} {r[0]:7.2f}× [{r[1]:.2f}–{r[2]:.2f}] "
+              f"{d[0]:10.2f}× [{d[1]:.2f}–{d[2]:.2f}] {v['best_vs_ov_default']:8.2f}× {v['cosine_min']:8.4f} "
+              f"{v['build_s']:8.1f}  {compiled[:60]}")
     for name, note in row["notes"].items():
         print(f"    {name}: {str(note)[:160]}")
 
@@ -246,6 +274,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30, help="timed runs per variant per round")
     parser.add_argument("--pick", action="store_true", help="also a full default x86 export and its pick")
     parser.add_argument("--nncf-variants", action="store_true", help="also NNCF's mixed/transformer/no-fbc runs")
+    parser.add_argument("--settings", action="store_true",
+                        help="also edgekit's bf16 IR with no config and with each of OpenVinoRunner's settings alone")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     models = corpus.select(args.models)

@@ -17,12 +17,16 @@ class OnnxRunner:
     """One ONNX Runtime CPU session. ``threads`` fixes intra-op threads; inter-op is 1 (sequential).
 
     ``model`` is a path, or the model's bytes: loaded from bytes, a model cannot reach external data files.
+    ``spinning``: whether idle intra-op threads spin-wait for work (ONNX Runtime's default, kept by default). On a
+    core of its own spinning was 4–6 % faster (MiniLM, YOLOv8n, 2 threads, Xeon); on cores other jobs share it
+    was twice as slow at the median (1-min load 5 on 2 cores), because spinning threads take the cores the
+    working ones need. ``session_info()`` records the settings.
     """
 
     format = "onnx"
 
     def __init__(self, model: str | Path | bytes, threads: int = 1, optimization: str = "all",
-                 optimized_model_path: str | Path | None = None):
+                 optimized_model_path: str | Path | None = None, spinning: bool = True):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -30,6 +34,9 @@ class OnnxRunner:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3  # errors only; failures surface as exceptions
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        self.spinning = spinning
+        self.optimization = optimization
         options.graph_optimization_level = {
             "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
             "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -44,6 +51,15 @@ class OnnxRunner:
         self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def session_info(self) -> dict:
+        """The session's settings as ONNX Runtime reports them back (threads, spinning, optimization level)."""
+        options = self.session.get_session_options()
+        return {"runtime": "onnxruntime", "providers": self.session.get_providers(),
+                "intra_op_threads": options.intra_op_num_threads, "inter_op_threads": options.inter_op_num_threads,
+                "execution_mode": options.execution_mode.name,
+                "graph_optimization_level": options.graph_optimization_level.name,
+                "spinning": options.get_session_config_entry("session.intra_op.allow_spinning") == "1"}
 
     def input_specs(self) -> dict[str, dict]:
         """{name: {"shape", "dtype"}}; symbolic dimensions are given as their names."""
