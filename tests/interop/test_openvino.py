@@ -15,6 +15,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from edgekit.accuracy import cosine
 from edgekit.agent.client import AgentClient
 from edgekit.agent.conditions import cpu_features
 from edgekit.errors import AccuracyError, ExportError, InputError
@@ -110,6 +111,67 @@ def test_runner_refuses_broken_files_and_bundles(ov_folder, tmp_path):
             OpenVinoRunner(bad)
     with pytest.raises(InputError, match="unknown OpenVINO inference precision"):
         OpenVinoRunner(xml, inference_precision="int4")
+
+
+def attention_int8_ir(path):
+    """An attention-shaped block quantized by NNCF's transformer preset: two int8 MatMuls, and a float remainder
+    (activation x activation MatMuls, Softmax, MVN, SiLU) that NNCF leaves in float."""
+    import nncf
+    import openvino
+    from openvino import opset13 as ops
+
+    rng = np.random.default_rng(0)
+    x = ops.parameter([1, 16, 64], np.float32, name="x")
+    h = ops.matmul(x, ops.constant(rng.standard_normal((64, 64)).astype(np.float32) * 0.1), False, False)
+    h = ops.matmul(ops.softmax(ops.matmul(h, h, False, True), -1), h, False, False)
+    h = ops.mvn(h, ops.constant(np.array([-1], np.int64)), True, 1e-5, "inside_sqrt")
+    h = ops.multiply(h, ops.sigmoid(h))
+    y = ops.matmul(h, ops.constant(rng.standard_normal((64, 8)).astype(np.float32) * 0.1), False, False)
+    calibration = [rng.standard_normal((1, 16, 64)).astype(np.float32) for _ in range(8)]
+    quantized = nncf.quantize(openvino.Model([y], [x], "attention"), nncf.Dataset(calibration), subset_size=8,
+                              model_type=nncf.ModelType.TRANSFORMER)
+    openvino.save_model(quantized, str(path), compress_to_fp16=False)
+    return path, [rng.standard_normal((1, 16, 64)).astype(np.float32) for _ in range(4)]
+
+
+def test_int8_float_remainder_follows_the_precision_hint_per_capability(tmp_path):
+    """An INT8 IR compiled twice: under the f32 hint its float remainder runs f32; under the bf16 hint it runs bf16
+    where the plugin has bf16 arithmetic (AMX / AVX512-BF16: the Xeon) and stays f32 where it has not (AMD EPYC,
+    AVX2), with the same outputs there. The compute layers run int8 either way, and the compiled settings are read
+    back from the plugin, not echoed from the request."""
+    import openvino
+
+    xml, samples = attention_int8_ir(tmp_path / "attention.int8.xml")
+    plugin_has_bf16 = "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    runners = {p: OpenVinoRunner(xml, threads=2, inference_precision=p) for p in ("f32", "bf16")}
+    info = {p: r.execution_info() for p, r in runners.items()}
+    for execution in info.values():
+        assert {"u8", "i8"} & set(execution["compute_precisions"]) and "f32" not in execution["compute_precisions"]
+        config = execution["compiled_config"]
+        assert (config["threads"], config["streams"], config["performance_hint"]) == (2, 1, "LATENCY")
+        assert config["inference_precision"] == execution["inference_precision"]
+    assert set(info["f32"]["float_remainder_precisions"]) == {"f32"} and info["f32"]["inference_precision"] == "f32"
+    outputs = {p: [r.run({"x": sample})[0] for sample in samples] for p, r in runners.items()}
+    if plugin_has_bf16:
+        assert info["bf16"]["inference_precision"] == "bf16" and "bf16" in info["bf16"]["float_remainder_precisions"]
+        assert not all(np.array_equal(a, b) for a, b in zip(outputs["f32"], outputs["bf16"]))  # it did run bf16
+        assert min(cosine(a, b) for a, b in zip(outputs["f32"], outputs["bf16"])) > 0.99
+    else:
+        assert info["bf16"]["inference_precision"] == "f32"
+        assert set(info["bf16"]["float_remainder_precisions"]) == {"f32"}
+        assert all(np.array_equal(a, b) for a, b in zip(outputs["f32"], outputs["bf16"]))
+
+
+def test_benchmark_times_the_same_model_it_runs(ov_folder, cnn_data):
+    """benchmark() (start_async + wait on the one request) leaves the request holding the fed inputs' results:
+    the outputs it computed equal run()'s for the same sample."""
+    xml = ov_folder.out_dir / "model.fp32.xml"
+    sample = {"x": np.load(cnn_data["val"])["x"][:1]}
+    runner = OpenVinoRunner(xml, threads=1)
+    stats = runner.benchmark(sample, warmup=1, runs=5)
+    assert stats.runs >= 5 and 0 < stats.min_ms <= stats.p50_ms
+    timed = np.array(runner.request.get_output_tensor(0).data, dtype=np.float32)
+    assert np.array_equal(timed, runner.run(sample)[0])
 
 
 def scaler_model(path):
