@@ -1,7 +1,8 @@
 """INT8 OpenVINO IR via NNCF post-training quantization, calibrated on the same samples as the other formats.
 
 NNCF inserts FakeQuantize ops that OpenVINO's CPU plugin runs as int8 kernels (VNNI / AMX where the CPU has
-them). The float remainder runs in f32. An attention-kind model (``model_kind.py``) is quantized with NNCF's
+them). The float remainder runs in the precision the runner's ``inference_precision`` hint asks for: f32, or bf16
+where the CPU has it (the same IR either way; ``OpenVinoRunner.execution_info`` reports what each compiled to). An attention-kind model (``model_kind.py``) is quantized with NNCF's
 transformer preset (``model_type=TRANSFORMER``: SmoothQuant, asymmetric activations, and the attention patterns
 NNCF knows to be sensitive left in float); a profile's generic ``int8`` means this step for OpenVINO whatever the
 kind (``recipes.py``). With ``accuracy_control``, NNCF's accuracy-aware mode is used instead (the rescue for a
