@@ -16,7 +16,7 @@ __all__ = ["export", "validate", "select", "compare", "load_target", "Manifest",
 
 def __getattr__(name: str) -> Any:
     if name == "export":
-        from .exporter.pipeline import export
+        from .exporter.options import export
 
         return export
     if name == "validate":

@@ -10,11 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import AccuracyError, EdgekitError, ExportError, InputError
+from ..errors import AccuracyError, EdgekitError, ExportError
+from ..exporter.options import describe
 from ..extras import install_hint
 from ..files import to_json
-from ..targets import Format
-from .common import err_console, fail, fmt, out_console, preprocess_option, token_file_option, tokenizer_option
+from .common import err_console, fail, fmt, out_console
 
 
 def register(app: typer.Typer) -> None:
@@ -23,78 +23,50 @@ def register(app: typer.Typer) -> None:
 
 
 def export_command(
-    model: Optional[str] = typer.Argument(None, help="file.py:factory, package.module:factory, or model.onnx. "
-                                                     "Defaults to 'model' in ./edgekit.toml."),
-    target: Optional[str] = typer.Option(None, "--target", "-t", help="Target name (see `edgekit targets list`) "
-                                                                      "or path to a profile .toml. Default: x86."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Artifact folder. Default: edgekit-out/NAME-TARGET."),
-    inputs: Optional[list[str]] = typer.Option(None, "--input", "-i",
-                                               help="NAME:1x3x224x224[:float32]; repeat per input."),
-    outputs: Optional[list[str]] = typer.Option(None, "--output", help="NAME:KIND, KIND one of class, regression, "
-                                                "embedding, detection, mask, sequence: how the gate compares that "
-                                                "output (default: inferred from the original's outputs, with the "
-                                                "evidence shown); repeat per output."),
-    calib: Optional[Path] = typer.Option(None, "--calib", help="Calibration data: .npz keyed by input name, a "
-                                                              "folder of .npy/.npz, a folder of images (with "
-                                                              "--preprocess) or a .txt of sentences (with "
-                                                              "--tokenizer)."),
-    val: Optional[Path] = typer.Option(None, "--val", help="Validation data (same forms; 'labels' key or class "
-                                                          "sub-folders optional)."),
-    tokenizer: Optional[Path] = tokenizer_option(),
-    preprocess: Optional[str] = preprocess_option(),
-    format: Optional[Format] = typer.Option(None, "--format", "-f", help="onnx, tflite or openvino (every candidate "
-                                            "must pass), or auto: build all the target allows, pick the fastest "
-                                            "that passes. Default: auto if the target allows several formats."),
+    model: Optional[str] = typer.Argument(None, help=describe("model")),
+    target: Optional[str] = typer.Option(None, "--target", "-t", help=describe("target")),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help=describe("out")),
+    inputs: Optional[list[str]] = typer.Option(None, "--input", "-i", help=describe("inputs")),
+    outputs: Optional[list[str]] = typer.Option(None, "--output", help=describe("outputs")),
+    calib: Optional[Path] = typer.Option(None, "--calib", help=describe("calib")),
+    val: Optional[Path] = typer.Option(None, "--val", help=describe("val")),
+    tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help=describe("tokenizer")),
+    preprocess: Optional[str] = typer.Option(None, "--preprocess", help=describe("preprocess")),
+    format: Optional[str] = typer.Option(None, "--format", "-f", metavar="FORMAT", help=describe("format")),
     dynamic_batch: Optional[bool] = typer.Option(None, "--dynamic-batch/--static-batch",
-                                                 help="Make the first axis of every input dynamic."),
-    simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Run onnxsim."),
-    cosine_min: Optional[float] = typer.Option(None, "--cosine-min", help="Override the profile's cosine budget."),
-    top1_min: Optional[float] = typer.Option(None, "--top1-min", help="Override the top-1 agreement budget."),
-    max_abs_error: Optional[float] = typer.Option(None, "--max-abs-error", help="Override the max abs error budget."),
-    benchmark: bool = typer.Option(True, "--benchmark/--no-benchmark", help="Measure host latency per artifact."),
-    rescue: bool = typer.Option(True, "--rescue/--no-rescue", help="If ONNX INT8 (static or dynamic) breaks the "
-                                                                   "budget, retry with the most sensitive layers "
-                                                                   "kept in float."),
-    agent: Optional[str] = typer.Option(None, "--agent", help="Measure candidate latency on this device's agent "
-                                                              "(http://HOST:PORT) instead of this host."),
-    token_file: Optional[Path] = token_file_option(),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
+                                                 help=describe("dynamic_batch")),
+    simplify: Optional[bool] = typer.Option(None, "--simplify/--no-simplify", help=describe("simplify")),
+    cosine_min: Optional[float] = typer.Option(None, "--cosine-min", help=describe("cosine_min")),
+    top1_min: Optional[float] = typer.Option(None, "--top1-min", help=describe("top1_min")),
+    max_abs_error: Optional[float] = typer.Option(None, "--max-abs-error", help=describe("max_abs_error")),
+    benchmark: Optional[bool] = typer.Option(None, "--benchmark/--no-benchmark", help=describe("benchmark")),
+    rescue: Optional[bool] = typer.Option(None, "--rescue/--no-rescue", help=describe("rescue")),
+    rescue_budget_s: Optional[float] = typer.Option(None, "--rescue-budget-s", help=describe("rescue_budget_s")),
+    agent: Optional[str] = typer.Option(None, "--agent", help=describe("agent")),
+    token_file: Optional[Path] = typer.Option(None, "--token-file", help=describe("token_file")),
+    overwrite: Optional[bool] = typer.Option(None, "--overwrite/--no-overwrite", help=describe("overwrite")),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON on stdout."),
 ) -> None:
-    """Export MODEL for a target: ONNX, simplify, optimize, quantize, accuracy gate, artifact folder."""
-    from ..exporter.project import load_project
+    """Export MODEL for a target: ONNX, simplify, optimize, quantize, accuracy gate, artifact folder.
+
+    Every option can also be set in ./edgekit.toml (docs/export.md); an option given here wins over the file."""
     from ..progress import RichProgress, SilentProgress
 
     try:
-        from ..exporter.pipeline import export as run_export
+        from ..exporter.options import export
+        from ..exporter.pipeline import export as _needs_the_export_extra  # noqa: F401
     except ImportError as exc:
         fail(ExportError(f"`edgekit export` needs the export extra ({exc.name} is not installed)",
                          hint=install_hint("export")))
 
+    given = dict(target=target, out=out, inputs=inputs or None, outputs=outputs or None, calib=calib, val=val,
+                 tokenizer=tokenizer, preprocess=preprocess, format=format, dynamic_batch=dynamic_batch,
+                 simplify=simplify, cosine_min=cosine_min, top1_min=top1_min, max_abs_error=max_abs_error,
+                 benchmark=benchmark, rescue=rescue, rescue_budget_s=rescue_budget_s, agent=agent,
+                 token_file=token_file, overwrite=overwrite)
     try:
-        project = load_project()
-        config = project[0] if project else None
-        model = model or (config.model if config else None)
-        if not model:
-            raise InputError("no MODEL given and no 'model' in ./edgekit.toml",
-                             hint="pass MODEL (file.py:factory or model.onnx) or run where an edgekit.toml names it")
-        kwargs = dict(
-            target=target or (config and config.target) or "x86",
-            out=out or (config and config.out and Path(config.out)) or None,
-            inputs=inputs or (config and config.inputs) or None,
-            outputs=outputs or (config and config.outputs) or None,
-            calib=calib or (config and config.calib) or None,
-            val=val or (config and config.val) or None,
-            tokenizer=tokenizer or (config and config.tokenizer) or None,
-            preprocess=preprocess or (config and config.preprocess) or None,
-            format=(format.value if format else None) or (config and config.format) or None,
-            dynamic_batch=dynamic_batch if dynamic_batch is not None else bool(config and config.dynamic_batch),
-            simplify=simplify,
-            accuracy={"cosine_min": cosine_min, "top1_agreement_min": top1_min, "max_abs_error": max_abs_error},
-            benchmark=benchmark, rescue=rescue, overwrite=overwrite, agent=agent, token_file=token_file,
-        )
         progress = SilentProgress() if as_json else RichProgress(err_console)
-        result = run_export(model, progress=progress, **kwargs)
+        result = export(model, progress=progress, **given)
     except AccuracyError as error:
         if as_json and error.figures:
             out_console.print_json(to_json({"error": error.message, "figures": error.figures}))

@@ -1,60 +1,41 @@
-"""``edgekit.toml``: a project file naming the model, inputs, data, target and output folder."""
+"""``edgekit.toml``: a project file holding any of the export options, its paths relative to the file.
+
+This module reads the file and resolves its paths; ``options.load_project`` validates what it holds as
+``ExportOptions``."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
-
-from ..errors import InputError
 from ..files import read_toml, regular_file
 
 PROJECT_FILE = "edgekit.toml"
+_PATH_KEYS = ("calib", "val", "out", "tokenizer", "token_file")
 
 
-class ProjectConfig(BaseModel):
-    """Every field is optional; command-line options override it. Paths are relative to the file."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str | None = None
-    target: str | None = None
-    inputs: list[str] | None = None
-    outputs: list[str] | None = None  # output kinds: ["scores:class", "boxes:regression"]
-    dynamic_batch: StrictBool | None = None  # true/false, never "yes"
-    calib: str | None = None
-    val: str | None = None
-    tokenizer: str | None = None  # the model's tokenizer.json (or its folder), for a .txt of sentences
-    preprocess: str | dict | None = None  # for a folder of images: "resize=256,crop=224,..." or a table
-    out: str | None = None
-    format: str | None = None
-
-
-def load_project(folder: Path | None = None) -> tuple[ProjectConfig, Path] | None:
-    """Read ``edgekit.toml`` in ``folder`` (default: cwd), with paths made absolute; None if absent."""
+def read_project(folder: Path | None = None) -> tuple[dict[str, Any], Path] | None:
+    """The table in ``edgekit.toml`` in ``folder`` (default: cwd), its paths made absolute; None if there is none.
+    A value of the wrong type is left as it is, for the options model to refuse by name."""
     path = (folder or Path.cwd()) / PROJECT_FILE
     if not os.path.lexists(path):
         return None
     regular_file(path, "project file")
-    try:
-        config = ProjectConfig.model_validate(read_toml(path, "edgekit.toml"))
-    except ValidationError as exc:
-        problems = "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors())
-        raise InputError(f"{path}: {problems}", hint="see docs/export.md, section edgekit.toml") from exc
+    values = read_toml(path, "edgekit.toml")
     base = path.parent
-    updates = {}
-    for key in ("calib", "val", "out", "tokenizer"):
-        value = getattr(config, key)
-        if value is not None:
-            updates[key] = str((base / value).resolve())
-    if config.model:
-        updates["model"] = _resolve_model(config.model, base)
-    if isinstance(config.preprocess, str) and config.preprocess.endswith((".json", ".toml")):
-        updates["preprocess"] = str((base / config.preprocess).resolve())
-    if config.target and config.target.endswith(".toml"):
-        updates["target"] = str((base / config.target).resolve())
-    return config.model_copy(update=updates), path
+    resolved = {key: str((base / value).resolve()) for key, value in values.items()
+                if key in _PATH_KEYS and isinstance(value, str)}
+    model = values.get("model")
+    if isinstance(model, str) and model:
+        resolved["model"] = _resolve_model(model, base)
+    preprocess = values.get("preprocess")
+    if isinstance(preprocess, str) and preprocess.endswith((".json", ".toml")):
+        resolved["preprocess"] = str((base / preprocess).resolve())
+    target = values.get("target")
+    if isinstance(target, str) and target.endswith(".toml"):
+        resolved["target"] = str((base / target).resolve())
+    return {**values, **resolved}, path
 
 
 def _resolve_model(model: str, base: Path) -> str:

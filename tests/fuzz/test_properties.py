@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from edgekit.data import load_samples
 from edgekit.errors import EdgekitError
-from edgekit.exporter.project import load_project
+from edgekit.exporter.options import load_project
 from edgekit.manifest import Manifest
 from edgekit.specs import InputSpec, parse_input_spec
 from edgekit.targets import load_target

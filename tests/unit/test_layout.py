@@ -105,7 +105,7 @@ def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
 
 def test_the_import_graph_reader_sees_lazy_and_relative_imports():
     graph = import_graph()
-    assert "edgekit.exporter.pipeline" in graph["edgekit"]  # lazy, inside __getattr__
+    assert "edgekit.exporter.options" in graph["edgekit"]  # lazy, inside __getattr__
     assert "edgekit.cli.common" in graph["edgekit.cli.export"]  # `from .common import …`
     assert "edgekit.cli.export" in graph["edgekit.cli.app"]  # `from . import export`
 
@@ -150,8 +150,8 @@ def test_agent_and_runtime_import_with_torch_blocked():
 def test_import_edgekit_loads_no_torch_and_the_public_api_stays_callable():
     code = ("import sys, edgekit\n"
             "assert 'torch' not in sys.modules\n"
-            "import edgekit.exporter.pipeline, edgekit.evaluate.validate, edgekit.evaluate.compare\n"
-            "assert edgekit.export is edgekit.exporter.pipeline.export\n"
+            "import edgekit.exporter.options, edgekit.evaluate.validate, edgekit.evaluate.compare\n"
+            "assert edgekit.export is edgekit.exporter.options.export\n"
             "assert edgekit.validate is edgekit.evaluate.validate.validate\n"
             "assert edgekit.compare is edgekit.evaluate.compare.compare\n"
             "assert callable(edgekit.load_target)\n"
@@ -166,3 +166,32 @@ def test_the_top_of_the_package_reads_as_its_architecture():
     assert {"cli", "exporter", "evaluate", "agent", "runtime"} <= set(top)
     loose = [name for name in top if name.endswith(".py")]
     assert len(loose) <= 10, loose
+
+
+FORMAT_NAMES = {"onnx", "tflite", "openvino", "executorch"}
+
+
+def _format_conditions(path: Path) -> list[str]:
+    """``x == "onnx"``, ``fmt in ("tflite", …)`` and the like: a comparison with a format's name."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        names = {c.value for operand in operands for c in ast.walk(operand)
+                 if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+        if names & FORMAT_NAMES:
+            found.append(f"{path}:{node.lineno}")
+    return found
+
+
+def test_outside_the_routes_no_exporter_module_decides_by_a_format_name():
+    exporter = PACKAGE / "exporter"
+    outside = [p for p in exporter.rglob("*.py") if "routes" not in p.relative_to(exporter).parts]
+    assert [hit for path in outside for hit in _format_conditions(path)] == []
+
+
+def test_the_format_condition_check_finds_one(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("def f(c):\n    return c.format == 'openvino' or c.precision in ('fp32',)\n")
+    assert len(_format_conditions(sample)) == 1
