@@ -32,7 +32,7 @@ def export_command(
     val: Optional[Path] = typer.Option(None, "--val", help=describe("val")),
     tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help=describe("tokenizer")),
     preprocess: Optional[str] = typer.Option(None, "--preprocess", help=describe("preprocess")),
-    format: Optional[str] = typer.Option(None, "--format", "-f", metavar="FORMAT", help=describe("format")),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help=describe("format")),
     dynamic_batch: Optional[bool] = typer.Option(None, "--dynamic-batch/--static-batch",
                                                  help=describe("dynamic_batch")),
     simplify: Optional[bool] = typer.Option(None, "--simplify/--no-simplify", help=describe("simplify")),

@@ -198,3 +198,9 @@ def test_the_python_api_honours_edgekit_toml_like_the_cli_on_the_digits_sample(t
     assert [step["step"] for step in from_cli["steps"]] == [step["step"] for step in manifest["steps"]]
     assert [(a["name"], a["status"], a["latency"]) for a in from_cli["artifacts"]] == [
         (a["name"], a["status"], a["latency"]) for a in manifest["artifacts"]]
+
+
+def test_docs_export_md_lists_every_key():
+    text = (REPO / "docs" / "export.md").read_text()
+    section = text[text.index("## `edgekit.toml`"):text.index("## Target profiles")]
+    assert [name for name in FIELDS if f"| `{name}` |" not in section] == []
