@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # An emulated Raspberry Pi: an ARM64 Debian userland (debootstrap, run through qemu-user-static and binfmt_misc)
-# with the edgekit agent installed from this repository's own files and the aarch64 wheels of numpy, ONNX
-# Runtime and LiteRT (no torch). The agent runs in its own network namespace, joined to the host by a veth pair,
-# so the host-to-device path crosses a real interface (and `--delay-ms` puts `tc netem` on it).
+# with the edgekit agent installed the way the README installs it on a Pi: from an offline bundle made by
+# `edgekit agent bundle --arch aarch64` (edgekit's wheel from this checkout and the aarch64 wheels of numpy, ONNX
+# Runtime, LiteRT…, no torch) with the bundle's own install.sh. The agent runs in its own network namespace,
+# joined to the host by a veth pair, so the host-to-device path crosses a real interface (and `--delay-ms` puts
+# `tc netem` on it).
 #
 #   scripts/arm64-device.sh build                  build the root filesystem, or reuse the cached one
 #   scripts/arm64-device.sh start [--delay-ms MS] [--port P] [--loopback]
@@ -21,8 +23,7 @@
 #   EDGEKIT_BINFMT_CONF    qemu's binfmt_misc rule (default /usr/lib/binfmt.d/qemu-aarch64.conf)
 #   EDGEKIT_BINFMT_DIR     where binfmt_misc is mounted (default /proc/sys/fs/binfmt_misc; tests point it elsewhere)
 #   EDGEKIT_ARM64_CPU      the CPU qemu emulates (default cortex-a72, a Raspberry Pi 4's; cortex-a76 for a Pi 5)
-#   PYTHON                 the host Python that downloads the wheels (default: .venv/bin/python, else python3);
-#                          numpy, onnxruntime and ai-edge-litert are pinned to its versions when it has them
+#   PYTHON                 the host Python with edgekit that makes the bundle (default: .venv/bin/python, else python3)
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/edgekit"
@@ -36,7 +37,6 @@ BINFMT_DIR="${EDGEKIT_BINFMT_DIR:-/proc/sys/fs/binfmt_misc}"
 PYTHON="${PYTHON:-$([ -x "$REPO/.venv/bin/python" ] && echo "$REPO/.venv/bin/python" || echo python3)}"
 VENV=/opt/edgekit/venv
 PACKAGES=python3,python3-venv
-PINNED=(numpy onnxruntime ai-edge-litert)
 
 say() { echo "arm64-device: $*" >&2; }
 die() { say "error: $1"; [ -n "${2:-}" ] && say "hint: $2"; exit 1; }
@@ -67,22 +67,10 @@ ensure_binfmt() {
 }
 
 # --- the root filesystem, built once and cached ---------------------------------------------------------------
-host_pins() {  # numpy==X onnxruntime==Y ... as the host's Python has them (the same versions on both sides)
-  "$PYTHON" - "${PINNED[@]}" <<'EOF' 2>/dev/null || true
-import sys
-from importlib import metadata
-for name in sys.argv[1:]:
-    try:
-        print(f"{name}=={metadata.version(name)}")
-    except metadata.PackageNotFoundError:
-        pass
-EOF
-}
-
 base_key() { echo "suite=$SUITE packages=$PACKAGES mirror=$MIRROR"; }
 
 rootfs_key() {  # what the cached root filesystem was built from; another key means a rebuild
-  { base_key; host_pins
+  { base_key
     sed -n '/^\[project\]/,/^\[project.scripts\]/p' "$REPO/pyproject.toml" | grep -E '^(dependencies|agent) ?=|^    "'
   } | sha256sum | cut -c1-16
 }
@@ -136,18 +124,11 @@ project_wheel() {  # DIR: build edgekit's wheel from this checkout into DIR; pri
   ls "$1"/edgekit-*.whl
 }
 
-download_wheels() {  # DIR WHEEL PYVER: the aarch64 wheels of edgekit[agent]'s dependencies, for that Python
-  local dir="$1" wheel="$2" pyver="$3" abi="cp${3/./}" pins
-  pins=$(host_pins)
-  say "downloading aarch64 wheels for Python $pyver: edgekit[agent] ${pins//$'\n'/ }"
-  # shellcheck disable=SC2086
-  "$PYTHON" -m pip download --quiet --dest "$dir" --only-binary=:all: --python-version "$pyver" \
-    --implementation cp --abi "$abi" --abi abi3 --abi none \
-    --platform manylinux_2_36_aarch64 --platform manylinux_2_28_aarch64 --platform manylinux_2_27_aarch64 \
-    --platform manylinux2014_aarch64 --platform linux_aarch64 \
-    "edgekit[agent] @ file://$wheel" $pins >&2 ||
-    die "pip could not download the aarch64 wheels (above)" "PyPI must be reachable, and every dependency must \
-have a manylinux aarch64 wheel for Python $pyver"
+make_bundle() {  # DIR PYVER: the README's offline bundle (`edgekit agent bundle --arch aarch64`) for that Python
+  say "edgekit agent bundle --arch aarch64 --python $2 (edgekit's wheel and the aarch64 wheels it needs, with hashes)"
+  "$PYTHON" -m edgekit.cli agent bundle --arch aarch64 --python "$2" --out "$1" >&2 ||
+    die "edgekit agent bundle failed (above)" "PyPI must be reachable, and every dependency must have a manylinux \
+aarch64 wheel for Python $2"
 }
 
 ensure_tools() {  # Debian's debootstrap and qemu-user-static (which ships the binfmt rule), installed if missing
@@ -198,13 +179,9 @@ build() {
   trap 'rm -rf "$tmp"' EXIT
   cp -a --reflink=auto "$BASE" "$tmp"
   local pyver; pyver=$(in_userland "$tmp" python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-  mkdir -p "$tmp/opt/edgekit/wheels"
-  local wheel; wheel=$(project_wheel "$tmp/opt/edgekit/wheels")
-  download_wheels "$tmp/opt/edgekit/wheels" "$wheel" "$pyver"
-  say "installing edgekit[agent] into $VENV inside the userland (offline, from the downloaded wheels)"
-  in_userland "$tmp" /usr/bin/python3 -m venv "$VENV"
-  in_userland "$tmp" "$VENV/bin/pip" install --quiet --no-index --find-links /opt/edgekit/wheels \
-    "edgekit[agent] @ file:///opt/edgekit/wheels/$(basename "$wheel")" >&2
+  make_bundle "$tmp/opt/edgekit/wheels" "$pyver"
+  say "installing the agent inside the userland with the bundle's install.sh (offline, every wheel hash-checked)"
+  in_userland "$tmp" /opt/edgekit/wheels/install.sh "$VENV" >&2
   local module
   for module in numpy onnxruntime ai_edge_litert.interpreter edgekit.agent.server; do
     in_userland "$tmp" python -c "import $module" ||
