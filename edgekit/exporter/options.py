@@ -36,13 +36,17 @@ def _target(value: Any) -> str | TargetProfile:
     raise ValueError("expected a target name, a path to a profile .toml or a TargetProfile")
 
 
-def _inputs(value: Any) -> list[str | InputSpec]:
+def _inputs(value: Any) -> list[str | InputSpec] | None:
+    if value is None:
+        return None
     if isinstance(value, (list, tuple)) and all(isinstance(v, (str, InputSpec)) for v in value):
         return list(value)
     raise ValueError('expected a list of "NAME:1x3x224x224[:float32]" strings')
 
 
-def _outputs(value: Any) -> list[str] | dict[str, str]:
+def _outputs(value: Any) -> list[str] | dict[str, str] | None:
+    if value is None:
+        return None
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return list(value)
     if isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
@@ -51,9 +55,13 @@ def _outputs(value: Any) -> list[str] | dict[str, str]:
 
 
 def _preprocess(value: Any) -> Any:
+    from ..data.images import PreprocessSpec
+
     value = _path_text(value)
-    if isinstance(value, (str, Mapping)) or type(value).__name__ == "PreprocessSpec":
-        return dict(value) if isinstance(value, Mapping) else value
+    if value is None or isinstance(value, (str, PreprocessSpec)):
+        return value
+    if isinstance(value, Mapping):
+        return dict(value)
     raise ValueError('expected "resize=256,crop=224,..." text, a .json/.toml file or a table')
 
 
