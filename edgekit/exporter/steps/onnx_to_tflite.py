@@ -1,0 +1,122 @@
+"""A published ONNX file -> TFLite (LiteRT): onnx2torch to PyTorch, then the litert-torch route of tflite_export.
+
+Two fixes make published files convert (measured on the corpus' PP-OCR files and a YOLOv8n):
+
+- ``Constant`` nodes become initializers, and initializers leave the graph inputs: onnx2torch reads convolution
+  weights from initializers only (PP-OCR's simplified files keep shared weights in ``Constant`` nodes: KeyError).
+- Reshape, dynamic-axes Squeeze and Resize get their output shapes written in as constants: onnx2torch passes their
+  shape, axes and scales as tensors read at run time, which ``torch.export`` refuses (a data-dependent guard). The
+  input shapes are static here (TFLite needs them), so the shapes seen on a real sample are the shapes.
+
+The converted module is checked against ONNX Runtime on that sample before litert-torch sees it.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+from ...errors import ExportError
+from ...targets import Precision
+from ..sources import TorchSource
+from .base import StepContext, StepResult
+from .prepare import sample_feeds
+from .tflite_export import export_tflite
+from .verify import check_outputs, first_lines
+
+_STATIC_SHAPE_MODULES = ("OnnxReshape", "OnnxSqueezeDynamicAxes", "OnnxResize")
+
+
+def onnx_to_tflite(onnx_path: Path, out_path: Path, precision: Precision | str, context: StepContext,
+                   channels_last: bool = False) -> StepResult:
+    """Convert the ONNX file at ``onnx_path`` (static input shapes, as ``prepare`` leaves them) to ``out_path``
+    in ``precision``, the way ``export_tflite`` converts a PyTorch source."""
+    import onnx
+
+    start = time.perf_counter()
+    try:
+        import onnx2torch
+        import torch
+    except (ImportError, RuntimeError) as exc:  # torchvision's CUDA wheel beside a CPU torch raises RuntimeError
+        raise ExportError(f"ONNX -> TFLite needs onnx2torch and a torchvision that imports ({exc})",
+                          hint="install onnx2torch and the torchvision built for your torch (CPU torch: from "
+                               "PyTorch's CPU index)") from exc
+    model = onnx.load(str(onnx_path))
+    moved = _constants_to_initializers(model)
+    feeds = sample_feeds(context)
+    try:
+        module = onnx2torch.convert(model).eval()
+        fixed = _write_static_shapes(module, [torch.from_numpy(feeds[s.name]) for s in context.inputs])
+    except Exception as exc:  # onnx2torch raises NotImplementedError, KeyError and others per op
+        raise ExportError(f"onnx2torch cannot convert {Path(onnx_path).name}: {type(exc).__name__}: "
+                          f"{first_lines(str(exc))[:300]}",
+                          hint="an ONNX op onnx2torch lacks: use the ONNX or OpenVINO candidates") from exc
+    source = TorchSource(str(onnx_path), Path(onnx_path), module, list(context.inputs), feeds,
+                         [f"output_{i}" for i in range(len(model.graph.output))])
+    from ...runtime.onnxrt import OnnxRunner
+
+    max_diff = check_outputs(OnnxRunner(onnx_path).run(feeds), source.run(feeds), "onnx2torch's PyTorch",
+                             hint="onnx2torch mistranslated an op; use the ONNX or OpenVINO candidates")
+    result = export_tflite(source, out_path, precision, context, channels_last=channels_last)
+    result.step = "onnx_to_tflite"
+    result.params["converter"] = f"onnx2torch {version('onnx2torch')} + {result.params['converter']}"
+    result.details.update(onnx2torch_max_abs_diff=max_diff, constants_to_initializers=moved,
+                          static_shapes_written=fixed)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _constants_to_initializers(model) -> int:
+    """Top-level ``Constant`` nodes holding a tensor become initializers; initializers leave the graph inputs
+    (opset < 9 files list them there). Returns how many nodes moved."""
+    kept, moved = [], 0
+    for node in model.graph.node:
+        if node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            tensor = type(node.attribute[0].t)()
+            tensor.CopyFrom(node.attribute[0].t)
+            tensor.name = node.output[0]
+            model.graph.initializer.append(tensor)
+            moved += 1
+        else:
+            kept.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
+    names = {init.name for init in model.graph.initializer}
+    inputs = [value for value in model.graph.input if value.name not in names]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    return moved
+
+
+def _write_static_shapes(module, args: list) -> dict[str, int]:
+    """Replace onnx2torch's Reshape/Squeeze/Resize calls by ``torch.reshape``/``interpolate`` with the output shape
+    each gave on ``args``; returns the count per module type."""
+    import torch
+    from onnx2torch.node_converters.resize import _onnx_mode_to_torch_mode
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    ShapeProp(module).propagate(*args)
+    graph, counts = module.graph, {}
+    for node in list(graph.nodes):
+        kind = type(module.get_submodule(node.target)).__name__ if node.op == "call_module" else None
+        if kind not in _STATIC_SHAPE_MODULES:
+            continue
+        shape = tuple(node.meta["tensor_meta"].shape)
+        with graph.inserting_before(node):
+            if kind == "OnnxResize":
+                resize = module.get_submodule(node.target)
+                mode = _onnx_mode_to_torch_mode(resize.onnx_mode, len(shape) - 2)
+                replacement = graph.call_function(torch.nn.functional.interpolate, (node.args[0],),
+                                                  {"size": shape[2:], "mode": mode,
+                                                   "align_corners": resize.align_corners})
+            else:
+                replacement = graph.call_function(torch.reshape, (node.args[0], shape))
+        replacement.meta = node.meta
+        node.replace_all_uses_with(replacement)
+        graph.erase_node(node)
+        counts[kind] = counts.get(kind, 0) + 1
+    graph.eliminate_dead_code()
+    module.recompile()
+    return counts
+
