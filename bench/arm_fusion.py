@@ -68,10 +68,10 @@ def quantized_models(name: str, folder: Path) -> tuple[list[tuple[str, Path]], P
     from edgekit.exporter.steps import Artifact, StepContext
     from edgekit.exporter.steps.quantize_static import QuantizeStatic
     from edgekit.specs import InputSpec
-    from edgekit.targets import Format, Precision, load_target
+    from edgekit.targets import Precision, load_target
 
     profile = load_target("rpi")
-    result = export(MODELS[name], profile.model_copy(update={"formats": [Format.onnx], "precisions": [Precision.fp32]}),
+    result = export(MODELS[name], profile.model_copy(update={"formats": ["onnx"], "precisions": [Precision.fp32]}),
                     out=folder / f"{name}-fp32", benchmark=False, rescue=False,
                     accuracy={"cosine_min": 0.0, "top1_agreement_min": 0.0})
     fp32 = result.out_dir / "model.fp32.onnx"

@@ -140,6 +140,22 @@ class StepRecord(_Record):
     details: dict[str, Any]
 
 
+class StatusChange(_Record):
+    """One change of a candidate's status: to what, by which part of the export, and why."""
+
+    status: Literal["passed", "selected", "rejected"]
+    by: str
+    why: str | None = None
+
+
+class NotBuilt(_Record):
+    """A candidate the profile asks for that was not built, and why (no route from this source, a precision the
+    host cannot gate, a precision the route has no step for)."""
+
+    candidate: str
+    reason: str
+
+
 class ArtifactEntry(_Record):
     """One candidate the export tried: its file(s) (None when it could not be built), status, figures, and the
     options its runner needs. ``sha256`` is the digest the agent stores it under (an IR: of its bundle)."""
@@ -161,6 +177,7 @@ class ArtifactEntry(_Record):
     accuracy: dict[str, Any] | None
     latency: dict[str, Any] | None
     execution: dict[str, Any] | None
+    history: list[StatusChange] = []
 
 
 class MeasuredOn(_Record):
@@ -220,6 +237,8 @@ class Manifest(_Record):
     latency_measured_on: MeasuredOn | None
     choice: Choice | None
     artifacts: list[ArtifactEntry]
+    not_built: list[NotBuilt] = []
+    rescue: dict[str, Any] | None = None  # the speed-first schedule: budget, time spent, what was tried, skipped
     notes: list[str]
 
     def entry(self, file: str) -> ArtifactEntry | None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 
 from .errors import InputError, TargetError
 from .files import read_toml, regular_file
+from .runtime import registry
 
 BUILTIN_TARGETS_DIRS = (
     Path(__file__).resolve().parent.parent / "targets",  # source checkout / editable install
@@ -27,13 +28,6 @@ class Precision(str, Enum):
     int8 = "int8"
     int8_static = "int8_static"
     int8_dynamic = "int8_dynamic"
-
-
-class Format(str, Enum):
-    onnx = "onnx"
-    tflite = "tflite"
-    openvino = "openvino"
-    auto = "auto"
 
 
 class _Strict(BaseModel):
@@ -82,7 +76,7 @@ class TargetProfile(_Strict):
     name: str
     description: str = ""
     arch: Literal["x86_64", "arm64", "armv7", "any"] = "any"
-    formats: list[Format] = Field(default_factory=lambda: [Format.onnx], min_length=1)
+    formats: list[str] = Field(default_factory=lambda: ["onnx"], min_length=1)  # routes (exporter/routes/)
     precisions: list[Precision] = Field(min_length=1)
     threads: int = Field(1, ge=1, le=256)
     opset: int = Field(18, ge=13, le=23)
@@ -95,19 +89,30 @@ class TargetProfile(_Strict):
     @field_validator("formats", "precisions")
     @classmethod
     def _no_repeats(cls, values: list) -> list:
-        repeated = sorted({v.value for v in values if values.count(v) > 1})
+        repeated = sorted({str(getattr(v, "value", v)) for v in values if values.count(v) > 1})
         if repeated:
             raise ValueError(f"lists {', '.join(repeated)} more than once (each builds one candidate)")
         return values
 
     @field_validator("formats")
     @classmethod
-    def _runtime_on_arch(cls, values: list, info: ValidationInfo) -> list:
+    def _known_runtime_on_arch(cls, values: list[str], info: ValidationInfo) -> list[str]:
+        """Every format is a registered runtime that runs on the target's architecture; ``auto`` is a mode."""
+        known = registry.formats()
+        if "auto" in values:
+            raise ValueError(f"auto is a selection mode, not a format: list the formats to build ({', '.join(known)})"
+                             " and the export builds them all and chooses (`--format auto`, the default when a "
+                             "profile lists several)")
+        unknown = [v for v in values if v not in known]
+        if unknown:
+            raise ValueError(f"unknown format(s) {', '.join(unknown)}; the formats are: {', '.join(known)}")
         arch = info.data.get("arch")
-        if Format.openvino in values and arch not in ("x86_64", "any", None):
-            raise ValueError(f"openvino is an x86_64 format here, and this target is {arch}: edgekit builds and "
-                             "gates OpenVINO IRs for x86 CPU kernels, and its ARM device (scripts/arm64-device.sh) "
-                             "has no OpenVINO; use onnx or tflite")
+        for name in values:
+            runtime = registry.runtime(name)
+            if runtime.archs is not None and arch not in (*runtime.archs, "any", None):
+                there = [r.format for r in registry.runtimes() if r.archs is None or arch in r.archs]
+                raise ValueError(f"{name} runs on {', '.join(runtime.archs)} here, and this target is {arch}: "
+                                 f"{runtime.archs_why}; use one that runs there: {', '.join(there)}")
         return values
 
     def with_accuracy(self, **overrides: float | None) -> "TargetProfile":

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from starlette.concurrency import run_in_threadpool
 
 from .._version import __version__
+from ..runtime.registry import runtime
 from .openapi import errors, json_body
 from .problems import validate_body
 from .sessions import SessionError
@@ -39,7 +40,6 @@ from .v2_wire import (
 
 DIGEST_PATTERN = r"^[0-9a-f]{64}$"
 V2_TIMEOUT_S = 60.0  # one v2 request may hold the run slot this long before its session is killed
-PLATFORMS = {"onnx": "onnxruntime_onnx", "tflite": "tensorflow_lite", "openvino": "openvino_ir"}
 EXTENSIONS = ["binary_tensor_data"]
 UNSUPPORTED_PARAMETERS = {"classification": "the classification extension",
                           "shared_memory_region": "the shared-memory extensions"}
@@ -197,7 +197,7 @@ def install_kserve_v2(app: FastAPI, store, runs, sessions, auth) -> dict[str, ty
         with runs.slot():
             session = session_for(digest)
         meta = store.meta(digest)
-        return {"name": digest, "versions": ["1"], "platform": PLATFORMS[meta["format"]],
+        return {"name": digest, "versions": ["1"], "platform": runtime(meta["format"]).v2_platform,
                 "inputs": [_tensor_metadata(n, spec) for n, spec in session.inputs.items()],
                 "outputs": [_tensor_metadata(n, session.output_specs[n]) for n in session.outputs]}
 

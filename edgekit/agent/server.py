@@ -120,7 +120,7 @@ class InferResult(RunResult):
 
 class ArtifactMeta(BaseModel):
     digest: str
-    format: Literal["onnx", "tflite", "openvino"]
+    format: str  # a registered runtime's format (runtime/registry.py)
     size_bytes: int
     stored_at: str
     created: bool | None = None
@@ -241,7 +241,7 @@ def create_app(store_dir: Path, token: str | None, limits: AgentLimits = AgentLi
             try:
                 fmt = sniff_format(head)
             except UnsupportedModel as exc:
-                raise HTTPException(415, f"not an ONNX, TFLite or OpenVINO IR model: {exc}") from None
+                raise HTTPException(415, f"not a model this agent runs: {exc}") from None
             path = path.rename(path.with_suffix(f".{fmt}"))
             outcome = await run_in_threadpool(runs, {"kind": "check", "model": str(path)}, limits.check_timeout_s)
             if outcome.status != "ok":

@@ -22,12 +22,11 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..files import fsync_dir, is_plain_file, parse_json, to_json
-from ..runtime.ir_bundle import is_bundle
+from ..runtime.registry import formats, runtime_for_bytes
 from .storeguard import UPLOAD_PREFIX, UPLOAD_SUFFIX, StoreLock, claim_store, is_own_upload, quarantine
 
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
-FORMATS = ("onnx", "tflite", "openvino")
-OWN_KINDS = (*FORMATS, "json", "json.tmp")  # artifacts/<digest>.<kind>: the only names the store makes there
+OWN_METADATA = ("json", "json.tmp")  # with the runtimes' formats: artifacts/<digest>.<kind>, the names it makes
 
 
 class UnsupportedModel(ValueError):
@@ -42,16 +41,17 @@ def sniff_format(head: bytes) -> str:
         raise UnsupportedModel("a Python pickle (never loaded: unpickling runs code)")
     if head[:4] == b"PK\x03\x04":
         raise UnsupportedModel("a zip archive (TorchScript or a PyTorch checkpoint?)")
-    if head[4:8] == b"TFL3":
-        return "tflite"
-    if is_bundle(head):
-        return "openvino"
+    found = runtime_for_bytes(head)
+    if found is not None and not found.fallback:
+        return found.format
     if head[:5] == b"<?xml" or head[:4] == b"<net":
         raise UnsupportedModel("an OpenVINO .xml alone: an IR travels as one bundle with its weights (edgekit's "
                                "client builds it from the .xml and .bin)")
     if head[:1] in (b"{", b"<", b"#") or head[:4] == b"\x89HDF":
-        raise UnsupportedModel("text, HTML or HDF5, not ONNX, TFLite or an OpenVINO IR bundle")
-    return "onnx"  # protobuf has no magic number; the worker's parse decides
+        raise UnsupportedModel(f"text, HTML or HDF5, not a model of a known runtime ({', '.join(formats())})")
+    if found is None:
+        raise UnsupportedModel(f"not a model of a known runtime ({', '.join(formats())})")
+    return found.format  # the fallback (ONNX: protobuf has no magic number); the worker's parse decides
 
 
 def check_store_location(root: Path) -> None:
@@ -93,7 +93,7 @@ class ArtifactStore:
                 self.stray.append(f"incoming/{entry.name}")
         for path in sorted(self.files.iterdir()):
             name, (digest, _, kind) = path.name, path.name.partition(".")
-            if not DIGEST.match(digest) or kind not in OWN_KINDS or not is_plain_file(path):
+            if not DIGEST.match(digest) or kind not in (*formats(), *OWN_METADATA) or not is_plain_file(path):
                 self.stray.append(f"artifacts/{name}")
             elif name.endswith(".json.tmp") or (path.suffix != ".json" and not self._meta_path(digest).exists()):
                 path.unlink(missing_ok=True)
@@ -110,7 +110,7 @@ class ArtifactStore:
     def model_path(self, digest: str) -> Path | None:
         if not DIGEST.match(digest):
             return None
-        return next((p for p in (self.files / f"{digest}.{f}" for f in FORMATS) if is_plain_file(p)), None)
+        return next((p for p in (self.files / f"{digest}.{f}" for f in formats()) if is_plain_file(p)), None)
 
     def meta(self, digest: str) -> dict | None:
         if not DIGEST.match(digest) or not is_plain_file(self._meta_path(digest)):

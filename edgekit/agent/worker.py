@@ -23,20 +23,11 @@ TEST_FAULT_ENV = "EDGEKIT_AGENT_TEST_FAULT"  # with test hooks: the fault of eve
 
 
 def load_runner(path: Path, threads: int, options: dict):
-    """The runner for a stored model; ONNX and OpenVINO from bytes so they cannot reach other files."""
-    if path.suffix == ".onnx":
-        from ..runtime.onnxrt import OnnxRunner
+    """The runner for a stored model (``<digest>.<format>``), by its format's runtime; ONNX and OpenVINO load from
+    bytes so they cannot reach other files."""
+    from ..runtime import registry
 
-        return OnnxRunner(path.read_bytes(), threads=threads)
-    if path.suffix == ".openvino":
-        from ..runtime.openvino import OpenVinoRunner
-
-        return OpenVinoRunner(path.read_bytes(), threads=threads,
-                              inference_precision=options.get("inference_precision") or "f32")
-    from ..runtime.litert import LiteRtRunner
-
-    return LiteRtRunner(path, threads=threads, input_names=options.get("input_names"),
-                        channels_last_inputs=bool(options.get("channels_last_inputs")))
+    return registry.runtime(path.suffix[1:]).open_stored(path, threads, options)
 
 
 def _fault_for_tests(job: dict) -> None:

@@ -48,7 +48,7 @@ def targets_table(profiles: dict) -> Table:
     for column in ("name", "arch", "formats", "precisions", "threads", "opset", "cosine ≥", "p90 ≤ ms", "file"):
         table.add_column(column)
     for name, (profile, path) in profiles.items():
-        table.add_row(name, profile.arch, ", ".join(f.value for f in profile.formats),
+        table.add_row(name, profile.arch, ", ".join(profile.formats),
                       ", ".join(p.value for p in profile.precisions), str(profile.threads), str(profile.opset),
                       fmt(profile.accuracy.cosine_min, "g"), fmt(profile.latency.p90_ms, "g"), str(path))
     return table

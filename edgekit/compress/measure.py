@@ -47,7 +47,7 @@ def compare_runtimes(before: str, after: str, val: Path | None, target: str, pro
     try:
         exported = {}
         for label, reference in (("before", before), ("after", after)):
-            with progress.step(f"export the {label} model (FP32: {', '.join(f.value for f in profile.formats)})"):
+            with progress.step(f"export the {label} model (FP32: {', '.join(profile.formats)})"):
                 exported[label] = export(reference, profile, out=work / label, val=data, benchmark=False,
                                          progress=SilentProgress())
         candidates = {(label, c.format): c for label, result in exported.items() for c in result.candidates

@@ -187,7 +187,7 @@ def _export_both(original: str | None, folder: Path, train_data: LabeledData, va
         _write_npz(val_data, spec.name, VALIDATION_SAMPLES, val)
         exports = {}
         ptq_profile, qat_profile = int8_profiles(profile)
-        formats = " / ".join(f.value for f in profile.formats)
+        formats = " / ".join(profile.formats)
         if original is not None:
             with progress.step(f"post-training INT8 of the original model ({formats}, target {profile.name})"):
                 exports["ptq_before"] = _gated_export(export, original, ptq_profile, calib, val, work / "before")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,6 @@ PROVISIONAL_RULE = ("the smallest passing static INT8 candidate whose runtime ha
                     "architecture (ONNX Runtime and LiteRT: arm64, armv7 and x86-64; OpenVINO: x86-64), else the "
                     "smallest such dynamic INT8 candidate (the recipe for attention models), else the first "
                     "passing candidate in profile order")
-# where each format's runtime has int8 kernels (the provisional rule); OpenVINO targets are x86_64 (targets.py)
-INT8_KERNELS = {"onnx": ("arm64", "armv7", "x86_64"), "tflite": ("arm64", "armv7", "x86_64"),
-                "openvino": ("x86_64",)}
 
 
 @dataclass
@@ -41,6 +39,7 @@ class Candidate:
     failure: str | None = None  # conversion | runtime | accuracy | speed | device
     notes: list[str] = field(default_factory=list)
     execution: dict[str, Any] | None = None  # what the runtime compiled, where it tells (OpenVINO)
+    history: list[dict[str, Any]] = field(default_factory=list)  # every status change: to what, by whom, why
 
     @property
     def name(self) -> str:
@@ -50,8 +49,15 @@ class Candidate:
     def usable(self) -> bool:
         return self.status in (PASSED, SELECTED)
 
-    def reject(self, failure: str, reason: str) -> None:
-        self.status, self.failure, self.reason = REJECTED, failure, reason
+    def mark(self, status: str, by: str, why: str | None = None, failure: str | None = None) -> None:
+        """The one way a status changes: recorded with the part of the export that changed it and why. A
+        rejection keeps ``failure`` and ``why`` as the candidate's failure and reason; any other status clears
+        them."""
+        self.status, self.failure, self.reason = status, failure, why if status == REJECTED else None
+        self.history.append({"status": status, "by": by, "why": why})
+
+    def reject(self, failure: str, reason: str, by: str | None = None) -> None:
+        self.mark(REJECTED, by or failure, reason, failure)
 
     def runner(self, threads: int):
         return open_runner(self.artifact.path, threads=threads, **self.runner_options)
@@ -72,7 +78,7 @@ class Candidate:
                 "failure": self.failure, "runner_options": self.runner_options,
                 "steps": [s.to_dict() for s in self.steps], "notes": self.notes,
                 "accuracy": self.accuracy.to_dict() if self.accuracy else None, "latency": self.latency,
-                "execution": self.execution}
+                "execution": self.execution, "history": self.history}
 
 
 def run_samples(runner, samples: SampleSet) -> list[list[np.ndarray]]:
@@ -97,19 +103,21 @@ def gate(candidate: Candidate, reference: list[list[np.ndarray]], validation: Sa
 def measure_latencies(candidates: list[Candidate], sample: dict[str, np.ndarray], threads: int,
                       rounds: int = 3) -> None:
     """Time every candidate once per round, rotating the order, and keep each one's median-p50 round: a busy
-    moment on a shared host then spoils one round of every candidate, not the only figure of one of them."""
+    moment on a shared host then spoils one round of every candidate, not the only figure of one of them. A
+    candidate that failed only its accuracy budget is timed too (the rescue schedule asks whether it could win);
+    one that fails to run is rejected and timed no more."""
     runners = [(c, guarded([c], "latency", lambda: c.runner(threads), "runtime")) for c in candidates]
     runners = [(c, runner) for c, runner in runners if runner is not None]
     measured: dict[int, list] = {id(c): [] for c in candidates}
     for index in range(rounds if runners else 0):
         shift = index % len(runners)
         for candidate, runner in runners[shift:] + runners[:shift]:
-            if candidate.usable:
+            if candidate.failure in (None, "accuracy"):  # unrescued candidates are timed too
                 stats = guarded([candidate], "latency",
                                 lambda: runner.benchmark(sample, warmup=5, runs=20, min_seconds=0.5), "runtime")
                 measured[id(candidate)].append(stats)
     for candidate, _ in runners:
-        if candidate.usable:
+        if candidate.failure in (None, "accuracy") and measured[id(candidate)]:
             ordered = sorted(measured[id(candidate)], key=lambda stats: stats.p50_ms)
             candidate.latency = ordered[len(ordered) // 2].to_dict()
 
@@ -155,21 +163,25 @@ def choose(candidates: list[Candidate], auto: bool) -> tuple[Candidate | None, l
         if best is not None:
             notes.append("not benchmarked: the first passing candidate in profile order is recommended")
     if best is not None:
-        best.status = SELECTED
+        best.mark(SELECTED, "choice", "the fastest passing candidate by p50" if best.latency else
+                  "the first passing candidate in profile order (not benchmarked)")
     return best, notes
 
 
-def choose_by_rule(candidates: list[Candidate], arch: str = "any") -> tuple[Candidate | None, list[str]]:
-    """The provisional choice when no latency here may decide (``PROVISIONAL_RULE`` for a target of ``arch``):
-    nothing is rejected for speed, and the latencies measured (if any) are information only."""
+def choose_by_rule(candidates: list[Candidate],
+                   int8_kernels: Callable[[Candidate], bool] | None = None) -> tuple[Candidate | None, list[str]]:
+    """The provisional choice when no latency here may decide (``PROVISIONAL_RULE``; ``int8_kernels`` tells
+    whether a candidate's runtime has int8 kernels on the target's architecture; None: every one has, a target of
+    any architecture): nothing is rejected for speed,
+    and the latencies measured (if any) are information only."""
     usable = [c for c in candidates if c.usable]
-    kernels = [c for c in usable if arch == "any" or arch in INT8_KERNELS.get(c.format, ())]
+    kernels = [c for c in usable if int8_kernels is None or int8_kernels(c)]
     int8 = [c for c in kernels if c.precision == "int8_static"] or [c for c in kernels
                                                                      if c.precision == "int8_dynamic"]
     best = min(int8, key=_size) if int8 else (usable[0] if usable else None)
     if best is None:
         return None, []
-    best.status = SELECTED
+    best.mark(SELECTED, "choice", f"provisional, by rule: {PROVISIONAL_RULE}")
     return best, [f"provisional recommendation {best.name}, by rule: {PROVISIONAL_RULE}"]
 
 

@@ -20,7 +20,8 @@ _VERSIONED = ("onnx", "onnxruntime", "onnxsim", "torch", "numpy", "litert-torch"
 def build_manifest(*, source, specs, profile, fmt: str, data: dict, common_steps, candidates: list[Candidate],
                    selected: Candidate | None, notes: list[str], timings: dict[str, float], status: str,
                    root: Path, measured_on: dict | None = None, choice: dict | None = None, model_kind=None,
-                   int8_recipe: dict | None = None) -> Manifest:
+                   int8_recipe: dict | None = None, not_built: list[dict] | None = None,
+                   rescue: dict | None = None) -> Manifest:
     """The manifest of an export, checked by the model (its JSON made strict first: numpy numbers become numbers,
     NaN/inf become null). ``data``: the calibration and validation records, relative to ``root``."""
     raw = {
@@ -43,6 +44,8 @@ def build_manifest(*, source, specs, profile, fmt: str, data: dict, common_steps
         "latency_measured_on": measured_on,
         "choice": choice,
         "artifacts": [c.to_dict(root) for c in candidates],
+        "not_built": not_built or [],
+        "rescue": rescue,
         "notes": notes,
     }
     return Manifest.model_validate_json(to_json(raw, indent=None))

@@ -7,7 +7,6 @@ current folder > the default here. ``None`` always means "not given". The field 
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -165,7 +164,7 @@ class ExportOptions(BaseModel):
             accuracy={"cosine_min": self.cosine_min, "top1_agreement_min": self.top1_min,
                       "max_abs_error": self.max_abs_error},
             benchmark=self.benchmark, rescue=self.rescue, overwrite=self.overwrite, agent=self.agent,
-            token_file=self.token_file,
+            token_file=self.token_file, rescue_budget_s=self.rescue_budget_s,
         )
 
 
@@ -226,7 +225,4 @@ def export(model: Any = None, target: Any = None, *, progress=None, accuracy: Ma
         if value is not None:
             options[name] = value
     opts = resolve_options(model, target=target, **options)
-    kwargs = opts.pipeline_kwargs()
-    if "rescue_budget_s" in inspect.signature(run_pipeline).parameters:  # once the pipeline reads it
-        kwargs["rescue_budget_s"] = opts.rescue_budget_s
-    return run_pipeline(opts.model, progress=progress, token=token, **kwargs)
+    return run_pipeline(opts.model, progress=progress, token=token, **opts.pipeline_kwargs())

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +19,8 @@ from ..progress import SilentProgress
 from ..runtime.ir_bundle import artifact_files
 from ..runtime.onnxrt import OnnxRunner
 from ..specs import InputSpec, parse_input_spec, parse_output_kinds, resolve_output_kinds
-from ..targets import Format, Precision, TargetProfile, load_target, normalized_arch
+from ..targets import TargetProfile, load_target, normalized_arch
 from .artifact_dir import StagedFolder
-from .builders import (
-    build_onnx,
-    build_openvino,
-    build_tflite,
-    format_precisions,
-    resolved_candidates,
-    unbuilt_precision_notes,
-)
 from .candidates import (
     PROVISIONAL_RULE,
     REJECTED,
@@ -44,10 +37,12 @@ from .manifest import build_manifest
 from .onnx_graph import embedding_rows
 from .ownership import run_inputs
 from .recipes import recipe_record
-from .rescue import RESCUABLE, rescue_onnx_int8, rescue_openvino_int8
+from .routes import BuildRun, CandidatePlan, get_route, int8_kernels_on
+from .routes.onnx import build_float_onnx
+from .schedule import rescue_schedule
 from .shipped_samples import ship_samples
 from .sources import OnnxSource, TfliteSource, TorchSource, load_source
-from .steps import Artifact, StepContext
+from .steps import StepContext
 
 SYNTHETIC_SAMPLES = 32
 DEFAULT_OUT = "edgekit-out/{model}-{target}"
@@ -76,7 +71,8 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
            outputs: list[str] | dict[str, str] | None = None,
            simplify: bool = True, accuracy: dict[str, float | None] | None = None, benchmark: bool = True,
            rescue: bool = True, overwrite: bool = False, agent: str | None = None, token: str | None = None,
-           token_file: str | Path | None = None, progress: SilentProgress | None = None) -> ExportResult:
+           token_file: str | Path | None = None, rescue_budget_s: float = 60.0,
+           progress: SilentProgress | None = None) -> ExportResult:
     """Export ``model`` for ``target`` into an artifact folder.
 
     ``format``: ``onnx`` or ``tflite`` build that format and every candidate must pass; ``auto`` (the default
@@ -95,7 +91,7 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
     progress = progress or SilentProgress()
     profile = target if isinstance(target, TargetProfile) else load_target(target)
     profile = profile.with_accuracy(**(accuracy or {}))
-    formats, fmt = _resolve_formats(format, profile)
+    formats, fmt = resolve_formats(format, profile)
     client = _agent_client(agent, token, token_file) if agent else None
     specs = [parse_input_spec(s) if isinstance(s, str) else s for s in inputs or []]
     if dynamic_batch:
@@ -103,7 +99,7 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
     with progress.step("load model"):
         source = load_source(model, specs or None)
     specs = source.inputs if not dynamic_batch else [s.with_dynamic_batch() for s in source.inputs]
-    _check_source_formats(source, formats, fmt)
+    check_source_route(source, fmt, dynamic_batch)
     declared = outputs if isinstance(outputs, dict) else parse_output_kinds(list(outputs or []))
     kinds = resolve_output_kinds(declared, source.output_names)
     out_dir = output_folder(out or DEFAULT_OUT, model=_model_stem(source), target=profile.name)
@@ -116,15 +112,20 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
     try:
         context = StepContext(profile=profile, inputs=specs, calibration=calibration,
                               output_names=source.output_names, output_kinds=kinds)
-        candidates, common_steps, float_onnx, notes = _build(source, context, formats, staged.path, dynamic_batch,
-                                                             simplify, progress)
+        candidates, run, excluded = _build(source, context, formats, staged.path, dynamic_batch, simplify, progress)
+        not_built, notes = not_built_records(excluded, formats, profile)
         if not any(c.artifact for c in candidates):
-            raise _failure(candidates, fmt, None)
-        notes += _evaluate(source, candidates, context, validation, float_onnx, rescue and fmt != "tflite", progress)
-        measured_on = _measure(candidates, validation, profile, client, progress) if benchmark else None
+            raise _failure(candidates, fmt, None, not_built)
+        reference, gate_notes = _gate(source, candidates, context, validation, progress)
+        notes += gate_notes
+        timed = [c for c in candidates if c.usable or (rescue and reference is not None and _rescuable(c))]
+        timing = _timing(validation, profile, client, progress)
+        measured_on = timing(timed) if benchmark else None
         choice, basis_notes = _choice_basis(profile, measured_on)
+        rescue_record = _rescue(candidates, context, validation, reference, run, timing, rescue_budget_s,
+                                not choice["provisional"], progress) if rescue and reference is not None else None
         if choice["rule"] == PROVISIONAL_RULE:
-            selected, choice_notes = choose_by_rule(candidates, profile.arch)
+            selected, choice_notes = choose_by_rule(candidates, int8_kernels_on(profile.arch))
         else:
             selected, choice_notes = choose(candidates, auto=fmt == "auto")
         notes += choice_notes + basis_notes
@@ -135,10 +136,11 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
         data = {"calibration": calibration.describe(staged.path), "validation": ship_samples(validation, staged.path),
                 "notes": data_notes}
         manifest = build_manifest(source=source, specs=specs, profile=profile, fmt=fmt, data=data,
-                                  common_steps=common_steps, candidates=candidates, selected=selected, notes=notes,
+                                  common_steps=run.common_steps, not_built=not_built, candidates=candidates, selected=selected, notes=notes,
                                   timings=progress.timings, status=status, root=staged.path, measured_on=measured_on,
                                   choice=choice, model_kind=context.model_kind,
-                                  int8_recipe=recipe_record(profile.precisions, context.model_kind, formats))
+                                  int8_recipe=recipe_record(profile.precisions, context.model_kind, formats),
+                                  rescue=rescue_record)
         manifest.write(staged.path)
         shutil.rmtree(staged.path / "work", ignore_errors=True)
         final = staged.commit()
@@ -156,29 +158,26 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
     return result
 
 
-def _resolve_formats(fmt: str | None, profile: TargetProfile) -> tuple[list[str], str]:
-    allowed = [f.value for f in profile.formats]
-    valid = [f.value for f in Format]
+def resolve_formats(fmt: str | None, profile: TargetProfile) -> tuple[list[str], str]:
+    """The routes to build and the mode: ``auto`` (every route the profile lists, the fastest passing one chosen),
+    or one route whose every candidate must pass."""
+    allowed = list(profile.formats)
     if fmt is None:
         fmt = "auto" if len(allowed) > 1 else allowed[0]
-    if fmt not in valid:
-        raise InputError(f"unknown format '{fmt}'; valid formats: {', '.join(valid)}", hint="use --format auto")
     if fmt == "auto":
         return allowed, fmt
+    get_route(fmt)  # an unknown name lists the routes
     if fmt not in allowed:
         raise InputError(f"target '{profile.name}' does not allow format '{fmt}' (it allows {allowed})",
                          hint="choose another target or format, or add the format to the profile")
     return [fmt], fmt
 
 
-def _check_source_formats(source, formats: list[str], fmt: str) -> None:
-    if isinstance(source, OnnxSource) and fmt == "tflite":
-        raise InputError("an .onnx model cannot be converted to TFLite by edgekit",
-                         hint="export from the PyTorch model instead, or use --format onnx")
-    if isinstance(source, TfliteSource) and fmt in ("onnx", "openvino"):
-        name = "ONNX" if fmt == "onnx" else "OpenVINO"
-        raise InputError(f"a .tflite model cannot be converted to {name} by edgekit",
-                         hint="use --format tflite (the file is validated and benchmarked as it is)")
+def check_source_route(source, fmt: str, dynamic_batch: bool) -> None:
+    """An explicit format with no route from this source is the user's choice to fix, before any work."""
+    reason = None if fmt == "auto" else get_route(fmt).no_route(source, dynamic_batch)
+    if reason is not None:
+        raise InputError(reason, hint="pass another --format (or --format auto), or bring the model in another form")
 
 
 def output_folder(template: str | Path, **fields: str) -> Path:
@@ -246,93 +245,48 @@ def _check_synthetic_possible(specs: list[InputSpec]) -> None:
                          hint="fix the dims with --input NAME:1x3x640x640 (one per input), or pass --calib/--val")
 
 
+def plan_candidates(source, context: StepContext, formats: list[str], dynamic_batch: bool) -> list[CandidatePlan]:
+    """Every candidate the routes would build, in profile order, with its steps or why it is not built."""
+    return [plan for name in formats
+            for plan in get_route(name).plan(context.profile.precisions, context, source, dynamic_batch)]
+
+
 def _build(source, context: StepContext, formats: list[str], folder: Path, dynamic_batch: bool, simplify: bool,
-           progress) -> tuple[list[Candidate], list, Path | None, list[str]]:
-    """Candidates in profile order of formats (OpenVINO last: it converts the FP32 ONNX model); returns them, the
-    common ONNX steps, the FP32 ONNX path and notes on what was not built."""
-    if isinstance(source, TfliteSource):
-        return [_given_tflite(source, folder)], [], None, []
-    built: dict[str, list[Candidate]] = {}
-    common: list = []
-    float_onnx = None
-    notes = unbuilt_precision_notes(formats, context.profile)
-    for fmt in sorted(formats, key=lambda f: f != Format.onnx.value):  # ONNX first: its graph tells the model kind
-        if fmt == Format.onnx.value:
-            built[fmt], common = build_onnx(source, context, folder, dynamic_batch, simplify, progress)
-            float_onnx = next((c.artifact.path for c in built[fmt] if c.precision == "fp32" and c.artifact), None)
-        elif fmt == Format.openvino.value:
-            continue
-        elif isinstance(source, OnnxSource):
-            built[fmt] = _skipped(fmt, context, "an .onnx source cannot be converted to TFLite")
-        elif dynamic_batch:
-            built[fmt] = _skipped(fmt, context, "TFLite export needs static shapes (drop --dynamic-batch)")
-        else:
-            built[fmt] = build_tflite(source, context, folder, progress)
-    if Format.openvino.value in formats:
-        if Format.onnx.value in formats:
-            base, failure = _onnx_base(built[Format.onnx.value], folder)
-        else:
-            base, failure, common = _openvino_base(source, context, folder, dynamic_batch, simplify, progress)
-        float_onnx = float_onnx or base
-        built[Format.openvino.value], openvino_notes = build_openvino(base, failure, context, folder, progress)
-        notes += openvino_notes
-    return [c for fmt in formats for c in built[fmt]], common, float_onnx, notes
+           progress) -> tuple[list[Candidate], BuildRun, list[CandidatePlan]]:
+    """Plan every route, then run the plans. Routes that start from ONNX share one FP32 ONNX model, built first
+    when any of them is listed (its graph tells the model kind, which decides what ``int8`` becomes)."""
+    run = BuildRun(source, context, folder, dynamic_batch, simplify, progress, build_float_onnx)
+    routes = [get_route(name) for name in formats]
+    if any(r.uses_float_onnx and not r.no_route(source, dynamic_batch) for r in routes):
+        run.float_onnx()
+    plans = plan_candidates(source, context, formats, dynamic_batch)
+    candidates = [c for route in routes for c in route.build([p for p in plans if p.route == route.name], run)]
+    return candidates, run, [p for p in plans if p.excluded]
 
 
-
-def _onnx_base(candidates: list[Candidate], folder: Path) -> tuple[Path | None, str | None]:
-    """The ONNX chain's FP32 base model in the folder, or why it was not made."""
-    base = folder / "model.fp32.onnx"
-    if base.is_file():
-        return base, None
-    return None, next((c.reason for c in candidates if c.format == Format.onnx.value), "the ONNX export failed")
-
-
-def _openvino_base(source, context: StepContext, folder: Path, dynamic_batch: bool, simplify: bool,
-                   progress) -> tuple[Path | None, str | None, list]:
-    """When onnx is not among the formats: the FP32 ONNX model OpenVINO converts, made in work/ by the same chain
-    (or why it could not be), and the common steps that made it."""
-    scratch = folder / "work" / "openvino-base"
-    scratch.mkdir(parents=True, exist_ok=True)
-    fp32_only = replace(context, profile=context.profile.model_copy(update={"precisions": [Precision.fp32]}))
-    [base], common = build_onnx(source, fp32_only, scratch, dynamic_batch, simplify, progress)
-    context.model_kind = fp32_only.model_kind  # read off that graph: it decides what int8 becomes for OpenVINO
-    return (base.artifact.path if base.artifact else None), base.reason, common
-
-def _given_tflite(source: TfliteSource, folder: Path) -> Candidate:
-    """A .tflite MODEL is taken as it is: copied into the folder to be benchmarked (and validated on devices)."""
-    path = folder / "model.tflite"
-    shutil.copyfile(source.path, path)
-    return Candidate("tflite", source.precision, Artifact(path, "tflite", source.precision),
-                     runner_options={"input_names": [s.name for s in source.inputs]})
+def not_built_records(excluded: list[CandidatePlan], formats: list[str],
+               profile: TargetProfile) -> tuple[list[dict], list[str]]:
+    """What was not built and why (a route with no way from this source, a precision the host cannot gate, a
+    precision a route has no step for), as manifest records and as notes."""
+    records = [{"candidate": p.name, "reason": p.excluded} for p in excluded]
+    notes = [f"{p.name} not built: {p.excluded}" for p in excluded]
+    for precision in profile.precisions:
+        without = [f for f in formats if precision not in get_route(f).precisions]
+        records += [{"candidate": f"{f}/{precision.value}", "reason": f"no {precision.value} route in {f}"}
+                    for f in without]
+        if without:
+            notes.append(f"{precision.value} is not built for {', '.join(without)}: no {precision.value} route in "
+                         f"{'that format' if len(without) == 1 else 'those formats'}")
+    return records, notes
 
 
-def _skipped(fmt: str, context: StepContext, reason: str) -> list[Candidate]:
-    """The format's candidates (``int8`` resolved by the model kind, where known), all rejected for ``reason``."""
-    candidates = resolved_candidates(fmt, format_precisions(fmt, context.profile), context.model_kind)
-    for candidate in candidates:
-        candidate.reject("conversion", reason)
-    return candidates
-
-
-def _rescue_for(candidate: Candidate):
-    """The rescue that applies to a candidate: NNCF's accuracy-aware mode for OpenVINO INT8, the sensitivity
-    rescue for static or dynamic INT8 ONNX; None for the rest."""
-    if candidate.name == "openvino/int8_static":
-        return rescue_openvino_int8
-    if candidate.format == Format.onnx.value and candidate.precision in RESCUABLE:
-        return rescue_onnx_int8
-    return None
-
-
-def _evaluate(source, candidates, context, validation, float_onnx, rescue: bool, progress) -> list[str]:
-    """Gate every built candidate against the original; rescue failing INT8 candidates (ONNX static or dynamic,
-    OpenVINO)."""
+def _gate(source, candidates, context, validation, progress) -> tuple[list | None, list[str]]:
+    """Gate every built candidate against the original, unrescued; returns the original's outputs (computed once,
+    shared by every gate and rescue), or None for a .tflite source, which has no original to compare with."""
     built = [c for c in candidates if c.artifact is not None]
     if isinstance(source, TfliteSource):
-        return ["the source is a .tflite file: there is no original to compare it with, so no accuracy gate ran"]
-    if not built:
-        return []
+        return None, ["the source is a .tflite file: there is no original to compare it with, so no accuracy gate "
+                      "ran"]
     profile = context.profile
     with progress.step(f"accuracy gate on {len(validation)} samples"):
         reference, reason = attempt("the original model", lambda: _reference_outputs(source, validation, profile))
@@ -344,14 +298,31 @@ def _evaluate(source, candidates, context, validation, float_onnx, rescue: bool,
             guarded([candidate], "accuracy gate",
                     lambda: gate(candidate, reference, validation, profile.accuracy, profile.threads,
                                  context.output_names, context.output_kinds), "runtime")
-    for candidate in built:
-        rescue_of = _rescue_for(candidate)
-        if rescue and candidate.failure == "accuracy" and rescue_of is not None and float_onnx is not None:
-            _, reason = attempt(f"rescue of {candidate.name}", lambda: rescue_of(
-                candidate, context, reference, validation, float_onnx, progress))
-            if reason is not None:
-                candidate.notes.append(reason)
-    return []
+    return reference, []
+
+
+def _rescuable(candidate: Candidate) -> Callable | None:
+    return get_route(candidate.format).rescue(candidate.precision) if candidate.failure == "accuracy" else None
+
+
+def _rescue(candidates, context, validation, reference, run: BuildRun, timing, budget_s: float,
+            latency_decides: bool, progress) -> dict:
+    """The speed-first schedule (``schedule.py``): rescue only what could still win, within ``budget_s``; a
+    rescued candidate is timed again (``timing``), as its graph changed."""
+
+    def run_rescue(candidate: Candidate, rescue_of: Callable, deadline: float) -> None:
+        float_onnx, missing = run.float_onnx()
+        if float_onnx is None:
+            candidate.notes.append(f"rescue not tried: no FP32 ONNX model ({missing})")
+            return
+        _, reason = attempt(f"rescue of {candidate.name}", lambda: rescue_of(
+            candidate, context, reference, validation, float_onnx.path, progress, deadline))
+        if reason is not None:
+            candidate.notes.append(reason)
+        if candidate.usable and candidate.latency is not None:
+            timing([candidate])
+
+    return rescue_schedule(candidates, _rescuable, run_rescue, budget_s, latency_decides)
 
 
 def _reference_outputs(source, validation: SampleSet, profile: TargetProfile) -> list[list]:
@@ -368,21 +339,24 @@ def _agent_client(url: str, token: str | None, token_file) -> AgentClient:
     return client
 
 
-def _measure(candidates: list[Candidate], validation: SampleSet, profile: TargetProfile, client, progress) -> dict:
-    """Latency of every usable candidate, on this host or on the agent's device; returns where it was measured
+def _timing(validation: SampleSet, profile: TargetProfile, client, progress) -> Callable[[list[Candidate]], dict]:
+    """A function that times candidates on this host or on the agent's device and returns where it measured
     (with how that machine runs: ``emulated`` and the evidence when it is an emulator)."""
-    usable = [c for c in candidates if c.usable]
     sample = next(iter(validation))
-    if client is None:
-        with progress.step(f"host latency ({profile.threads} threads)"):
-            measure_latencies(usable, sample, profile.threads)
-        return {"where": "host", **machine()}
-    with progress.step(f"device latency on {client.url} ({profile.threads} threads)"):
-        info = client.info()
-        measure_on_agent(usable, client, sample, profile.threads)
-    return {"where": "device", "agent": client.url, "arch": info["arch"], "cpu": info["cpu"],
-            "cpu_features": info.get("cpu_features"), "emulated": bool(info.get("emulated")),
-            "emulation": info.get("emulation"), "conditions": info["conditions"]}
+
+    def measure(candidates: list[Candidate]) -> dict:
+        if client is None:
+            with progress.step(f"host latency ({profile.threads} threads)"):
+                measure_latencies(candidates, sample, profile.threads)
+            return {"where": "host", **machine()}
+        with progress.step(f"device latency on {client.url} ({profile.threads} threads)"):
+            info = client.info()
+            measure_on_agent(candidates, client, sample, profile.threads)
+        return {"where": "device", "agent": client.url, "arch": info["arch"], "cpu": info["cpu"],
+                "cpu_features": info.get("cpu_features"), "emulated": bool(info.get("emulated")),
+                "emulation": info.get("emulation"), "conditions": info["conditions"]}
+
+    return measure
 
 
 def _choice_basis(profile: TargetProfile, measured_on: dict | None) -> tuple[dict, list[str]]:
@@ -412,10 +386,13 @@ def _status(candidates: list[Candidate], selected: Candidate | None, fmt: str) -
     return "passed" if all(c.usable for c in candidates) else "failed"
 
 
-def _failure(candidates: list[Candidate], fmt: str, folder: Path | None) -> Exception:
-    """The error for a failed run; ``folder`` is None when nothing was built (and nothing written)."""
+def _failure(candidates: list[Candidate], fmt: str, folder: Path | None,
+             not_built: list[dict] | None = None) -> Exception:
+    """The error for a failed run; ``folder`` is None when nothing was built (and nothing written), and then what
+    was not even planned (``not_built``) is named too."""
     failed = [c for c in candidates if c.status == REJECTED and c.failure != "speed"]
-    summary = "; ".join(f"{c.name}: {c.reason}" for c in failed)
+    summary = "; ".join([f"{c.name}: {c.reason}" for c in failed] +
+                        [f"{r['candidate']}: {r['reason']}" for r in (not_built or []) if folder is None])
     prefix = "no candidate passed: " if fmt == "auto" else ""
     if folder is None:
         return ExportError(prefix + summary, hint="replace the unsupported op, or export the model to ONNX or "

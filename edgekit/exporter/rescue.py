@@ -43,6 +43,7 @@ from ..runtime.openvino import load_openvino
 from .candidates import Candidate, gate, run_samples
 from .group_head import COMPUTE_OPS, group_head
 from .steps import Artifact, StepContext
+from .steps.base import OutOfTime, check_deadline
 from .steps.openvino_quantize import AccuracyControl, OpenVinoQuantize, count_compute_layers
 from .steps.quantize_dynamic import DYNAMIC_OP_TYPES, QuantizeDynamic
 from .steps.quantize_static import QuantizeStatic
@@ -122,7 +123,7 @@ def _measured_output(graph, node, errors: dict[str, float]) -> str | None:
 
 
 def measure_isolated_sensitivity(float_path: Path, quantized_path: Path, context: StepContext,
-                                 samples: SampleSet) -> Sensitivity:
+                                 samples: SampleSet, deadline: float | None = None) -> Sensitivity:
     """Quantize each node the dynamic quantizer replaced, alone, and score it by the error of the model outputs
     (1 - cosine to the float model, mean over a few samples and the float outputs)."""
     float_graph = onnx.load(str(float_path), load_external_data=False).graph
@@ -136,6 +137,7 @@ def measure_isolated_sensitivity(float_path: Path, quantized_path: Path, context
     with tempfile.TemporaryDirectory(prefix="edgekit-sensitivity-") as scratch:
         alone = Path(scratch) / "alone.onnx"
         for name, op in nodes:
+            check_deadline(deadline)
             others = [other for other, _ in nodes if other != name]
             QuantizeDynamic(exclude_nodes=others).run(Artifact(float_path, "onnx", "fp32"), alone, context)
             values = _output_cosines(expected, run_samples(OnnxRunner(alone, threads=threads), feeds))
@@ -157,11 +159,19 @@ def float_layer_limit(layers: int) -> int:
 
 
 def rescue_onnx_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
-                     float_path: Path, progress) -> None:
+                     float_path: Path, progress, deadline: float | None = None) -> None:
     """Retry ``candidate`` (static or dynamic INT8 ONNX) with its most sensitive nodes in float; on success it
     becomes usable again. On failure the rejection names the layer to look at. Where a channel group of a stacked
     output broke the budget (static INT8), the nodes feeding that group are kept in float first (``group_head``),
-    and stay in float while layers are ranked."""
+    and stay in float while layers are ranked. Past ``deadline`` (monotonic) it stops between trials, saying so."""
+    try:
+        _rescue_onnx_int8(candidate, context, reference, validation, float_path, progress, deadline)
+    except OutOfTime:
+        candidate.notes.append("rescue stopped: the rescue time budget (--rescue-budget-s) ran out")
+
+
+def _rescue_onnx_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
+                      float_path: Path, progress, deadline: float | None) -> None:
     profile = context.profile
     step_class = RESCUABLE[candidate.precision]
     first_reason, first_cosine = candidate.reason, candidate.accuracy.cosine_min if candidate.accuracy else None
@@ -169,6 +179,7 @@ def rescue_onnx_int8(candidate: Candidate, context: StepContext, reference, vali
 
     def attempt(kept: list[str], what: str) -> Candidate:
         """Quantize with ``kept`` in float and gate it; a passing trial replaces the whole-model candidate."""
+        check_deadline(deadline)
         with progress.step(f"rescue {candidate.name}: {what}"):
             result = step_class(exclude_nodes=kept).run(Artifact(float_path, "onnx", "fp32"), trial_path, context)
             trial = Candidate(candidate.format, candidate.precision, result.artifact, [result])
@@ -178,7 +189,7 @@ def rescue_onnx_int8(candidate: Candidate, context: StepContext, reference, vali
             trial_path.replace(candidate.artifact.path)
             result.artifact = candidate.artifact
             candidate.steps, candidate.accuracy = trial.steps, trial.accuracy
-            candidate.status, candidate.reason, candidate.failure = trial.status, None, None
+            candidate.mark(trial.status, "rescue", f"passes with {what}")
         return trial
 
     head, groups, head_figure = [], "", ""
@@ -198,7 +209,8 @@ def rescue_onnx_int8(candidate: Candidate, context: StepContext, reference, vali
             if step_class is QuantizeStatic:
                 sensitivity = measure_sensitivity(float_path, candidate.artifact.path, validation)
             else:
-                sensitivity = measure_isolated_sensitivity(float_path, candidate.artifact.path, context, validation)
+                sensitivity = measure_isolated_sensitivity(float_path, candidate.artifact.path, context, validation,
+                                                           deadline)
         ranked = sensitivity.ranked
         divergence = sensitivity.describe(profile.accuracy.cosine_min)
         limit = float_layer_limit(len(ranked))
@@ -214,7 +226,7 @@ def rescue_onnx_int8(candidate: Candidate, context: StepContext, reference, vali
                 return
     finally:  # an exception or a failed rescue leaves no trial file in the folder
         trial_path.unlink(missing_ok=True)
-    candidate.reason = f"{first_reason}; {divergence}"
+    candidate.reject("accuracy", f"{first_reason}; {divergence}", by="rescue")
     tried_head = f" (with the {len(head)} node(s) feeding {groups} in float too{head_figure})" if head else ""
     candidate.notes.append(f"rescue failed: up to {limit} most sensitive node(s) in float{tried_head} "
                            f"still broke the budget (ranked: {', '.join(n for n, _ in ranked[:5])}…)")
@@ -230,7 +242,7 @@ def _group_figure(candidate: Candidate) -> str:
 
 
 def rescue_openvino_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
-                         float_path: Path, progress) -> None:
+                         float_path: Path, progress, deadline: float | None = None) -> None:
     """Re-quantize an OpenVINO INT8 candidate with NNCF's accuracy-aware mode (it reverts the costliest layers to
     float until the minimum cosine is back within the budget); on success it becomes usable again."""
     profile = context.profile
@@ -242,13 +254,17 @@ def rescue_openvino_int8(candidate: Candidate, context: StepContext, reference, 
     if limit < 1:
         candidate.notes.append("rescue not tried: the model has a single compute layer, nothing to keep in float")
         return
-    control = AccuracyControl(reference, validation, profile.accuracy.cosine_min, limit)
+    control = AccuracyControl(reference, validation, profile.accuracy.cosine_min, limit, deadline)
     with progress.step(f"rescue {candidate.name}: NNCF accuracy-aware quantization"):
         try:
             result = OpenVinoQuantize(control).run(Artifact(float_path, "onnx", "fp32"), candidate.artifact.path,
                                                    context)
         except ExportError as error:
             candidate.notes.append(f"rescue failed: {error.message}")
+            return
+        except OutOfTime:
+            candidate.notes.append("rescue stopped: the rescue time budget (--rescue-budget-s) ran out inside "
+                                   "NNCF's accuracy-aware search")
             return
         trial = Candidate(candidate.format, candidate.precision, result.artifact, [result],
                           runner_options=candidate.runner_options)
@@ -257,10 +273,11 @@ def rescue_openvino_int8(candidate: Candidate, context: StepContext, reference, 
     candidate.steps, candidate.accuracy, candidate.execution = trial.steps, trial.accuracy, trial.execution
     kept = result.details["fake_quantize"]
     if trial.usable and kept > 0:
-        candidate.status, candidate.reason, candidate.failure = trial.status, None, None
+        candidate.mark(trial.status, "rescue", f"NNCF's accuracy-aware mode kept {kept} of {whole} FakeQuantize ops")
         candidate.notes.append(f"rescued: whole-model INT8 broke the budget ({first_reason}); NNCF's accuracy-aware "
                                f"mode kept {kept} of {whole} FakeQuantize ops (at most {limit} layer(s) back in float)")
     else:
-        candidate.reason = trial.reason or "accuracy: no INT8 left: every quantized layer went back to float"
+        candidate.reject("accuracy", trial.reason or "accuracy: no INT8 left: every quantized layer went back to "
+                                                     "float", by="rescue")
         candidate.notes.append(f"rescue failed: NNCF's accuracy-aware mode, with up to {limit} layer(s) back in "
                                f"float ({kept} of {whole} FakeQuantize ops left), did not meet the budget")

@@ -7,13 +7,13 @@ import os
 
 import pytest
 
-from edgekit.exporter import builders
+from edgekit.exporter.routes import onnx as onnx_route, tflite as tflite_route
 from edgekit.exporter.candidates import Candidate
 from edgekit.exporter.guard import failure_reason, guarded
 from edgekit.exporter.pipeline import export
 from edgekit.exporter.steps import STEPS, Step
 from edgekit.runtime.litert import LiteRtRunner
-from edgekit.targets import Format, Precision, load_target
+from edgekit.targets import Precision, load_target
 from testkit import model_ref
 
 pytest.importorskip("litert_torch")
@@ -39,13 +39,13 @@ def _fail(*args, **kwargs):
 
 def _inject(monkeypatch, where: str) -> None:
     if where == "export to ONNX":
-        monkeypatch.setattr(builders, "export_onnx", _fail)
+        monkeypatch.setattr(onnx_route, "export_onnx", _fail)
     elif where in ("prepare", "simplify", "optimize", "quantize_static"):
         monkeypatch.setitem(STEPS, where, _failing_step(where))
     elif where == "tflite int8_static":
-        real = builders._export_tflite
-        monkeypatch.setattr(builders, "_export_tflite", lambda source, out, precision, context: (
-            _fail() if precision.value == "int8_static" else real(source, out, precision, context)))
+        real = tflite_route._export
+        monkeypatch.setattr(tflite_route, "_export", lambda run, out, precision: (
+            _fail() if precision.value == "int8_static" else real(run, out, precision)))
     elif where == "accuracy gate":
         monkeypatch.setattr(LiteRtRunner, "run", _fail)
 
@@ -68,7 +68,7 @@ def test_a_failure_in_any_builder_or_step_rejects_only_its_candidates(monkeypatc
     _inject(monkeypatch, where)
     monkeypatch.chdir(tmp_path)
     # OpenVINO's conversion failure has its own test in test_openvino.py
-    onnx_and_tflite = load_target("x86").model_copy(update={"formats": [Format.onnx, Format.tflite],
+    onnx_and_tflite = load_target("x86").model_copy(update={"formats": ["onnx", "tflite"],
                                                             "precisions": [Precision.fp32, Precision.int8_static]})
     result = export(model_ref("tiny_cnn"), onnx_and_tflite, out=tmp_path / "out", calib=cnn_data["calib"],
                     val=cnn_data["val"], format="auto", benchmark=False, accuracy={"top1_agreement_min": 0.5})

@@ -137,8 +137,11 @@ def test_onnx_source_without_pytorch(tmp_path, exported, cnn_data):
     onnx_artifacts = [a for a in result.manifest["artifacts"] if a["format"] == "onnx"]
     assert {a["precision"] for a in onnx_artifacts} == {"fp32", "fp16", "int8_static"}
     assert all(a["passed"] for a in onnx_artifacts)
-    tflite = [a for a in result.manifest["artifacts"] if a["format"] == "tflite"]
-    assert tflite and all(a["status"] == "rejected" and "cannot be converted" in a["rejected_reason"] for a in tflite)
+    assert not [a for a in result.manifest["artifacts"] if a["format"] == "tflite"]  # no route: not candidates
+    not_built = {entry["candidate"]: entry["reason"] for entry in result.manifest["not_built"]}
+    assert {"tflite/fp32", "tflite/fp16", "tflite/int8_static"} <= set(not_built)
+    assert all("an .onnx source cannot be converted to TFLite" in not_built[f"tflite/{p}"]
+               for p in ("fp32", "fp16", "int8_static"))
     assert result.manifest["recommended"] == "model.fp32.onnx"  # not benchmarked: first in profile order
 
 

@@ -155,6 +155,7 @@ def test_openvino_int8_of_a_transformer_is_nncf_static_with_the_transformer_pres
 def test_provisional_rule_takes_dynamic_int8_where_no_static_int8_passed(tmp_path):
     """A transformer's INT8 recipe is dynamic: off-target, the rule recommends it (smallest first), not FP32."""
     from edgekit.exporter.candidates import PROVISIONAL_RULE, Candidate, choose_by_rule
+    from edgekit.exporter.routes import int8_kernels_on
     from edgekit.exporter.steps import Artifact
 
     def candidate(fmt: str, precision: str, size: int) -> Candidate:
@@ -164,10 +165,10 @@ def test_provisional_rule_takes_dynamic_int8_where_no_static_int8_passed(tmp_pat
 
     pool = [candidate("onnx", "fp32", 400), candidate("onnx", "int8_dynamic", 200),
             candidate("tflite", "fp32", 390), candidate("tflite", "int8_dynamic", 110)]
-    best, notes = choose_by_rule(pool, "arm64")
+    best, notes = choose_by_rule(pool, int8_kernels_on("arm64"))
     assert best.name == "tflite/int8_dynamic" and "dynamic INT8" in PROVISIONAL_RULE in notes[0]
     static = candidate("onnx", "int8_static", 300)  # a passing static INT8 still comes first
-    assert choose_by_rule([*pool, static], "arm64")[0] is static
+    assert choose_by_rule([*pool, static], int8_kernels_on("arm64"))[0] is static
 
 def _node(op, inputs, outputs, **attrs):
     return helper.make_node(op, inputs, outputs, name=f"{op}_{outputs[0]}", **attrs)

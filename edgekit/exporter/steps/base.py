@@ -61,6 +61,16 @@ class Step:
         return result
 
 
+class OutOfTime(Exception):
+    """A bounded search (a rescue) ran past its deadline; raised between trials, never inside a runtime call."""
+
+
+def check_deadline(deadline: float | None) -> None:
+    """Raise ``OutOfTime`` once ``time.monotonic()`` has passed ``deadline`` (None: unbounded)."""
+    if deadline is not None and time.monotonic() >= deadline:
+        raise OutOfTime
+
+
 STEPS: dict[str, type[Step]] = {}
 
 

@@ -22,7 +22,7 @@ from ...accuracy import cosine
 from ...errors import ExportError, InputError
 from ...extras import install_hint
 from ...runtime.openvino import load_openvino
-from .base import Artifact, Step, StepContext, StepResult, register
+from .base import Artifact, OutOfTime, Step, StepContext, StepResult, check_deadline, register
 from .openvino_convert import conversion_reason, openvino_tools
 
 FAKE_QUANTIZE = "FakeQuantize"
@@ -38,6 +38,7 @@ class AccuracyControl:
     validation: object  # SampleSet
     cosine_min: float
     max_float_layers: int  # NNCF's max_num_iterations: at most this many layers reverted to float
+    deadline: float | None = None  # time.monotonic() past which the search stops (OutOfTime), between evaluations
 
 
 def load_nncf():
@@ -85,7 +86,7 @@ class OpenVinoQuantize(Step):
                                               target_device=nncf.TargetDevice.CPU, **model_type)
                 else:
                     quantized = self._with_accuracy_control(nncf, ov, model, calibration, count, params, model_type)
-        except (ExportError, InputError):
+        except (ExportError, InputError, OutOfTime):
             raise
         except Exception as exc:
             raise ExportError(f"NNCF INT8 quantization failed: {conversion_reason(exc)}",
@@ -102,6 +103,7 @@ class OpenVinoQuantize(Step):
         samples = list(enumerate(control.validation))
 
         def min_cosine(compiled, items) -> tuple[float, list[float]]:
+            check_deadline(control.deadline)
             values = []
             for index, feeds in items:
                 results = compiled(feeds)

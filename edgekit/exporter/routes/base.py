@@ -1,0 +1,197 @@
+"""What a route is: one output format declared once, with everything the exporter needs to know about it.
+
+A ``Route`` declares the precisions it builds, what a profile's generic ``int8`` becomes per model kind, the
+architectures where its runtime has int8 kernels, the source kinds it builds from, its ordered plan of steps per
+precision, and its rescue. The pipeline only plans and runs routes; it never names a format.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ...targets import Precision
+from ..candidates import Candidate
+from ..guard import guarded
+from ..model_kind import ModelKind
+from ..steps import Artifact, Step, StepContext, StepResult
+
+KINDS = ("attention", "mixed", "convolutional", "dense")
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One step of a candidate's plan: the registered step's name, the settings it runs with, and how to make it."""
+
+    name: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    make: Callable[[], Step] | None = field(default=None, compare=False, repr=False)
+
+    def describe(self) -> str:
+        shown = ", ".join(f"{k}={v}" for k, v in self.settings.items())
+        return f"{self.name}({shown})" if shown else self.name
+
+
+@dataclass(frozen=True)
+class CandidatePlan:
+    """A candidate as planned: its route, precision, ordered steps (after the shared ones), and why it is built
+    as it is (``note``) or not built at all (``excluded``)."""
+
+    route: str
+    precision: str
+    steps: tuple[PlannedStep, ...] = ()
+    note: str | None = None
+    excluded: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.route}/{self.precision}"
+
+
+class Route:
+    """One output format. Subclasses fill the declarations and ``plan_steps``/``build_candidate``."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]  # the format in a sentence: "ONNX", "TFLite", "OpenVINO"
+    precisions: ClassVar[tuple[Precision, ...]]
+    int8_recipes: ClassVar[dict[str, tuple[Precision, str]]] = {}
+    int8_kernel_archs: ClassVar[tuple[str, ...]] = ()
+    target_archs: ClassVar[tuple[str, ...] | None] = None  # None: every architecture
+    sources: ClassVar[tuple[str, ...]] = ("pytorch",)  # source kinds it builds from (sources.py)
+    rescue_summary: ClassVar[str] = ""  # what ``rescue`` does, in words (``--plan``)
+    uses_float_onnx: ClassVar[bool] = False  # starts from the shared FP32 ONNX model (``BuildRun.float_onnx``)
+
+    def no_route(self, source, dynamic_batch: bool) -> str | None:
+        """Why this route builds nothing from ``source``, or None."""
+        if source.kind not in self.sources:
+            return f"no route: {_a(source.kind)} source cannot be converted to {self.title} by edgekit"
+        return None
+
+    def precision_excluded(self, precision: Precision, context: StepContext) -> str | None:
+        """Why one precision is not built on this host, or None (OpenVINO bf16 without bf16 arithmetic)."""
+        return None
+
+    def int8_recipe(self, kind: ModelKind | None) -> tuple[Precision, str]:
+        """What ``int8`` becomes for ``kind`` here, and why."""
+        if kind is None:
+            return Precision.int8_static, "static INT8 (the model kind is unknown: the graph was not built)"
+        return self.int8_recipes.get(kind.kind, (Precision.int8_static, "static INT8 (no kind-specific recipe)"))
+
+    def concrete(self, listed: list[Precision], kind: ModelKind | None) -> list[tuple[Precision, str | None]]:
+        """The profile's precisions this route builds, ``int8`` replaced by its recipe with a note saying why
+        (dropped where the profile lists that precision itself)."""
+        out: list[tuple[Precision, str | None]] = []
+        for precision in (p for p in listed if p in self.precisions):
+            note = None
+            if precision == Precision.int8:
+                precision, reason = self.int8_recipe(kind)
+                if precision in listed:
+                    continue
+                note = (f"int8 → {precision.value} (model kind {kind.kind}: {kind.reason}): {reason}"
+                        if kind is not None else f"int8 → {precision.value}: {reason}")
+            out.append((precision, note))
+        return out
+
+    def plan(self, listed: list[Precision], context: StepContext, source, dynamic_batch: bool) -> list[CandidatePlan]:
+        """Every candidate this route would build from ``source`` for the profile's precisions, in order."""
+        reason = self.no_route(source, dynamic_batch)
+        plans = []
+        for precision, note in self.concrete(listed, context.model_kind):
+            excluded = reason or self.precision_excluded(precision, context)
+            steps = () if excluded else tuple(self.plan_steps(precision, context))
+            plans.append(CandidatePlan(self.name, precision.value, steps, note, excluded))
+        return plans
+
+    def plan_steps(self, precision: Precision, context: StepContext) -> list[PlannedStep]:  # pragma: no cover
+        raise NotImplementedError
+
+    def build(self, plans: list[CandidatePlan], run: "BuildRun") -> list[Candidate]:
+        """Build the planned candidates (excluded plans are not candidates); a failing step rejects only the
+        candidate it was building, naming the step."""
+        built = []
+        for plan in plans:
+            if plan.excluded:
+                continue
+            candidate = Candidate(self.name, plan.precision, notes=[plan.note] if plan.note else [])
+            built.append(candidate)
+            self.build_candidate(candidate, plan, run)
+        return built
+
+    def build_candidate(self, candidate: Candidate, plan: CandidatePlan, run: "BuildRun") -> None:
+        """Run ``plan``'s steps one after the other from the route's starting artifact (a plan without steps takes
+        that artifact as it is, copied into the folder)."""
+        current = self.start(candidate, plan, run)
+        if current is None:
+            return
+        if not plan.steps:
+            current = run.copy_to_folder(current, f"model.{plan.precision}{self.suffix}")
+        for index, step in enumerate(plan.steps):
+            last = index == len(plan.steps) - 1
+            out_path = (run.folder / f"model.{plan.precision}{self.suffix}" if last
+                        else run.work / f"{self.name}-{plan.precision}-{step.name}{self.suffix}")
+            label = f"{self.name} {step.name}"
+            with run.progress.step(label):
+                result = guarded([candidate], label, lambda: step.make().run(current, out_path, run.context))
+            if result is None:
+                return
+            candidate.steps.append(result)
+            current = result.artifact
+        candidate.artifact = current
+        candidate.runner_options = self.runner_options(plan, run.context)
+
+    suffix: ClassVar[str] = ""
+
+    def start(self, candidate: Candidate, plan: CandidatePlan, run: "BuildRun") -> Artifact | None:
+        """The artifact the plan's steps start from (None rejects the candidate: say why on it)."""
+        base, failure = run.float_onnx()
+        if base is None:
+            candidate.reject("conversion", f"no FP32 ONNX model to start from: {failure}")
+        return base
+
+    def runner_options(self, plan: CandidatePlan, context: StepContext) -> dict[str, Any]:
+        return {}
+
+    def rescue(self, precision: str) -> Callable | None:
+        """The accuracy rescue for a candidate of ``precision`` that broke the budget, or None."""
+        return None
+
+
+def _a(kind: str) -> str:
+    return {"pytorch": "a PyTorch", "onnx": "an .onnx", "tflite": "a .tflite"}.get(kind, f"a {kind}")
+
+
+@dataclass
+class BuildRun:
+    """One export's build: what every route reads, and the FP32 ONNX model shared by the routes that start from
+    ONNX (built once, on first request, by ``routes.onnx.build_float_onnx``)."""
+
+    source: Any
+    context: StepContext
+    folder: Path
+    dynamic_batch: bool
+    simplify: bool
+    progress: Any
+    make_float_onnx: Callable[["BuildRun"], tuple[Path | None, str | None, list[StepResult]]]
+    common_steps: list[StepResult] = field(default_factory=list)
+    _float: tuple[Path | None, str | None] | None = None
+
+    @property
+    def work(self) -> Path:
+        path = self.folder / "work"
+        path.mkdir(exist_ok=True)
+        return path
+
+    def float_onnx(self) -> tuple[Artifact | None, str | None]:
+        """The shared FP32 ONNX model (after the common steps), or None and why it could not be made."""
+        if self._float is None:
+            path, failure, self.common_steps = self.make_float_onnx(self)
+            self._float = (path, failure)
+        path, failure = self._float
+        return (Artifact(path, "onnx", "fp32") if path else None), failure
+
+    def copy_to_folder(self, artifact: Artifact, name: str) -> Artifact:
+        shutil.copyfile(artifact.path, self.folder / name)
+        return Artifact(self.folder / name, artifact.format, artifact.precision)

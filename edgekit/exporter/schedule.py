@@ -1,0 +1,66 @@
+"""The speed-first rescue schedule: every candidate is built, gated and timed unrescued first; a rescue (slow:
+re-quantizing with layers in float, many gates) is then spent only on a candidate that could still win.
+
+A candidate that broke its accuracy budget could win only if its unrescued latency beats the best passing one by
+``RESCUE_MARGIN`` (a rescue keeps layers in float, so it only gets slower). Such candidates are rescued fastest
+first, until one rescued candidate becomes the fastest passing one or the time budget is spent. Where latency may
+not decide (no benchmark, or measured off the target), the rescue runs in profile order within the budget. Every
+candidate not rescued says why; the manifest's ``rescue`` records the order, the time and what was skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from .candidates import Candidate
+
+RESCUE_MARGIN = 0.05  # unrescued p50 at least 5 % below the best passing p50
+
+
+def _p50(candidate: Candidate) -> float | None:
+    return candidate.latency["p50_ms"] if candidate.latency else None
+
+
+def rescue_schedule(candidates: list[Candidate], rescue_of: Callable[[Candidate], Callable | None],
+                    run_rescue: Callable[[Candidate, Callable, float], None], budget_s: float,
+                    latency_decides: bool) -> dict:
+    """Rescue what could still win (``run_rescue(candidate, rescue, deadline)`` re-times a rescued candidate);
+    returns the manifest's record."""
+    failing = [c for c in candidates if c.failure == "accuracy" and c.artifact is not None and rescue_of(c)]
+    timed = latency_decides and all(_p50(c) is not None for c in failing)
+    order = sorted(failing, key=_p50) if timed else failing
+    start, skipped, tried = time.monotonic(), [], []
+    deadline = start + budget_s
+    winner: Candidate | None = None
+    for candidate in order:
+        why = _skip_reason(candidate, candidates, timed, winner, deadline)
+        if why is not None:
+            candidate.notes.append(f"rescue skipped: {why}")
+            skipped.append({"candidate": candidate.name, "why": why})
+            continue
+        tried.append(candidate.name)
+        run_rescue(candidate, rescue_of(candidate), deadline)
+        if timed and candidate.usable and _fastest_passing(candidates) is candidate:
+            winner = candidate
+    return {"budget_s": budget_s, "spent_s": round(time.monotonic() - start, 3),
+            "order": "fastest unrescued first" if timed else "profile order (latency does not decide here)",
+            "margin": RESCUE_MARGIN if timed else None, "tried": tried, "skipped": skipped}
+
+
+def _skip_reason(candidate: Candidate, candidates: list[Candidate], timed: bool, winner: Candidate | None,
+                 deadline: float) -> str | None:
+    if winner is not None:
+        return f"{winner.name}, rescued and faster unrescued, already won"
+    if time.monotonic() >= deadline:
+        return "the rescue time budget is spent (--rescue-budget-s)"
+    best = _fastest_passing(candidates) if timed else None
+    if best is not None and _p50(candidate) >= _p50(best) * (1 - RESCUE_MARGIN):
+        return (f"it could not win: unrescued p50 {_p50(candidate):.3f} ms is not {RESCUE_MARGIN:.0%} below "
+                f"{best.name}'s {_p50(best):.3f} ms, and keeping layers in float only makes it slower")
+    return None
+
+
+def _fastest_passing(candidates: list[Candidate]) -> Candidate | None:
+    passing = [c for c in candidates if c.usable and _p50(c) is not None]
+    return min(passing, key=_p50) if passing else None
