@@ -4,9 +4,10 @@ Two fixes make published files convert (measured on the corpus' PP-OCR files and
 
 - ``Constant`` nodes become initializers, and initializers leave the graph inputs: onnx2torch reads convolution
   weights from initializers only (PP-OCR's simplified files keep shared weights in ``Constant`` nodes: KeyError).
-- Reshape, dynamic-axes Squeeze and Resize get their output shapes written in as constants: onnx2torch passes their
-  shape, axes and scales as tensors read at run time, which ``torch.export`` refuses (a data-dependent guard). The
-  input shapes are static here (TFLite needs them), so the shapes seen on a real sample are the shapes.
+- Reshape, dynamic-axes Squeeze and Resize get their output shapes written in as constants, and Slice its constant
+  bounds: onnx2torch passes shapes, axes, scales and bounds as tensors read at run time, which ``torch.export``
+  refuses (a data-dependent guard). The input shapes are static here (TFLite needs them), so the shapes seen on a
+  real sample are the shapes.
 
 The converted module is checked against ONNX Runtime on that sample before litert-torch sees it.
 """
@@ -18,6 +19,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from ...errors import ExportError
+from ...runtime.onnxrt import OnnxRunner
 from ...targets import Precision
 from ..sources import TorchSource
 from .base import StepContext, StepResult
@@ -25,7 +27,7 @@ from .prepare import sample_feeds
 from .tflite_export import export_tflite
 from .verify import check_outputs, first_lines
 
-_STATIC_SHAPE_MODULES = ("OnnxReshape", "OnnxSqueezeDynamicAxes", "OnnxResize")
+_STATIC_SHAPE_MODULES = ("OnnxReshape", "OnnxSqueezeDynamicAxes", "OnnxResize", "OnnxSlice")
 
 
 def onnx_to_tflite(onnx_path: Path, out_path: Path, precision: Precision | str, context: StepContext,
@@ -48,15 +50,14 @@ def onnx_to_tflite(onnx_path: Path, out_path: Path, precision: Precision | str, 
     try:
         module = onnx2torch.convert(model).eval()
         fixed = _write_static_shapes(module, [torch.from_numpy(feeds[s.name]) for s in context.inputs])
+        source = TorchSource(str(onnx_path), Path(onnx_path), module, list(context.inputs), feeds,
+                             [f"output_{i}" for i in range(len(model.graph.output))])
+        converted = source.run(feeds)
     except Exception as exc:  # onnx2torch raises NotImplementedError, KeyError and others per op
         raise ExportError(f"onnx2torch cannot convert {Path(onnx_path).name}: {type(exc).__name__}: "
                           f"{first_lines(str(exc))[:300]}",
                           hint="an ONNX op onnx2torch lacks: use the ONNX or OpenVINO candidates") from exc
-    source = TorchSource(str(onnx_path), Path(onnx_path), module, list(context.inputs), feeds,
-                         [f"output_{i}" for i in range(len(model.graph.output))])
-    from ...runtime.onnxrt import OnnxRunner
-
-    max_diff = check_outputs(OnnxRunner(onnx_path).run(feeds), source.run(feeds), "onnx2torch's PyTorch",
+    max_diff = check_outputs(OnnxRunner(onnx_path).run(feeds), converted, "onnx2torch's PyTorch",
                              hint="onnx2torch mistranslated an op; use the ONNX or OpenVINO candidates")
     result = export_tflite(source, out_path, precision, context, channels_last=channels_last)
     result.step = "onnx_to_tflite"
@@ -91,9 +92,11 @@ def _constants_to_initializers(model) -> int:
 
 def _write_static_shapes(module, args: list) -> dict[str, int]:
     """Replace onnx2torch's Reshape/Squeeze/Resize calls by ``torch.reshape``/``interpolate`` with the output shape
-    each gave on ``args``; returns the count per module type."""
+    each gave on ``args``, and its Slice calls with constant bounds by onnx2torch's own slicing with those bounds
+    as Python slices; returns the count per module type."""
     import torch
     from onnx2torch.node_converters.resize import _onnx_mode_to_torch_mode
+    from onnx2torch.node_converters.slice import _do_slice, _get_slices
     from torch.fx.passes.shape_prop import ShapeProp
 
     ShapeProp(module).propagate(*args)
@@ -103,8 +106,14 @@ def _write_static_shapes(module, args: list) -> dict[str, int]:
         if kind not in _STATIC_SHAPE_MODULES:
             continue
         shape = tuple(node.meta["tensor_meta"].shape)
+        bounds = [_constant(module, arg) for arg in node.args[1:]]  # Slice: starts, ends[, axes[, steps]]
+        if kind == "OnnxSlice" and any(bound is None for bound in bounds):
+            continue  # bounds computed in the graph: left as they are
         with graph.inserting_before(node):
-            if kind == "OnnxResize":
+            if kind == "OnnxSlice":
+                slices = _plain(_get_slices(*bounds, *[None] * (4 - len(bounds))))
+                replacement = graph.call_function(_do_slice, (node.args[0], *slices))
+            elif kind == "OnnxResize":
                 resize = module.get_submodule(node.target)
                 mode = _onnx_mode_to_torch_mode(resize.onnx_mode, len(shape) - 2)
                 replacement = graph.call_function(torch.nn.functional.interpolate, (node.args[0],),
@@ -119,4 +128,23 @@ def _write_static_shapes(module, args: list) -> dict[str, int]:
     graph.eliminate_dead_code()
     module.recompile()
     return counts
+
+
+def _plain(value):
+    """numpy integers inside slices and lists as Python ints: the graph's generated code must be able to name them."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, slice):
+        return slice(_plain(value.start), _plain(value.stop), _plain(value.step))
+    return int(value) if hasattr(value, "__index__") and not isinstance(value, bool) else value
+
+
+def _constant(module, arg):
+    """The tensor a ``get_attr`` argument holds, else None."""
+    if getattr(arg, "op", None) != "get_attr":
+        return None
+    value = module
+    for name in arg.target.split("."):
+        value = getattr(value, name)
+    return value
 
