@@ -46,6 +46,8 @@ def export_command(
     token_file: Optional[Path] = typer.Option(None, "--token-file", help=describe("token_file")),
     overwrite: Optional[bool] = typer.Option(None, "--overwrite/--no-overwrite", help=describe("overwrite")),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON on stdout."),
+    plan: bool = typer.Option(False, "--plan", help="Print every candidate that would be built, with its ordered "
+                                                    "steps and settings, and why the others are not; build nothing."),
 ) -> None:
     """Export MODEL for a target: ONNX, simplify, optimize, quantize, accuracy gate, artifact folder.
 
@@ -65,6 +67,9 @@ def export_command(
                  benchmark=benchmark, rescue=rescue, rescue_budget_s=rescue_budget_s, agent=agent,
                  token_file=token_file, overwrite=overwrite)
     try:
+        if plan:
+            _print_plan(model, given)
+            return
         progress = SilentProgress() if as_json else RichProgress(err_console)
         result = export(model, progress=progress, **given)
     except AccuracyError as error:
@@ -77,6 +82,18 @@ def export_command(
         sys.stdout.write(to_json(result.manifest) + "\n")
     else:
         print_export_summary(out_console, result.manifest, result.out_dir)
+
+
+def _print_plan(model, given: dict) -> None:
+    """``--plan``: the options merged as for a run (edgekit.toml included), planned, printed; nothing built."""
+    from ..exporter.options import resolve_options
+    from ..exporter.plan import plan_export
+
+    opts = resolve_options(model, **given)
+    planned = plan_export(opts.model, opts.target, format=opts.format, inputs=opts.inputs,
+                          dynamic_batch=opts.dynamic_batch, simplify=opts.simplify)
+    for line in planned.lines():
+        out_console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 _STATUS = {"selected": "[bold green]★ selected[/]", "passed": "[green]✓ passed[/]", "rejected": "[red]✗ rejected[/]"}

@@ -4,13 +4,18 @@ steps without building; ``auto`` is a mode, not a format."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from edgekit.errors import TargetError
-from edgekit.evaluate.validate import validate
 from edgekit.exporter.pipeline import export
 from edgekit.exporter.plan import plan_export
-from edgekit.manifest import Manifest
 from edgekit.targets import builtin_target_files, load_target
 from testkit import REPO
 from testkit.agent_process import start_agent
@@ -20,36 +25,50 @@ DIGITS = str(REPO / "samples" / "digits" / "model.py") + ":build"
 DATA = {"calib": REPO / "samples" / "digits" / "calib.npz", "val": REPO / "samples" / "digits" / "val.npz"}
 
 
-@pytest.fixture(scope="module")
-def gzip_route():
-    """The plugin, imported here as the agent's worker imports it from ``EDGEKIT_PLUGINS``."""
-    return pytest.importorskip(PLUGIN)
+def _edgekit(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgekit.cli", *args], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, **env}, timeout=600)
 
 
-def test_a_fourth_route_in_one_file_is_built_gated_timed_stored_and_validated(gzip_route, tmp_path):
+def test_a_fourth_route_in_one_file_is_built_gated_timed_stored_and_validated():
+    """The plugin is named only in ``EDGEKIT_PLUGINS``: the export, the agent and its worker children load it (so
+    does the manifest's round trip; this process, without the plugin, keeps out of its folder)."""
+    with tempfile.TemporaryDirectory(prefix="edgekit-plugin-") as scratch:
+        _fourth_route(Path(scratch), {"EDGEKIT_PLUGINS": PLUGIN})
+
+
+def _fourth_route(tmp_path: Path, env: dict) -> None:
     profile = tmp_path / "gz.toml"
     profile.write_text('arch = "x86_64"\nformats = ["onnx", "gzonnx"]\nprecisions = ["fp32"]\nthreads = 1\n'
                        '[accuracy]\ncosine_min = 0.999\n')
-    result = export(DIGITS, profile, out=tmp_path / "out", **DATA)
+    out = tmp_path / "out"
+    exported = _edgekit("export", DIGITS, "--target", str(profile), "--out", str(out), "--calib",
+                        str(DATA["calib"]), "--val", str(DATA["val"]), env=env)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
 
-    gz = next(c for c in result.candidates if c.name == "gzonnx/fp32")
-    assert gz.usable and gz.artifact.path.name == "model.fp32.onnxgz"
-    assert gz.accuracy.cosine_min > 0.99999 and gz.latency["p50_ms"] > 0
-    assert [s.step for s in gz.steps] == ["gzip_onnx"]
-    manifest = Manifest.load(result.out_dir)
-    assert {a.name for a in manifest.artifacts} == {"onnx/fp32", "gzonnx/fp32"}
+    manifest = json.loads((out / "manifest.json").read_text())  # this process has no such format: read the JSON
+    gz = next(a for a in manifest["artifacts"] if a["name"] == "gzonnx/fp32")
+    assert gz["passed"] and gz["file"] == "model.fp32.onnxgz" and [s["step"] for s in gz["steps"]] == ["gzip_onnx"]
+    assert gz["accuracy"]["cosine_min"] > 0.99999 and gz["latency"]["p50_ms"] > 0
+    round_trip = subprocess.run([sys.executable, "-c", "import sys; from edgekit.manifest import Manifest; "
+                                 "t = open(sys.argv[1]).read(); "
+                                 "assert Manifest.parse(t, 'm').model_dump_json(indent=2) + '\\n' == t",
+                                 str(out / "manifest.json")], capture_output=True, text=True, cwd=REPO,
+                                env={**os.environ, **env})
+    assert round_trip.returncode == 0, round_trip.stderr
 
-    agent = start_agent(tmp_path, env={"EDGEKIT_PLUGINS": PLUGIN})
+    agent = start_agent(tmp_path, env=env)
     try:
-        report = validate(result.out_dir, [agent.url], token_file=tmp_path / "token", all_candidates=True,
-                          runs=5, warmup=1, min_seconds=0.0)
+        validated = _edgekit("validate", str(out), "--agent", agent.url, "--token-file", str(tmp_path / "token"),
+                             "--all", "--runs", "5", "--warmup", "1", "--min-seconds", "0", env=env)
     finally:
         agent.stop()
-    checks = {c.file: c for c in report.devices[0].artifacts}
-    assert checks["model.fp32.onnxgz"].status == "passed", checks["model.fp32.onnxgz"].to_dict()
-    assert checks["model.fp32.onnxgz"].upload["uploaded"] is True
-    assert checks["model.fp32.onnxgz"].accuracy["cosine_min"] > 0.99999
-    assert checks["model.fp32.onnxgz"].benchmark["status"] == "ok"
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    report = json.loads((out / "validation.json").read_text())
+    checks = {c["file"]: c for c in report["devices"][0]["artifacts"]}
+    gz_check = checks["model.fp32.onnxgz"]
+    assert gz_check["status"] == "passed" and gz_check["upload"]["uploaded"] is True
+    assert gz_check["accuracy"]["cosine_min"] > 0.99999 and gz_check["benchmark"]["status"] == "ok"
 
 
 @pytest.mark.parametrize("target", sorted(builtin_target_files()))
@@ -82,3 +101,16 @@ def test_auto_in_a_profile_is_a_clear_error(tmp_path):
     profile.write_text('formats = ["auto"]\nprecisions = ["fp32"]\n')
     with pytest.raises(TargetError, match="auto is a selection mode, not a format"):
         load_target(profile)
+
+
+def test_export_plan_on_the_command_line_builds_nothing(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from edgekit.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["export", DIGITS, "--target", "x86", "--plan"])
+    assert result.exit_code == 0, result.output
+    assert "openvino/int8_static: shared FP32 ONNX model → openvino_quantize(" in result.output
+    assert "onnx/bf16: not built: no bf16 route in onnx" in result.output
+    assert list(tmp_path.iterdir()) == []
