@@ -17,6 +17,7 @@ from ..files import is_disk_failure, write_failure
 from ..interrupts import record_discarded
 from ..progress import SilentProgress
 from ..runtime.ir_bundle import artifact_files
+from ..runtime import open_runner
 from ..runtime.onnxrt import OnnxRunner
 from ..specs import InputSpec, parse_input_spec, parse_output_kinds, resolve_output_kinds
 from ..targets import TargetProfile, load_target, normalized_arch
@@ -116,14 +117,13 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
         not_built, notes = not_built_records(excluded, formats, profile)
         if not any(c.artifact for c in candidates):
             raise _failure(candidates, fmt, None, not_built)
-        reference, gate_notes = _gate(source, candidates, context, validation, progress)
-        notes += gate_notes
-        timed = [c for c in candidates if c.usable or (rescue and reference is not None and _rescuable(c))]
+        reference = _gate(source, candidates, context, validation, progress)
+        timed = [c for c in candidates if c.usable or (rescue and _rescuable(c))]
         timing = _timing(validation, profile, client, progress)
         measured_on = timing(timed) if benchmark else None
         choice, basis_notes = _choice_basis(profile, measured_on)
         rescue_record = _rescue(candidates, context, validation, reference, run, timing, rescue_budget_s,
-                                not choice["provisional"], progress) if rescue and reference is not None else None
+                                not choice["provisional"], progress) if rescue else None
         if choice["rule"] == PROVISIONAL_RULE:
             selected, choice_notes = choose_by_rule(candidates, int8_kernels_on(profile.arch))
         else:
@@ -257,7 +257,7 @@ def _build(source, context: StepContext, formats: list[str], folder: Path, dynam
     when any of them is listed (its graph tells the model kind, which decides what ``int8`` becomes)."""
     run = BuildRun(source, context, folder, dynamic_batch, simplify, progress, build_float_onnx)
     routes = [get_route(name) for name in formats]
-    if any(r.uses_float_onnx and not r.no_route(source, dynamic_batch) for r in routes):
+    if any(r.uses_float_onnx(source, dynamic_batch) for r in routes):
         run.float_onnx()
     plans = plan_candidates(source, context, formats, dynamic_batch)
     candidates = [c for route in routes for c in route.build([p for p in plans if p.route == route.name], run)]
@@ -280,13 +280,10 @@ def not_built_records(excluded: list[CandidatePlan], formats: list[str],
     return records, notes
 
 
-def _gate(source, candidates, context, validation, progress) -> tuple[list | None, list[str]]:
+def _gate(source, candidates, context, validation, progress) -> list:
     """Gate every built candidate against the original, unrescued; returns the original's outputs (computed once,
-    shared by every gate and rescue), or None for a .tflite source, which has no original to compare with."""
+    shared by every gate and rescue)."""
     built = [c for c in candidates if c.artifact is not None]
-    if isinstance(source, TfliteSource):
-        return None, ["the source is a .tflite file: there is no original to compare it with, so no accuracy gate "
-                      "ran"]
     profile = context.profile
     with progress.step(f"accuracy gate on {len(validation)} samples"):
         reference, reason = attempt("the original model", lambda: _reference_outputs(source, validation, profile))
@@ -298,7 +295,7 @@ def _gate(source, candidates, context, validation, progress) -> tuple[list | Non
             guarded([candidate], "accuracy gate",
                     lambda: gate(candidate, reference, validation, profile.accuracy, profile.threads,
                                  context.output_names, context.output_kinds), "runtime")
-    return reference, []
+    return reference
 
 
 def _rescuable(candidate: Candidate) -> Callable | None:
@@ -326,9 +323,13 @@ def _rescue(candidates, context, validation, reference, run: BuildRun, timing, b
 
 
 def _reference_outputs(source, validation: SampleSet, profile: TargetProfile) -> list[list]:
-    """The original's outputs on every validation sample: PyTorch, or the source ONNX file unoptimized."""
+    """The original's outputs on every validation sample: PyTorch, the given .tflite as it is, or the source ONNX
+    file unoptimized."""
     if isinstance(source, TorchSource):
         return [source.run(sample) for sample in validation]
+    if isinstance(source, TfliteSource):
+        return run_samples(open_runner(source.path, threads=profile.threads,
+                                       input_names=[s.name for s in source.inputs]), validation)
     return run_samples(OnnxRunner(source.path, threads=profile.threads, optimization="disabled"), validation)
 
 

@@ -27,6 +27,7 @@ class ExportPlan:
     shared: tuple[PlannedStep, ...]
     candidates: tuple[CandidatePlan, ...]
     not_built: tuple[dict, ...]
+    from_float_onnx: tuple[str, ...]  # the routes that start from the shared FP32 ONNX model
 
     def lines(self) -> list[str]:
         """The plan as text, one candidate per block (as ExecuTorch prints its pass list)."""
@@ -39,7 +40,7 @@ class ExportPlan:
             if plan.excluded:
                 continue
             route = get_route(plan.route)
-            start = "shared FP32 ONNX model" if route.uses_float_onnx else "source"
+            start = "shared FP32 ONNX model" if plan.route in self.from_float_onnx else "source"
             steps = " → ".join(s.describe() for s in plan.steps) or "as it is"
             out.append(f"  {plan.name}: {start} → {steps}")
             if plan.note:
@@ -66,11 +67,11 @@ def plan_export(model: str, target: str | TargetProfile = "x86", *, format: str 
                  if isinstance(source, TorchSource) else "the source's graph")
     routes = [get_route(name) for name in formats]
     shared = float_onnx_plan(context, source.kind, simplify, dynamic_batch) if any(
-        r.uses_float_onnx and not r.no_route(source, dynamic_batch) for r in routes) else []
+        r.uses_float_onnx(source, dynamic_batch) for r in routes) else []
     plans = plan_candidates(source, context, formats, dynamic_batch)
     not_built, _ = not_built_records([p for p in plans if p.excluded], formats, profile)
     return ExportPlan(profile.name, mode, context.model_kind, kind_from, tuple(shared), tuple(plans),
-                      tuple(not_built))
+                      tuple(not_built), tuple(r.name for r in routes if r.uses_float_onnx(source, dynamic_batch)))
 
 
 def _source_kind(source) -> ModelKind | None:

@@ -43,8 +43,8 @@ def _inject(monkeypatch, where: str) -> None:
     elif where in ("prepare", "simplify", "optimize", "quantize_static"):
         monkeypatch.setitem(STEPS, where, _failing_step(where))
     elif where == "tflite int8_static":
-        real = tflite_route._export
-        monkeypatch.setattr(tflite_route, "_export", lambda run, out, precision: (
+        real = tflite_route._convert
+        monkeypatch.setattr(tflite_route, "_convert", lambda run, out, precision: (
             _fail() if precision.value == "int8_static" else real(run, out, precision)))
     elif where == "accuracy gate":
         monkeypatch.setattr(LiteRtRunner, "run", _fail)

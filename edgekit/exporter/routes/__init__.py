@@ -1,4 +1,5 @@
-"""The routes: one module per output format (``onnx.py``, ``tflite.py``, ``openvino.py``), registered here.
+"""The routes: one module per output format (``onnx.py``, ``tflite.py``, ``openvino.py``, ``executorch.py``),
+registered here.
 
 A profile names routes in ``formats``; ``auto`` is a selection mode (build every route the profile lists and
 choose), not a route. A plugin module (``EDGEKIT_PLUGINS``, see ``runtime/registry.py``) adds a route with
@@ -10,6 +11,7 @@ from __future__ import annotations
 from ...errors import InputError
 from ...runtime.registry import load_plugins
 from .base import BuildRun, CandidatePlan, PlannedStep, Route
+from .executorch import ExecuTorchRoute
 from .onnx import OnnxRoute
 from .openvino import OpenVinoRoute
 from .tflite import TfliteRoute
@@ -25,7 +27,7 @@ def register_route(route: type[Route]) -> type[Route]:
     return route
 
 
-for _builtin in (OnnxRoute, TfliteRoute, OpenVinoRoute):
+for _builtin in (OnnxRoute, TfliteRoute, OpenVinoRoute, ExecuTorchRoute):
     register_route(_builtin)
 
 

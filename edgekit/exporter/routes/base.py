@@ -62,13 +62,17 @@ class Route:
     target_archs: ClassVar[tuple[str, ...] | None] = None  # None: every architecture
     sources: ClassVar[tuple[str, ...]] = ("pytorch",)  # source kinds it builds from (sources.py)
     rescue_summary: ClassVar[str] = ""  # what ``rescue`` does, in words (``--plan``)
-    uses_float_onnx: ClassVar[bool] = False  # starts from the shared FP32 ONNX model (``BuildRun.float_onnx``)
+    float_onnx_sources: ClassVar[tuple[str, ...]] = ()  # source kinds it starts from the shared FP32 ONNX model for
 
     def no_route(self, source, dynamic_batch: bool) -> str | None:
         """Why this route builds nothing from ``source``, or None."""
         if source.kind not in self.sources:
             return f"no route: {_a(source.kind)} source cannot be converted to {self.title} by edgekit"
         return None
+
+    def uses_float_onnx(self, source, dynamic_batch: bool) -> bool:
+        """Whether building from ``source`` starts from the shared FP32 ONNX model (``BuildRun.float_onnx``)."""
+        return source.kind in self.float_onnx_sources and self.no_route(source, dynamic_batch) is None
 
     def precision_excluded(self, precision: Precision, context: StepContext) -> str | None:
         """Why one precision is not built on this host, or None (OpenVINO bf16 without bf16 arithmetic)."""

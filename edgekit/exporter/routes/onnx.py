@@ -70,7 +70,7 @@ class OnnxRoute(Route):
     precisions = (Precision.fp32, Precision.fp16, Precision.int8, Precision.int8_static, Precision.int8_dynamic)
     int8_kernel_archs = ("arm64", "armv7", "x86_64")
     sources = ("pytorch", "onnx")
-    uses_float_onnx = True
+    float_onnx_sources = ("pytorch", "onnx")
     rescue_summary = ("the most error-adding nodes kept in float (1, 2, 4, … up to a quarter), a stacked head's "
                       "broken channel group first")
     int8_recipes = {

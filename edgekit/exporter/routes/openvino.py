@@ -24,7 +24,7 @@ class OpenVinoRoute(Route):
     int8_kernel_archs = ("x86_64",)
     target_archs = ("x86_64", "any")
     sources = ("pytorch", "onnx")
-    uses_float_onnx = True
+    float_onnx_sources = ("pytorch", "onnx")
     rescue_summary = "NNCF's accuracy-aware mode (the costliest layers back to float, up to a quarter)"
     int8_recipes = {
         "attention": (Precision.int8_static, "NNCF static INT8 with the transformer preset (model_type=TRANSFORMER): "

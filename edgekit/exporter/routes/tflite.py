@@ -1,5 +1,7 @@
 """LiteRT (TFLite): PyTorch modules converted by litert-torch (FP32, FP16, PT2E static INT8, dynamic-range INT8);
-a given .tflite file is taken as it is."""
+published ONNX files through onnx2torch and the same converter, from the shared FP32 ONNX model; a given float
+.tflite taken as it is and quantized by ai-edge-quantizer (static INT8, or dynamic range with weight-only
+convolutions)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from ..steps import Artifact
 from .base import BuildRun, CandidatePlan, PlannedStep, Route
 
 _PT2E = (Precision.int8_static, "PT2E static INT8 (calibrated, int8 in and out)")
+_GIVEN_QUANTIZED = (Precision.int8_static, Precision.int8_dynamic)  # what ai-edge-quantizer builds from a .tflite
 
 
 class TfliteRoute(Route):
@@ -21,7 +24,8 @@ class TfliteRoute(Route):
     suffix = ".tflite"
     precisions = (Precision.fp32, Precision.fp16, Precision.int8, Precision.int8_static, Precision.int8_dynamic)
     int8_kernel_archs = ("arm64", "armv7", "x86_64")
-    sources = ("pytorch", "tflite")
+    sources = ("pytorch", "onnx", "tflite")
+    float_onnx_sources = ("onnx",)
     int8_recipes = {
         "attention": (Precision.int8_dynamic, "dynamic-range INT8 (ai-edge-quantizer): PT2E static INT8 does not "
                       "take the int64 token inputs of text models"),
@@ -29,42 +33,72 @@ class TfliteRoute(Route):
     }
 
     def no_route(self, source, dynamic_batch: bool) -> str | None:
-        if source.kind == "pytorch" and dynamic_batch:
+        if source.kind != "tflite" and dynamic_batch:
             return "TFLite export needs static shapes (drop --dynamic-batch)"
         return super().no_route(source, dynamic_batch)
 
     def plan(self, listed, context, source, dynamic_batch) -> list[CandidatePlan]:
-        if source.kind == "tflite":  # a given file: benchmarked (and validated on devices) as it is
-            return [CandidatePlan(self.name, source.precision, (PlannedStep("copy", {"file": source.path.name}),))]
+        if source.kind == "tflite":
+            return self._given_plan(listed, source)
         if source.kind == "pytorch" and context.model_kind is None:  # no ONNX graph built: read the modules
             context.model_kind = module_kind(source.module)
-        return super().plan(listed, context, source, dynamic_batch)
+        plans = super().plan(listed, context, source, dynamic_batch)
+        if source.kind == "onnx":  # onnx2torch first, then the same converter
+            plans = [CandidatePlan(p.route, p.precision, (PlannedStep("onnx2torch"), *p.steps), p.note, p.excluded)
+                     for p in plans]
+        return plans
+
+    def _given_plan(self, listed, source) -> list[CandidatePlan]:
+        """A given .tflite: itself (benchmarked and validated as it is), and the INT8 models ai-edge-quantizer
+        makes of it, gated against it."""
+        plans = [CandidatePlan(self.name, source.precision, (PlannedStep("copy", {"file": source.path.name}),))]
+        for precision, note in self.concrete(listed, None):
+            if precision in _GIVEN_QUANTIZED:
+                method = "static" if precision == Precision.int8_static else "dynamic range + weight-only conv"
+                plans.append(CandidatePlan(self.name, precision.value, (PlannedStep(
+                    "quantize_tflite", {"method": method, "quantizer": "ai-edge-quantizer"}),), note))
+            elif precision != Precision.fp32:
+                plans.append(CandidatePlan(self.name, precision.value, excluded=(
+                    f"a given .tflite is quantized to {', '.join(p.value for p in _GIVEN_QUANTIZED)} only")))
+        return plans
 
     def plan_steps(self, precision: Precision, context) -> list[PlannedStep]:
         return [PlannedStep("litert_torch.convert", {"precision": precision.value,
                                                      "channels_last_inputs": context.profile.channels_last_io})]
 
     def build_candidate(self, candidate: Candidate, plan: CandidatePlan, run: BuildRun) -> None:
-        if run.source.kind == "tflite":  # named as it was given: model.tflite
-            out_path = run.folder / "model.tflite"
-            shutil.copyfile(run.source.path, out_path)
-            candidate.artifact = Artifact(out_path, "tflite", plan.precision)
+        if run.source.kind == "tflite" and plan.steps[0].name == "copy":  # named as it was given: model.tflite
+            shutil.copyfile(run.source.path, run.folder / "model.tflite")
+            candidate.artifact = Artifact(run.folder / "model.tflite", "tflite", plan.precision)
             candidate.runner_options = {"input_names": [s.name for s in run.source.inputs]}
             return
         out_path, label = run.folder / f"model.{plan.precision}.tflite", f"tflite {plan.precision}"
         with run.progress.step(label):
-            result = guarded([candidate], label, lambda: _export(run, out_path, Precision(plan.precision)))
+            result = guarded([candidate], label, lambda: _convert(run, out_path, Precision(plan.precision)))
         if result is not None:
             candidate.artifact, candidate.steps = result.artifact, [result]
-            candidate.runner_options = self.runner_options(plan, run.context)
+            candidate.runner_options = ({"input_names": [s.name for s in run.source.inputs]}
+                                        if run.source.kind == "tflite" else self.runner_options(plan, run.context))
 
     def runner_options(self, plan: CandidatePlan, context) -> dict:
         return {"input_names": [s.name for s in context.inputs],
                 "channels_last_inputs": context.profile.channels_last_io}
 
 
-def _export(run: BuildRun, out_path, precision: Precision):
-    from ..steps.tflite_export import export_tflite  # litert-torch is the heavy ``tflite`` extra
+def _convert(run: BuildRun, out_path, precision: Precision):
+    """The step for this source (litert-torch, ai-edge-quantizer and onnx2torch are the heavy ``tflite`` extra)."""
+    channels_last = run.context.profile.channels_last_io
+    if run.source.kind == "tflite":
+        from ..steps.tflite_quantize import quantize_tflite
 
-    return export_tflite(run.source, out_path, precision, run.context,
-                         channels_last=run.context.profile.channels_last_io)
+        return quantize_tflite(run.source.path, out_path, precision, run.context)
+    if run.source.kind == "onnx":
+        from ..steps.onnx_to_tflite import onnx_to_tflite
+
+        base, missing = run.float_onnx()
+        if base is None:
+            raise RuntimeError(f"no FP32 ONNX model to convert: {missing}")
+        return onnx_to_tflite(base.path, out_path, precision, run.context, channels_last=channels_last)
+    from ..steps.tflite_export import export_tflite
+
+    return export_tflite(run.source, out_path, precision, run.context, channels_last=channels_last)

@@ -31,7 +31,7 @@ class GzipOnnxRoute(Route):
     precisions = (Precision.fp32,)
     int8_kernel_archs = ("x86_64", "arm64")
     sources = ("pytorch", "onnx")
-    uses_float_onnx = True
+    float_onnx_sources = ("pytorch", "onnx")
 
     def plan_steps(self, precision, context) -> list[PlannedStep]:
         return [PlannedStep("gzip_onnx", {"level": 9}, GzipOnnx)]

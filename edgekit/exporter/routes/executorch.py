@@ -1,0 +1,52 @@
+"""ExecuTorch: PyTorch modules lowered to ``.pte`` with the XNNPACK delegate, FP32 or PT2E static INT8
+(XNNPACKQuantizer, calibrated on the same samples). Needs the ``executorch`` extra, which brings torch: so does
+the device that runs ``.pte`` files."""
+
+from __future__ import annotations
+
+from ...targets import Precision
+from ..candidates import Candidate
+from ..guard import guarded
+from .base import BuildRun, CandidatePlan, PlannedStep, Route
+
+_PT2E = (Precision.int8_static, "PT2E static INT8 with XNNPACK's quantizer (its one INT8 route; calibrated, "
+                                "per-channel weights, float in and out)")
+
+
+class ExecuTorchRoute(Route):
+    name = "executorch"
+    title = "ExecuTorch"
+    suffix = ".pte"
+    precisions = (Precision.fp32, Precision.int8, Precision.int8_static)
+    int8_kernel_archs = ("arm64", "x86_64")  # XNNPACK's int8 kernels
+    sources = ("pytorch",)
+    int8_recipes = {"attention": _PT2E, "mixed": _PT2E, "convolutional": _PT2E, "dense": _PT2E}
+
+    def no_route(self, source, dynamic_batch: bool) -> str | None:
+        if source.kind == "pytorch" and dynamic_batch:
+            return "ExecuTorch export here needs static shapes (drop --dynamic-batch)"
+        return super().no_route(source, dynamic_batch)
+
+    def plan_steps(self, precision: Precision, context) -> list[PlannedStep]:
+        settings = {"partitioner": "XnnpackPartitioner"}
+        if precision == Precision.int8_static:
+            settings.update(quantizer="XNNPACKQuantizer", per_channel=context.profile.quantization.per_channel,
+                            samples=context.profile.quantization.calibration_samples)
+        return [PlannedStep("to_edge_transform_and_lower", settings)]
+
+    def build_candidate(self, candidate: Candidate, plan: CandidatePlan, run: BuildRun) -> None:
+        out_path, label = run.folder / f"model.{plan.precision}.pte", f"executorch {plan.precision}"
+        with run.progress.step(label):
+            result = guarded([candidate], label, lambda: _export(run, out_path, Precision(plan.precision)))
+        if result is not None:
+            candidate.artifact, candidate.steps = result.artifact, [result]
+            candidate.runner_options = self.runner_options(plan, run.context)
+
+    def runner_options(self, plan: CandidatePlan, context) -> dict:
+        return {"input_names": [s.name for s in context.inputs]}
+
+
+def _export(run: BuildRun, out_path, precision: Precision):
+    from ..steps.executorch_export import export_executorch  # executorch and torch: the opt-in extra
+
+    return export_executorch(run.source, out_path, precision, run.context)
