@@ -4,10 +4,10 @@ Two fixes make published files convert (measured on the corpus' PP-OCR files and
 
 - ``Constant`` nodes become initializers, and initializers leave the graph inputs: onnx2torch reads convolution
   weights from initializers only (PP-OCR's simplified files keep shared weights in ``Constant`` nodes: KeyError).
-- Reshape, dynamic-axes Squeeze and Resize get their output shapes written in as constants, and Slice its constant
-  bounds: onnx2torch passes shapes, axes, scales and bounds as tensors read at run time, which ``torch.export``
-  refuses (a data-dependent guard). The input shapes are static here (TFLite needs them), so the shapes seen on a
-  real sample are the shapes.
+- Reshape, dynamic-axes Squeeze and Resize get their output shapes written in as constants, Slice and Split their
+  constant bounds and sizes: onnx2torch passes them as tensors read at run time, which ``torch.export`` refuses (a
+  data-dependent guard) or litert-torch cannot lower (``item()``). The input shapes are static here (TFLite needs
+  them), so the shapes seen on a real sample are the shapes.
 
 The converted module is checked against ONNX Runtime on that sample before litert-torch sees it.
 """
@@ -27,7 +27,7 @@ from .prepare import sample_feeds
 from .tflite_export import export_tflite
 from .verify import check_outputs, first_lines
 
-_STATIC_SHAPE_MODULES = ("OnnxReshape", "OnnxSqueezeDynamicAxes", "OnnxResize", "OnnxSlice")
+_STATIC_SHAPE_MODULES = ("OnnxReshape", "OnnxSqueezeDynamicAxes", "OnnxResize", "OnnxSlice", "OnnxSplit13")
 
 
 def onnx_to_tflite(onnx_path: Path, out_path: Path, precision: Precision | str, context: StepContext,
@@ -92,8 +92,8 @@ def _constants_to_initializers(model) -> int:
 
 def _write_static_shapes(module, args: list) -> dict[str, int]:
     """Replace onnx2torch's Reshape/Squeeze/Resize calls by ``torch.reshape``/``interpolate`` with the output shape
-    each gave on ``args``, and its Slice calls with constant bounds by onnx2torch's own slicing with those bounds
-    as Python slices; returns the count per module type."""
+    each gave on ``args``, its Slice and Split calls with constant bounds or sizes by the same slicing and
+    ``torch.split`` with Python values; returns the count per module type."""
     import torch
     from onnx2torch.node_converters.resize import _onnx_mode_to_torch_mode
     from onnx2torch.node_converters.slice import _do_slice, _get_slices
@@ -105,22 +105,30 @@ def _write_static_shapes(module, args: list) -> dict[str, int]:
         kind = type(module.get_submodule(node.target)).__name__ if node.op == "call_module" else None
         if kind not in _STATIC_SHAPE_MODULES:
             continue
-        shape = tuple(node.meta["tensor_meta"].shape)
-        bounds = [_constant(module, arg) for arg in node.args[1:]]  # Slice: starts, ends[, axes[, steps]]
-        if kind == "OnnxSlice" and any(bound is None for bound in bounds):
-            continue  # bounds computed in the graph: left as they are
+        constants = [_constant(module, arg) for arg in node.args[1:]]  # Slice: starts, ends[, axes[, steps]]
+        if kind in ("OnnxSlice", "OnnxSplit13") and (not constants or any(c is None for c in constants)):
+            continue  # computed in the graph, or (Split without sizes) read off the shape: left as they are
         with graph.inserting_before(node):
             if kind == "OnnxSlice":
-                slices = _plain(_get_slices(*bounds, *[None] * (4 - len(bounds))))
-                replacement = graph.call_function(_do_slice, (node.args[0], *slices))
+                flip, positive, negative = _plain(_get_slices(*constants, *[None] * (4 - len(constants))))
+                dims = tuple(node.args[0].meta["tensor_meta"].shape)
+                positive = [_bounded(s, dims[i]) for i, s in enumerate(positive)]
+                negative = negative[:1] + [_bounded(s, dims[len(dims) - len(negative) + 1 + j])
+                                           for j, s in enumerate(negative[1:])]
+                replacement = graph.call_function(_do_slice, (node.args[0], flip, positive, negative))
+            elif kind == "OnnxSplit13":
+                sizes = [int(size) for size in constants[0].tolist()]
+                replacement = graph.call_function(torch.split, (node.args[0], sizes),
+                                                  {"dim": module.get_submodule(node.target).axis})
             elif kind == "OnnxResize":
+                shape = tuple(node.meta["tensor_meta"].shape)
                 resize = module.get_submodule(node.target)
                 mode = _onnx_mode_to_torch_mode(resize.onnx_mode, len(shape) - 2)
                 replacement = graph.call_function(torch.nn.functional.interpolate, (node.args[0],),
                                                   {"size": shape[2:], "mode": mode,
                                                    "align_corners": resize.align_corners})
             else:
-                replacement = graph.call_function(torch.reshape, (node.args[0], shape))
+                replacement = graph.call_function(torch.reshape, (node.args[0], tuple(node.meta["tensor_meta"].shape)))
         replacement.meta = node.meta
         node.replace_all_uses_with(replacement)
         graph.erase_node(node)
@@ -137,6 +145,12 @@ def _plain(value):
     if isinstance(value, slice):
         return slice(_plain(value.start), _plain(value.stop), _plain(value.step))
     return int(value) if hasattr(value, "__index__") and not isinstance(value, bool) else value
+
+
+def _bounded(part, length: int):
+    """A slice with its bounds inside a dimension of ``length``: ONNX ends such as INT64_MAX overflowed
+    litert-torch's int32 strided slice (PP-OCR rec's output then changed from run to run)."""
+    return slice(*part.indices(length)) if isinstance(part, slice) else part
 
 
 def _constant(module, arg):
