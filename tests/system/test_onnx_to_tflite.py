@@ -1,5 +1,6 @@
 """An ONNX file -> TFLite through onnx2torch and litert-torch: FP32 equal to ONNX Runtime, static INT8 close to it,
-on a graph with what published files need fixed (Constant nodes, Reshape/Resize/Slice shapes read at run time)."""
+on a graph with what published files need fixed (Constant nodes, Reshape/Resize/Slice shapes read at run time, a
+Gemm's transposed weight)."""
 
 from __future__ import annotations
 
@@ -23,17 +24,19 @@ from testkit import smooth_images  # noqa: E402
 
 
 class UpsampleHead(torch.nn.Module):
-    """Convolutions, a nearest 2x Resize, a Slice and a Reshape by constants, as in detectors' and OCR heads."""
+    """Convolutions, a nearest 2x Resize, a Slice, a Reshape by constants and a Gemm, as in detectors' and OCR
+    heads."""
 
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(0)
         self.down = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.ReLU())
         self.up = torch.nn.Conv2d(8, 4, 3, padding=1)
+        self.classify = torch.nn.Linear(4 * 14 * 16, 10)  # a Gemm: onnx2torch keeps its weight as a transposed view
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.nn.functional.interpolate(self.down(x), scale_factor=2.0, mode="nearest")
-        return self.up(y)[:, :, 1:-1].reshape(1, 4, -1).softmax(-1)
+        return self.classify(self.up(y)[:, :, 1:-1].reshape(1, -1)).softmax(-1)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """A published ONNX file -> TFLite (LiteRT): onnx2torch to PyTorch, then the litert-torch route of tflite_export.
 
-Two fixes make published files convert (measured on the corpus' PP-OCR files and a YOLOv8n):
+Three fixes make published files convert (measured on the corpus' PP-OCR files and a YOLOv8n):
 
 - ``Constant`` nodes become initializers, and initializers leave the graph inputs: onnx2torch reads convolution
   weights from initializers only (PP-OCR's simplified files keep shared weights in ``Constant`` nodes: KeyError).
@@ -8,6 +8,8 @@ Two fixes make published files convert (measured on the corpus' PP-OCR files and
   constant bounds and sizes: onnx2torch passes them as tensors read at run time, which ``torch.export`` refuses (a
   data-dependent guard) or litert-torch cannot lower (``item()``). The input shapes are static here (TFLite needs
   them), so the shapes seen on a real sample are the shapes.
+- Weights that onnx2torch keeps as views (a Gemm's transposed weight) become contiguous copies: litert-torch wrote
+  those views wrongly.
 
 The converted module is checked against ONNX Runtime on that sample before litert-torch sees it.
 """
@@ -49,6 +51,7 @@ def onnx_to_tflite(onnx_path: Path, out_path: Path, precision: Precision | str, 
     feeds = sample_feeds(context)
     try:
         module = onnx2torch.convert(model).eval()
+        _contiguous_weights(module)
         fixed = _write_static_shapes(module, [torch.from_numpy(feeds[s.name]) for s in context.inputs])
         source = TorchSource(str(onnx_path), Path(onnx_path), module, list(context.inputs), feeds,
                              [f"output_{i}" for i in range(len(model.graph.output))])
@@ -88,6 +91,21 @@ def _constants_to_initializers(model) -> int:
     del model.graph.input[:]
     model.graph.input.extend(inputs)
     return moved
+
+
+def _contiguous_weights(module) -> None:
+    """Every parameter and buffer as a contiguous copy. onnx2torch keeps a Gemm's transposed weight as a view;
+    litert-torch wrote such a view's memory wrongly (PP-OCR rec: outputs off by up to 1.0, changing from one
+    conversion to the next)."""
+    import torch
+
+    for owner in module.modules():
+        for name, value in owner.named_parameters(recurse=False):
+            if not value.is_contiguous():
+                setattr(owner, name, torch.nn.Parameter(value.detach().contiguous(), requires_grad=False))
+        for name, value in owner.named_buffers(recurse=False):
+            if not value.is_contiguous():
+                setattr(owner, name, value.contiguous())
 
 
 def _write_static_shapes(module, args: list) -> dict[str, int]:
