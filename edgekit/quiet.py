@@ -20,10 +20,13 @@ _NOISY_LOGGERS = ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "
 
 @contextlib.contextmanager
 def quiet(native: bool = False) -> Iterator[io.StringIO]:
-    """Swallow stdout prints, warnings and INFO/WARNING logs; with ``native``, also C/C++ writes to fd 1/2."""
+    """Swallow stdout prints, warnings and INFO/WARNING logs; with ``native``, also C/C++ writes to fd 1/2. A
+    handler a library adds to the root logger meanwhile (a module-level ``logging.warning`` configures one, as
+    executorch's imports do) is removed again: the user's logging is not a library's to configure."""
     captured = io.StringIO()
     loggers = [logging.getLogger(name if name != "root" else None) for name in _NOISY_LOGGERS]
     levels = [logger.level for logger in loggers]
+    root_handlers = list(logging.getLogger().handlers)
     try:
         for logger in loggers:
             logger.setLevel(logging.ERROR)
@@ -34,6 +37,8 @@ def quiet(native: bool = False) -> Iterator[io.StringIO]:
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
+        for handler in [h for h in logging.getLogger().handlers if h not in root_handlers]:
+            logging.getLogger().removeHandler(handler)
 
 
 @contextlib.contextmanager

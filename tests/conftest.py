@@ -6,12 +6,25 @@ there, not from this file.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from testkit import smooth_images
+
+
+def pytest_configure(config):
+    """torch's and executorch's modules attach logging StreamHandlers to ``sys.stderr`` as it is when they are
+    first imported. Typer's CliRunner swaps ``sys.stderr`` for each invoke and closes it afterwards, so a module
+    first imported inside one invoke would make later logging fail ("--- Logging error ---" with a traceback in
+    another test's output). Import them once here, with the real stderr."""
+    from edgekit.quiet import quiet
+
+    with contextlib.suppress(ImportError), quiet(native=True):
+        import executorch.exir  # noqa: F401
+        import torch.fx.passes.utils.matcher_utils  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

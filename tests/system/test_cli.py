@@ -86,7 +86,7 @@ def test_sample_project_file_works_as_typed(tmp_path, monkeypatch):
 
 def test_unknown_format_lists_the_choices(good_onnx):
     result = invoke("export", good_onnx, "--format", "coreml")
-    assert result.exit_code == 2 and "'onnx', 'tflite', 'openvino', 'auto'" in result.output
+    assert result.exit_code == 2 and "'onnx', 'tflite', 'openvino', 'executorch', 'auto'" in result.output
 
 
 def _truncated(good: Path, tmp: Path) -> Path:
@@ -168,7 +168,8 @@ BAD_INPUTS = {
                 "'x' holds NaN or inf in 2 of 2 samples"),
     "repeated precision": (lambda t, g: ["export", g, "--target", _profile(t, 'precisions = ["fp32", "fp32"]\n')],
                            3, "lists fp32 more than once"),
-    "onnx to tflite": (lambda t, g: ["export", g, "--format", "tflite"], 2, "cannot be converted to TFLite"),
+    "dynamic batch to tflite": (lambda t, g: ["export", g, "--format", "tflite", "--dynamic-batch"], 2,
+                                "TFLite export needs static shapes"),
 }
 
 

@@ -138,7 +138,7 @@ def test_paths_in_edgekit_toml_are_relative_to_the_file(tmp_path):
     ('simplify = "no"', ["'simplify'", "'no'", "valid boolean"]),
     ("benchmark = 1", ["'benchmark'", "valid boolean"]),
     ("cosine_min = 2.0", ["'cosine_min'", "less than or equal to 1"]),
-    ('format = "coreml"', ["'format'", "'onnx', 'tflite', 'openvino', 'auto'"]),
+    ('format = "coreml"', ["'format'", "'onnx', 'tflite', 'openvino', 'executorch', 'auto'"]),
     ('inputs = "x:1x8"', ["'inputs'", "list"]),
 ])
 def test_a_bad_edgekit_toml_is_one_line_and_exit_2_at_the_cli_and_an_input_error_in_the_api(

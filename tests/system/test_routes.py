@@ -114,3 +114,16 @@ def test_export_plan_on_the_command_line_builds_nothing(tmp_path, monkeypatch):
     assert "openvino/int8_static: shared FP32 ONNX model → openvino_quantize(" in result.output
     assert "onnx/bf16: not built: no bf16 route in onnx" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_digits_default_export_gates_and_times_executorch(tmp_path):
+    pytest.importorskip("executorch")
+    result = export(DIGITS, "x86", out=tmp_path / "out", **DATA)
+    by_name = {c.name: c for c in result.candidates}
+    for name in ("executorch/fp32", "executorch/int8_static"):
+        candidate = by_name[name]
+        assert candidate.artifact is not None and candidate.artifact.path.suffix == ".pte", candidate.reason
+        assert candidate.accuracy is not None and candidate.latency["p50_ms"] > 0
+    assert by_name["executorch/fp32"].accuracy.cosine_min > 0.9999
+    delegation = by_name["executorch/fp32"].steps[0].details
+    assert delegation, "the step says what XNNPACK took and what it left"

@@ -81,11 +81,13 @@ def _pt2e_int8(module, args, samples: list[list[np.ndarray]], per_channel: bool)
     """PT2E with XNNPACKQuantizer, observed on ``samples``. Strict export first, as for TFLite (its annotators
     match residual adds by ``source_fn_stack``); non-strict when dynamo cannot trace."""
     import torch
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer,
-        get_symmetric_quantization_config,
-    )
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    with quiet(native=True):  # their imports configure the root logger and print about missing CUDA kernels
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+            XNNPACKQuantizer,
+            get_symmetric_quantization_config,
+        )
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     try:
         exported, how = torch.export.export(module, args, strict=True), "strict"
@@ -103,9 +105,11 @@ def _lower(module, args) -> tuple[bytes, dict]:
     """The ``.pte`` bytes and the delegation report: XNNPACK subgraphs, delegated ops, and each node left to
     ExecuTorch's portable kernels with the partitioner's reason."""
     import torch
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.devtools.backend_debug import get_delegation_info
-    from executorch.exir import to_edge_transform_and_lower
+
+    with quiet(native=True):  # xnnpack_partitioner calls logging.basicConfig when imported
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.devtools.backend_debug import get_delegation_info
+        from executorch.exir import to_edge_transform_and_lower
 
     reasons = _Reasons()
     logger = logging.getLogger(_PARTITIONER_LOGGER)
