@@ -29,7 +29,8 @@ TARGETS = (f"edgekit ONNX int8_static >= {INT8_SPEEDUP_TARGET}x faster than ORT 
 SUMMARY_COLUMNS = (("ORT FP32", ORT_FP32), ("ORT INT8", "edgekit onnx/int8_static"),
                    ("LiteRT FP32", "edgekit tflite/fp32"), ("LiteRT INT8", "edgekit tflite/int8_static"),
                    ("OpenVINO FP32", "edgekit openvino/fp32"), ("OpenVINO BF16", "edgekit openvino/bf16"),
-                   ("OpenVINO INT8", "edgekit openvino/int8_static"), ("OpenVINO by hand", OV_PLAIN))
+                   ("OpenVINO INT8", "edgekit openvino/int8_static"), ("OpenVINO by hand", OV_PLAIN),
+                   ("ExecuTorch FP32", "edgekit executorch/fp32"), ("ExecuTorch INT8", "edgekit executorch/int8_static"))
 
 
 def candidate_label(name: str) -> str:

@@ -19,9 +19,6 @@ from ..guard import guarded
 from ..model_kind import ModelKind
 from ..steps import Artifact, Step, StepContext, StepResult
 
-KINDS = ("attention", "mixed", "convolutional", "dense")
-
-
 @dataclass(frozen=True)
 class PlannedStep:
     """One step of a candidate's plan: the registered step's name, the settings it runs with, and how to make it."""
@@ -56,6 +53,7 @@ class Route:
 
     name: ClassVar[str]
     title: ClassVar[str]  # the format in a sentence: "ONNX", "TFLite", "OpenVINO"
+    suffix: ClassVar[str] = ""  # of its artifact files (its runtime's, runtime/registry.py)
     precisions: ClassVar[tuple[Precision, ...]]
     int8_recipes: ClassVar[dict[str, tuple[Precision, str]]] = {}
     int8_kernel_archs: ClassVar[tuple[str, ...]] = ()
@@ -145,8 +143,6 @@ class Route:
             current = result.artifact
         candidate.artifact = current
         candidate.runner_options = self.runner_options(plan, run.context)
-
-    suffix: ClassVar[str] = ""
 
     def start(self, candidate: Candidate, plan: CandidatePlan, run: "BuildRun") -> Artifact | None:
         """The artifact the plan's steps start from (None rejects the candidate: say why on it)."""
