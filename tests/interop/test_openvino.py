@@ -203,7 +203,8 @@ def test_openvino_conversion_failure_rejects_only_its_candidates(tmp_path, monke
         assert "No conversion rule found for operations: ai.onnx.ml.Scaler" in candidate.reason
     assert by_name["onnx/fp32"].usable and by_name["onnx/fp32"].accuracy.cosine_min > 1 - 1e-6
     assert result.passed and result.manifest["recommended"] == "model.fp32.onnx"
-    assert "bf16 is not built for onnx, tflite: no bf16 route in those formats" in result.manifest["notes"]
+    assert "bf16 is not built for onnx, tflite, executorch: no bf16 route in those formats" in \
+        result.manifest["notes"]
     assert not list(result.out_dir.glob("*.xml")) and not list(result.out_dir.glob("*.bin"))
     with pytest.raises(ExportError, match="ai.onnx.ml.Scaler"):  # asked for openvino alone, the run fails
         export(str(source), "x86", out=tmp_path / "only", format="openvino", benchmark=False)

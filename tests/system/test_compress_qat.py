@@ -15,8 +15,8 @@ from compress_fixtures import FAST, FRAGILE, digits_fixture  # noqa: F401 (fixtu
 from edgekit.compress import qat
 from edgekit.runtime import open_runner
 
-# the x86 profile's formats, each in static INT8 (OpenVINO's through NNCF)
-INT8_ARTIFACTS = {"onnx/int8_static", "tflite/int8_static", "openvino/int8_static"}
+# the x86 profile's formats, each in static INT8 (OpenVINO's through NNCF, ExecuTorch's through XNNPACK's PT2E)
+INT8_ARTIFACTS = {"onnx/int8_static", "tflite/int8_static", "openvino/int8_static", "executorch/int8_static"}
 
 
 @pytest.fixture(scope="module")

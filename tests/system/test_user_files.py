@@ -233,7 +233,7 @@ def test_a_decompression_bomb_in_an_image_folder_is_refused(work, tmp_path):
 
 @pytest.mark.parametrize("text, encoding, words", [
     ('model = "model.onnx"\n', "utf-16", "is not UTF-8 text"),
-    ('model = "model.onnx"\ndynamic_batch = "yes"\n', "utf-8", "field 'dynamic_batch'"),
+    ('model = "model.onnx"\ndynamic_batch = "yes"\n', "utf-8", "'dynamic_batch' = 'yes'"),
 ])
 def test_edgekit_toml_mistakes_are_one_line(work, text, encoding, words):
     (work / "edgekit.toml").write_bytes(text.encode(encoding))
