@@ -108,9 +108,10 @@ class ExportOptions(BaseModel):
         None, description="How a folder of images given as data becomes the model input: 'resize=256,crop=224,"
                           "mean=0.485/0.456/0.406,std=0.229/0.224/0.225,layout=nchw,channels=rgb' (or a .json/.toml "
                           "file, or a table in edgekit.toml).")
-    format: Annotated[str, Strict(), AfterValidator(_format)] | None = Field(None, description="onnx, tflite or openvino (every candidate must pass), or auto: "
-                                                    "build all the target allows, pick the fastest that passes. "
-                                                    "Default: auto if the target allows several formats.")
+    format: Annotated[str, Strict(), AfterValidator(_format)] | None = Field(
+        None, description="A route: onnx, tflite, openvino or executorch (every candidate must pass; --plan lists "
+                          "them), or auto: build all the target allows, pick the fastest that passes. Default: "
+                          "auto if the target allows several formats.")
     dynamic_batch: StrictBool = Field(False, description="Make the first axis of every input dynamic. Default: "
                                                          "static.")
     simplify: StrictBool = Field(True, description="Run onnxsim. Default: on.")

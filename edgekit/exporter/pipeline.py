@@ -136,7 +136,8 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
         data = {"calibration": calibration.describe(staged.path), "validation": ship_samples(validation, staged.path),
                 "notes": data_notes}
         manifest = build_manifest(source=source, specs=specs, profile=profile, fmt=fmt, data=data,
-                                  common_steps=run.common_steps, not_built=not_built, candidates=candidates, selected=selected, notes=notes,
+                                  common_steps=run.common_steps, not_built=not_built, candidates=candidates,
+                                  selected=selected, notes=notes,
                                   timings=progress.timings, status=status, root=staged.path, measured_on=measured_on,
                                   choice=choice, model_kind=context.model_kind,
                                   int8_recipe=recipe_record(profile.precisions, context.model_kind, formats),

@@ -50,4 +50,5 @@ def int8_kernels_on(arch: str):
     return lambda candidate: arch == "any" or arch in get_route(candidate.format).int8_kernel_archs
 
 
-__all__ = ["BuildRun", "CandidatePlan", "PlannedStep", "Route", "get_route", "int8_kernels_on", "register_route", "route_names"]
+__all__ = ["BuildRun", "CandidatePlan", "PlannedStep", "Route", "get_route", "int8_kernels_on", "register_route",
+           "route_names"]
