@@ -15,6 +15,22 @@ class SilentProgress:
 
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
+        self.expected: int | None = None
+
+    def expect(self, steps: int) -> None:
+        """How many steps the run has in all, as planned (a rescue may add some): for the estimate of what is left."""
+        self.expected = steps
+
+    def left(self) -> str:
+        """``step 5 of ~14, ~40 s left`` from the steps done so far and their mean time, once the plan is known."""
+        if self.expected is None:
+            return ""
+        done = len(self.timings)
+        text = f"step {done + 1} of ~{max(self.expected, done + 1)}"
+        if done:
+            remaining = max(self.expected - done, 0) * sum(self.timings.values()) / done
+            text += f", ~{remaining:.0f} s left"
+        return text
 
     @contextmanager
     def step(self, label: str) -> Iterator[None]:
@@ -40,7 +56,9 @@ class RichProgress(SilentProgress):
     @contextmanager
     def step(self, label: str) -> Iterator[None]:
         try:
-            with self.console.status(f"[bold]{label}[/]…"), super().step(label):
+            left = self.left()
+            with self.console.status(f"[bold]{label}[/]…" + (f" [dim]({left})[/]" if left else "")), \
+                    super().step(label):
                 yield
         except Exception:
             self.console.print(f"[red]✗[/] {label} [dim]({self.timings[label]:.1f} s)[/]")

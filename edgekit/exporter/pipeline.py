@@ -261,6 +261,8 @@ def _build(source, context: StepContext, formats: list[str], folder: Path, dynam
     if any(r.uses_float_onnx(source, dynamic_batch) for r in routes):
         run.float_onnx()
     plans = plan_candidates(source, context, formats, dynamic_batch)
+    built = [p for p in plans if not p.excluded]
+    progress.expect(len(progress.timings) + sum(max(len(p.steps), 1) for p in built) + 2)  # + gate and latency
     candidates = [c for route in routes for c in route.build([p for p in plans if p.route == route.name], run)]
     return candidates, run, [p for p in plans if p.excluded]
 
