@@ -100,7 +100,7 @@ def test_runner_interface_and_benchmark(lowered):
     assert runner.input_specs() == {"image": {"shape": [1, 1, 8, 8], "dtype": "float32"}}
     assert runner.output_specs() == {"output_0": {"shape": [1, 10], "dtype": "float32"}}
     stats = runner.benchmark({"image": np.zeros((1, 1, 8, 8), np.float32)}, warmup=2, runs=20)
-    assert stats.runs >= 20 and stats.threads == 1 and 0 < stats.p50_ms < 50
+    assert stats.runs >= 20 and stats.threads == 1 and 0 < stats.p50_ms <= stats.p90_ms
     with pytest.raises(InputError, match="takes \\[1, 1, 8, 8\\]"):
         runner.run({"image": np.zeros((2, 1, 8, 8), np.float32)})
 
