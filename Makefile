@@ -13,6 +13,9 @@ $(BIN)/edgekit: pyproject.toml
 	# torch first, from the pinned CPU wheel, so nothing can pull a CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[dev]"
+	# onnx2torch (ONNX -> TFLite) without its torchvision requirement: PyPI's x86_64 torchvision is a CUDA build
+	# that does not import beside the CPU torch; edgekit loads onnx2torch without its two torchvision converters.
+	$(BIN)/pip install --quiet --no-deps onnx2torch==1.5.15
 	touch $(BIN)/edgekit
 
 setup: $(BIN)/edgekit

@@ -8,19 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-# onnx2torch imports torchvision, and PyPI serves only torchvision's CUDA build, which fails to import beside the
-# CPU torch of this project's machines: the route runs where a matching torchvision is installed.
-pytest.importorskip("onnx2torch", reason="onnx2torch (and a torchvision built for this torch) not installed",
-                    exc_type=ImportError)
-
-from edgekit.data import SampleSet  # noqa: E402
-from edgekit.exporter.steps.base import StepContext  # noqa: E402
-from edgekit.exporter.steps.onnx_to_tflite import onnx_to_tflite  # noqa: E402
-from edgekit.runtime.litert import LiteRtRunner  # noqa: E402
-from edgekit.runtime.onnxrt import OnnxRunner  # noqa: E402
-from edgekit.specs import InputSpec  # noqa: E402
-from edgekit.targets import load_target  # noqa: E402
-from testkit import smooth_images  # noqa: E402
+from edgekit.data import SampleSet
+from edgekit.exporter.steps.base import StepContext
+from edgekit.exporter.steps.onnx_to_tflite import onnx_to_tflite
+from edgekit.runtime.litert import LiteRtRunner
+from edgekit.runtime.onnxrt import OnnxRunner
+from edgekit.specs import InputSpec
+from edgekit.targets import load_target
+from testkit import smooth_images
 
 
 class UpsampleHead(torch.nn.Module):

@@ -16,7 +16,9 @@ The converted module is checked against ONNX Runtime on that sample before liter
 
 from __future__ import annotations
 
+import sys
 import time
+import types
 from importlib.metadata import version
 from pathlib import Path
 
@@ -29,6 +31,8 @@ from .prepare import sample_feeds
 from .tflite_export import export_tflite
 from .verify import check_outputs, first_lines
 
+_ONNX2TORCH_OPSET = 17
+_TORCHVISION_CONVERTERS = ("onnx2torch.node_converters.nms", "onnx2torch.node_converters.roialign")
 _STATIC_SHAPE_MODULES = ("OnnxReshape", "OnnxSqueezeDynamicAxes", "OnnxResize", "OnnxSlice", "OnnxSplit13")
 
 
@@ -39,15 +43,12 @@ def onnx_to_tflite(onnx_path: Path, out_path: Path, precision: Precision | str, 
     import onnx
 
     start = time.perf_counter()
-    try:
-        import onnx2torch
-        import torch
-    except (ImportError, RuntimeError) as exc:  # torchvision's CUDA wheel beside a CPU torch raises RuntimeError
-        raise ExportError(f"ONNX -> TFLite needs onnx2torch and a torchvision that imports ({exc})",
-                          hint="install onnx2torch and the torchvision built for your torch (CPU torch: from "
-                               "PyTorch's CPU index)") from exc
-    model = onnx.load(str(onnx_path))
+    onnx2torch = import_onnx2torch()
+    import torch
+
+    model = _to_onnx2torch_opset(onnx.load(str(onnx_path)))
     moved = _constants_to_initializers(model)
+    cleared = _clear_needless_allowzero(model)
     feeds = sample_feeds(context)
     try:
         module = onnx2torch.convert(model).eval()
@@ -66,9 +67,64 @@ def onnx_to_tflite(onnx_path: Path, out_path: Path, precision: Precision | str, 
     result.step = "onnx_to_tflite"
     result.params["converter"] = f"onnx2torch {version('onnx2torch')} + {result.params['converter']}"
     result.details.update(onnx2torch_max_abs_diff=max_diff, constants_to_initializers=moved,
+                          reshape_allowzero_cleared=cleared,
                           static_shapes_written=fixed)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def import_onnx2torch():
+    """onnx2torch, with its two torchvision-backed converters (NonMaxSuppression, RoiAlign) left out when no
+    torchvision imports beside this torch: PyPI's torchvision for x86_64 is a CUDA build that fails to import beside
+    the CPU torch, and those two ops have no LiteRT lowering anyway. A model using them then gets onnx2torch's own
+    "converter is not implemented" error, naming the op."""
+    try:
+        import torchvision  # noqa: F401
+    except (ImportError, RuntimeError):  # the CUDA wheel beside a CPU torch raises RuntimeError
+        for name in [name for name in sys.modules if name == "torchvision" or name.startswith("torchvision.")]:
+            del sys.modules[name]
+        for name in _TORCHVISION_CONVERTERS:
+            sys.modules.setdefault(name, types.ModuleType(name))
+    try:
+        import onnx2torch
+    except ImportError as exc:
+        raise ExportError(f"ONNX -> TFLite needs onnx2torch ({exc})",
+                          hint="`make setup` installs it; by hand: pip install --no-deps onnx2torch==1.5.15 (its "
+                               "torchvision requirement would pull a CUDA build)") from exc
+    return onnx2torch
+
+
+def _to_onnx2torch_opset(model):
+    """The model at opset 17 when it is newer: onnx2torch 1.5 has no converters for opset 18's Reduce ops (axes as an
+    input), which torch's own exporter writes."""
+    from onnx import version_converter
+
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset <= _ONNX2TORCH_OPSET:
+        return model
+    try:
+        return version_converter.convert_version(model, _ONNX2TORCH_OPSET)
+    except Exception as exc:  # the converter raises RuntimeError/ValueError per op adapter
+        raise ExportError(f"cannot bring opset {opset} down to {_ONNX2TORCH_OPSET} for onnx2torch: "
+                          f"{first_lines(str(exc))[:300]}",
+                          hint="export the model at opset 17, or use the ONNX or OpenVINO candidates") from exc
+
+
+def _clear_needless_allowzero(model) -> int:
+    """``allowzero=1`` dropped from Reshapes whose constant shape has no 0 (then it means nothing): torch's exporter
+    sets it on every Reshape and onnx2torch refuses it. Returns how many were cleared."""
+    import onnx.numpy_helper
+
+    shapes = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
+    cleared = 0
+    for node in model.graph.node:
+        if node.op_type != "Reshape" or node.input[1] not in shapes or (shapes[node.input[1]] == 0).any():
+            continue
+        for attribute in node.attribute:
+            if attribute.name == "allowzero" and attribute.i == 1:
+                attribute.i = 0
+                cleared += 1
+    return cleared
 
 
 def _constants_to_initializers(model) -> int:
