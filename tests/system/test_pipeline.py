@@ -189,6 +189,8 @@ def test_rescue_keeps_the_sensitive_layers_in_float(tmp_path):
     assert set(kept) == {"node_conv2d", "node_conv2d_1"} and "kept in float" in rescued
     assert "QuantizeLinear" in {n.op_type for n in onnx.load(str(int8.artifact.path)).graph.node}
     assert "layer" in rescued and f"-> {int8.accuracy.cosine_min:.4f}" in rescued  # figures
+    # calibrated once: the rescue's trials quantize with the first build's ranges
+    assert int8.steps[0].details["calibration"] == "ranges reused from the first quantization of this model"
 
 
 def test_failed_rescue_names_where_the_int8_model_diverges(tmp_path):

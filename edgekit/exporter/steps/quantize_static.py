@@ -16,7 +16,7 @@ from pathlib import Path
 import onnx
 
 from ...errors import ExportError, InputError
-from ...files import scratch_cwd
+from ...files import scratch_cwd, sha256_file
 from ...quiet import quiet
 from ...runtime.onnxrt import OnnxRunner
 from ..onnx_graph import default_opset, op_counts
@@ -75,6 +75,12 @@ class QuantizeStatic(Step):
         with tempfile.TemporaryDirectory(prefix="edgekit-calib-") as scratch:
             prepared = Path(scratch) / "prepared.onnx"
             details["shape_inference"] = _infer_shapes(artifact.path, prepared)
+            cache = Path(scratch) / "calibration.cache"
+            key = (str(artifact.path), sha256_file(artifact.path), settings.calibration, count,
+                   context.calibration.origin)
+            if key in context.calibration_ranges:  # a rescue trial: the same float model, data and method
+                cache.write_bytes(context.calibration_ranges[key])
+                details["calibration"] = "ranges reused from the first quantization of this model"
             try:
                 with quiet():
                     quantize_static(prepared, out_path, _SampleReader(context.calibration, count),
@@ -83,11 +89,12 @@ class QuantizeStatic(Step):
                                     activation_type=types[settings.activation_type],
                                     weight_type=types[settings.weight_type], calibrate_method=method,
                                     nodes_to_exclude=self.exclude_nodes or None,
-                                    calibration_cache_path=Path(scratch) / "calibration.cache")
+                                    calibration_cache_path=cache)
             except Exception as exc:
                 raise ExportError(f"static INT8 quantization failed: {type(exc).__name__}: "
                                   f"{first_lines(str(exc))}",
                                   hint="check the calibration data matches the model's inputs") from exc
+            context.calibration_ranges.setdefault(key, cache.read_bytes())
             details["qdq_nodes"] = _qdq_counts(out_path)
             if not details["qdq_nodes"]["QuantizeLinear"]:
                 where = f": the compute sits in {len(subgraphs)} If/Loop/Scan subgraph(s), left in float" \
