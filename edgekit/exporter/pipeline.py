@@ -118,7 +118,7 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
         if not any(c.artifact for c in candidates):
             raise _failure(candidates, fmt, None, not_built)
         reference = _gate(source, candidates, context, validation, progress)
-        timed = [c for c in candidates if c.usable or (rescue and _rescuable(c))]
+        timed = [c for c in candidates if c.usable or (rescue and _rescuable(c, source.kind))]
         timing = _timing(validation, profile, client, progress)
         measured_on = timing(timed) if benchmark else None
         choice, basis_notes = _choice_basis(profile, measured_on)
@@ -301,8 +301,9 @@ def _gate(source, candidates, context, validation, progress) -> list:
     return reference
 
 
-def _rescuable(candidate: Candidate) -> Callable | None:
-    return get_route(candidate.format).rescue(candidate.precision) if candidate.failure == "accuracy" else None
+def _rescuable(candidate: Candidate, source_kind: str) -> Callable | None:
+    route = get_route(candidate.format)
+    return route.rescue(candidate.precision, source_kind) if candidate.failure == "accuracy" else None
 
 
 def _rescue(candidates, context, validation, reference, run: BuildRun, timing, budget_s: float,
@@ -311,18 +312,19 @@ def _rescue(candidates, context, validation, reference, run: BuildRun, timing, b
     rescued candidate is timed again (``timing``), as its graph changed."""
 
     def run_rescue(candidate: Candidate, rescue_of: Callable, deadline: float) -> None:
-        float_onnx, missing = run.float_onnx()
-        if float_onnx is None:
-            candidate.notes.append(f"rescue not tried: no FP32 ONNX model ({missing})")
+        float_path, missing = get_route(candidate.format).rescue_float(run)
+        if float_path is None:
+            candidate.notes.append(f"rescue not tried: {missing}")
             return
         _, reason = attempt(f"rescue of {candidate.name}", lambda: rescue_of(
-            candidate, context, reference, validation, float_onnx.path, progress, deadline))
+            candidate, context, reference, validation, float_path, progress, deadline))
         if reason is not None:
             candidate.notes.append(reason)
         if candidate.usable and candidate.latency is not None:
             timing([candidate])
 
-    return rescue_schedule(candidates, _rescuable, run_rescue, budget_s, latency_decides)
+    return rescue_schedule(candidates, lambda c: _rescuable(c, run.source.kind), run_rescue, budget_s,
+                           latency_decides)
 
 
 def _reference_outputs(source, validation: SampleSet, profile: TargetProfile) -> list[list]:

@@ -28,6 +28,7 @@ class ExportPlan:
     candidates: tuple[CandidatePlan, ...]
     not_built: tuple[dict, ...]
     from_float_onnx: tuple[str, ...]  # the routes that start from the shared FP32 ONNX model
+    source_kind: str  # "pytorch", "onnx", "tflite": a route's rescue may depend on it
 
     def lines(self) -> list[str]:
         """The plan as text, one candidate per block (as ExecuTorch prints its pass list)."""
@@ -45,7 +46,7 @@ class ExportPlan:
             out.append(f"  {plan.name}: {start} → {steps}")
             if plan.note:
                 out.append(f"      {plan.note}")
-            rescue = route.rescue(plan.precision)
+            rescue = route.rescue(plan.precision, self.source_kind)
             if rescue is not None:
                 out.append(f"      if it breaks the budget: {route.rescue_summary}")
         out += [f"  {entry['candidate']}: not built: {entry['reason']}" for entry in self.not_built]
@@ -71,7 +72,8 @@ def plan_export(model: str, target: str | TargetProfile = "x86", *, format: str 
     plans = plan_candidates(source, context, formats, dynamic_batch)
     not_built, _ = not_built_records([p for p in plans if p.excluded], formats, profile)
     return ExportPlan(profile.name, mode, context.model_kind, kind_from, tuple(shared), tuple(plans),
-                      tuple(not_built), tuple(r.name for r in routes if r.uses_float_onnx(source, dynamic_batch)))
+                      tuple(not_built), tuple(r.name for r in routes if r.uses_float_onnx(source, dynamic_batch)),
+                      source.kind)
 
 
 def _source_kind(source) -> ModelKind | None:

@@ -1,7 +1,9 @@
 """Accuracy rescue for INT8: keep the layers that add the most quantization error in float.
 
-OpenVINO INT8 candidates are rescued by NNCF's own accuracy-aware quantization (``rescue_openvino_int8``); the
-rest of this module is the ONNX route (``rescue_onnx_int8``, static QDQ and dynamic INT8).
+OpenVINO INT8 candidates are rescued by NNCF's own accuracy-aware quantization (``rescue_openvino_int8``);
+ai-edge-quantizer's INT8 of a given float .tflite by the same search as ONNX, ranked by the quantizer's own
+per-tensor comparison (``rescue_tflite_int8``); the rest of this module is the ONNX route (``rescue_onnx_int8``,
+static QDQ and dynamic INT8).
 
 Sensitivity is measured, not guessed, in one of two ways:
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,11 +45,12 @@ from ..runtime.onnxrt import OnnxRunner
 from ..runtime.openvino import load_openvino
 from .candidates import Candidate, gate, run_samples
 from .group_head import COMPUTE_OPS, group_head
-from .steps import Artifact, StepContext
+from .steps import Artifact, StepContext, StepResult
 from .steps.base import OutOfTime, check_deadline
 from .steps.openvino_quantize import AccuracyControl, OpenVinoQuantize, count_compute_layers
 from .steps.quantize_dynamic import DYNAMIC_OP_TYPES, QuantizeDynamic
 from .steps.quantize_static import QuantizeStatic
+from .steps.tflite_quantize import TfliteQuantization
 
 SENSITIVITY_SAMPLES = 8
 MAX_FLOAT_FRACTION = 0.25
@@ -158,6 +162,36 @@ def float_layer_limit(layers: int) -> int:
     return min(layers - 1, max(2, math.ceil(layers * MAX_FLOAT_FRACTION)))
 
 
+def _trial_sizes(limit: int) -> list[int]:
+    """How many of the ranked layers each trial keeps in float: 1, 2, 4, … and ``limit`` last."""
+    return sorted({min(2 ** i, limit) for i in range(limit.bit_length() + 1)}) if limit > 0 else []
+
+
+def _gated_trial(candidate: Candidate, context: StepContext, reference, validation: SampleSet, progress,
+                deadline: float | None, what: str, build: Callable[[Path], StepResult]) -> Candidate:
+    """Build a trial beside the candidate's file (``build(path)``: the step's result) and gate it as the candidate
+    was; a passing trial replaces the candidate's file and marks it rescued ``with {what}``. Checks ``deadline``
+    first; leaves no trial file behind."""
+    check_deadline(deadline)
+    profile = context.profile
+    trial_path = candidate.artifact.path.with_name(f"rescue-trial.{candidate.artifact.path.name}")
+    try:
+        with progress.step(f"rescue {candidate.name}: {what}"):
+            result = build(trial_path)
+            trial = Candidate(candidate.format, candidate.precision, result.artifact, [result],
+                              runner_options=candidate.runner_options)
+            gate(trial, reference, validation, profile.accuracy, profile.threads, context.output_names,
+                 context.output_kinds)
+        if trial.usable:  # the rescued model replaces the whole-model one; a failed rescue leaves that as it was
+            trial_path.replace(candidate.artifact.path)
+            result.artifact = candidate.artifact
+            candidate.steps, candidate.accuracy = trial.steps, trial.accuracy
+            candidate.mark(trial.status, "rescue", f"passes with {what}")
+    finally:
+        trial_path.unlink(missing_ok=True)
+    return trial
+
+
 def rescue_onnx_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
                      float_path: Path, progress, deadline: float | None = None) -> None:
     """Retry ``candidate`` (static or dynamic INT8 ONNX) with its most sensitive nodes in float; on success it
@@ -175,61 +209,99 @@ def _rescue_onnx_int8(candidate: Candidate, context: StepContext, reference, val
     profile = context.profile
     step_class = RESCUABLE[candidate.precision]
     first_reason, first_cosine = candidate.reason, candidate.accuracy.cosine_min if candidate.accuracy else None
-    trial_path = candidate.artifact.path.with_name(f"rescue-trial.{candidate.artifact.path.name}")
+    float_model = Artifact(float_path, "onnx", "fp32")
 
     def attempt(kept: list[str], what: str) -> Candidate:
         """Quantize with ``kept`` in float and gate it; a passing trial replaces the whole-model candidate."""
-        check_deadline(deadline)
-        with progress.step(f"rescue {candidate.name}: {what}"):
-            result = step_class(exclude_nodes=kept).run(Artifact(float_path, "onnx", "fp32"), trial_path, context)
-            trial = Candidate(candidate.format, candidate.precision, result.artifact, [result])
-            gate(trial, reference, validation, profile.accuracy, profile.threads, context.output_names,
-                 context.output_kinds)
-        if trial.usable:  # the rescued model replaces the whole-model one; a failed rescue leaves that as it was
-            trial_path.replace(candidate.artifact.path)
-            result.artifact = candidate.artifact
-            candidate.steps, candidate.accuracy = trial.steps, trial.accuracy
-            candidate.mark(trial.status, "rescue", f"passes with {what}")
-        return trial
+        return _gated_trial(candidate, context, reference, validation, progress, deadline, what,
+                            lambda path: step_class(exclude_nodes=kept).run(float_model, path, context))
 
     head, groups, head_figure = [], "", ""
     if step_class is QuantizeStatic and candidate.accuracy is not None:
         head, groups = group_head(float_path, candidate.accuracy, profile.accuracy.cosine_min)
-    try:
-        trial = attempt(head, f"the {len(head)} node(s) feeding {groups} in float") if head else None
-        if trial is not None and not trial.usable and trial.accuracy is not None:
-            head_figure = f"; with them alone, worst group {_group_figure(trial)}"
-        if trial is not None and trial.usable:
-            candidate.notes.append(
-                f"rescued: whole-model INT8 broke the budget ({first_reason}); kept in float the {len(head)} "
-                f"node(s) feeding {groups}: {', '.join(head)}; cosine_min {first_cosine:.5f} -> "
-                f"{candidate.accuracy.cosine_min:.5f}, worst group {_group_figure(candidate)}")
+    trial = attempt(head, f"the {len(head)} node(s) feeding {groups} in float") if head else None
+    if trial is not None and not trial.usable and trial.accuracy is not None:
+        head_figure = f"; with them alone, worst group {_group_figure(trial)}"
+    if trial is not None and trial.usable:
+        candidate.notes.append(
+            f"rescued: whole-model INT8 broke the budget ({first_reason}); kept in float the {len(head)} "
+            f"node(s) feeding {groups}: {', '.join(head)}; cosine_min {first_cosine:.5f} -> "
+            f"{candidate.accuracy.cosine_min:.5f}, worst group {_group_figure(candidate)}")
+        return
+    with progress.step(f"rescue {candidate.name}: per-layer sensitivity"):
+        if step_class is QuantizeStatic:
+            sensitivity = measure_sensitivity(float_path, candidate.artifact.path, validation)
+        else:
+            sensitivity = measure_isolated_sensitivity(float_path, candidate.artifact.path, context, validation,
+                                                       deadline)
+    ranked = sensitivity.ranked
+    divergence = sensitivity.describe(profile.accuracy.cosine_min)
+    limit = float_layer_limit(len(ranked))
+    for count in _trial_sizes(limit):
+        kept = [name for name, _ in ranked[:count]]
+        what = f"{count} node(s) in float" + (f" and the head of {groups}" if head else "")
+        if attempt(head + kept, what).usable:
+            with_head = f" and the {len(head)} node(s) feeding {groups}" if head else ""
+            candidate.notes.append(f"rescued: whole-model INT8 broke the budget ({first_reason}; {divergence}); "
+                                   f"cosine_min {first_cosine:.4f} -> {candidate.accuracy.cosine_min:.4f} with "
+                                   f"{count} node(s) kept in float: {', '.join(kept)}{with_head}")
             return
-        with progress.step(f"rescue {candidate.name}: per-layer sensitivity"):
-            if step_class is QuantizeStatic:
-                sensitivity = measure_sensitivity(float_path, candidate.artifact.path, validation)
-            else:
-                sensitivity = measure_isolated_sensitivity(float_path, candidate.artifact.path, context, validation,
-                                                           deadline)
-        ranked = sensitivity.ranked
-        divergence = sensitivity.describe(profile.accuracy.cosine_min)
-        limit = float_layer_limit(len(ranked))
-        sizes = sorted({min(2 ** i, limit) for i in range(limit.bit_length() + 1)}) if limit > 0 else []
-        for count in sizes:
-            kept = [name for name, _ in ranked[:count]]
-            what = f"{count} node(s) in float" + (f" and the head of {groups}" if head else "")
-            if attempt(head + kept, what).usable:
-                with_head = f" and the {len(head)} node(s) feeding {groups}" if head else ""
-                candidate.notes.append(f"rescued: whole-model INT8 broke the budget ({first_reason}; {divergence}); "
-                                       f"cosine_min {first_cosine:.4f} -> {candidate.accuracy.cosine_min:.4f} with "
-                                       f"{count} node(s) kept in float: {', '.join(kept)}{with_head}")
-                return
-    finally:  # an exception or a failed rescue leaves no trial file in the folder
-        trial_path.unlink(missing_ok=True)
     candidate.reject("accuracy", f"{first_reason}; {divergence}", by="rescue")
     tried_head = f" (with the {len(head)} node(s) feeding {groups} in float too{head_figure})" if head else ""
     candidate.notes.append(f"rescue failed: up to {limit} most sensitive node(s) in float{tried_head} "
                            f"still broke the budget (ranked: {', '.join(n for n, _ in ranked[:5])}…)")
+
+
+def rescue_tflite_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
+                       float_path: Path, progress, deadline: float | None = None) -> None:
+    """Retry ``candidate`` (ai-edge-quantizer's INT8 of the given float .tflite at ``float_path``) with the ops that
+    add the most error kept in float, every trial with the ranges calibrated when it was built; on success it becomes
+    usable again. On failure the rejection names the ops to look at. Past ``deadline`` (monotonic) it stops between
+    trials."""
+    try:
+        _rescue_tflite_int8(candidate, context, reference, validation, float_path, progress, deadline)
+    except OutOfTime:
+        candidate.notes.append("rescue stopped: the rescue time budget (--rescue-budget-s) ran out")
+
+
+def _rescue_tflite_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
+                        float_path: Path, progress, deadline: float | None) -> None:
+    first_reason, first_cosine = candidate.reason, candidate.accuracy.cosine_min if candidate.accuracy else None
+    quantization = TfliteQuantization(float_path, candidate.precision, context)
+    with progress.step(f"rescue {candidate.name}: per-op sensitivity"):
+        sensitivity = measure_tflite_sensitivity(quantization, candidate.artifact.path, validation)
+    ranked = sensitivity.ranked
+    divergence = sensitivity.describe(context.profile.accuracy.cosine_min)
+    limit = float_layer_limit(len(ranked))
+    if limit < 1:
+        candidate.notes.append(f"rescue not tried: {len(ranked)} quantized op(s) compared, none to keep in float")
+        return
+    for count in _trial_sizes(limit):
+        kept = [name for name, _ in ranked[:count]]
+        if _gated_trial(candidate, context, reference, validation, progress, deadline, f"{count} op(s) in float",
+                        lambda path: quantization.quantize(path, kept)).usable:
+            candidate.notes.append(f"rescued: whole-model INT8 broke the budget ({first_reason}; {divergence}); "
+                                   f"cosine_min {first_cosine:.4f} -> {candidate.accuracy.cosine_min:.4f} with "
+                                   f"{count} op(s) kept in float: {', '.join(kept)}")
+            return
+    types = {name: op for name, op, _ in sensitivity.cosines}
+    worst = ", ".join(f"{name} ({types[name]}, +{added:.4f})" for name, added in ranked[:3])
+    candidate.reject("accuracy", f"{first_reason}; {divergence}; adding the most error: {worst}", by="rescue")
+    candidate.notes.append(f"rescue failed: up to {limit} of {len(ranked)} ops in float, the most error-adding "
+                           f"first, still broke the budget (ranked: {', '.join(n for n, _ in ranked[:5])}…)")
+
+
+def measure_tflite_sensitivity(quantization: TfliteQuantization, quantized_path: Path,
+                               samples: SampleSet) -> Sensitivity:
+    """ai-edge-quantizer's comparison of every tensor of the float and the quantized model on a few samples; each
+    quantized op is scored by the error it adds (error of its output minus the worst error among its inputs,
+    error = 1 - cosine to the float model, mean over the samples)."""
+    cosines = quantization.tensor_cosines(quantized_path, samples.head(SENSITIVITY_SAMPLES))
+    errors = {name: 1.0 - value for name, value in cosines.items()}
+    ops = [op for op in quantization.quantized_ops() if op.name in errors]
+    ranked = [(op.name, errors[op.name] - max((errors.get(i, 0.0) for i in op.inputs), default=0.0)) for op in ops]
+    return Sensitivity(sorted(ranked, key=lambda item: item[1], reverse=True),
+                       [(op.name, op.type, cosines[op.name]) for op in ops])
 
 
 def _group_figure(candidate: Candidate) -> str:

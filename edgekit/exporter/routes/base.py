@@ -154,9 +154,15 @@ class Route:
     def runner_options(self, plan: CandidatePlan, context: StepContext) -> dict[str, Any]:
         return {}
 
-    def rescue(self, precision: str) -> Callable | None:
-        """The accuracy rescue for a candidate of ``precision`` that broke the budget, or None."""
+    def rescue(self, precision: str, source_kind: str) -> Callable | None:
+        """The accuracy rescue for a candidate of ``precision``, built from a ``source_kind`` source, that broke the
+        budget, or None."""
         return None
+
+    def rescue_float(self, run: "BuildRun") -> tuple[Path | None, str | None]:
+        """The float model a rescue quantizes again (the shared FP32 ONNX model), or None and why there is none."""
+        base, missing = run.float_onnx()
+        return (base.path, None) if base is not None else (None, f"no FP32 ONNX model ({missing})")
 
 
 def _a(kind: str) -> str:

@@ -98,5 +98,5 @@ class OnnxRoute(Route):
                 lambda: get_step("quantize_dynamic"))]
         return []
 
-    def rescue(self, precision: str):
+    def rescue(self, precision: str, source_kind: str):
         return rescue_onnx_int8 if precision in ("int8_static", "int8_dynamic") else None

@@ -60,5 +60,5 @@ class OpenVinoRoute(Route):
     def runner_options(self, plan: CandidatePlan, context) -> dict:
         return {"inference_precision": "bf16" if plan.precision == "bf16" else "f32"}
 
-    def rescue(self, precision: str):
+    def rescue(self, precision: str, source_kind: str):
         return rescue_openvino_int8 if precision == "int8_static" else None

@@ -1,7 +1,7 @@
 """LiteRT (TFLite): PyTorch modules converted by litert-torch (FP32, FP16, PT2E static INT8, dynamic-range INT8);
 published ONNX files through onnx2torch and the same converter, from the shared FP32 ONNX model; a given float
 .tflite taken as it is and quantized by ai-edge-quantizer (static INT8, or dynamic range with weight-only
-convolutions)."""
+convolutions), rescued by keeping the ops that add the most error in float."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from ...targets import Precision
 from ..candidates import Candidate
 from ..guard import guarded
 from ..model_kind import module_kind
+from ..rescue import rescue_tflite_int8
 from ..steps import Artifact
 from .base import BuildRun, CandidatePlan, PlannedStep, Route
 
@@ -26,6 +27,8 @@ class TfliteRoute(Route):
     int8_kernel_archs = ("arm64", "armv7", "x86_64")
     sources = ("pytorch", "onnx", "tflite")
     float_onnx_sources = ("onnx",)
+    rescue_summary = ("the most error-adding ops kept in float (1, 2, 4, … up to a quarter), ranked by "
+                      "ai-edge-quantizer's per-tensor comparison, the ranges calibrated once")
     int8_recipes = {
         "attention": (Precision.int8_dynamic, "dynamic-range INT8 (ai-edge-quantizer): PT2E static INT8 does not "
                       "take the int64 token inputs of text models"),
@@ -83,6 +86,15 @@ class TfliteRoute(Route):
     def runner_options(self, plan: CandidatePlan, context) -> dict:
         return {"input_names": [s.name for s in context.inputs],
                 "channels_last_inputs": context.profile.channels_last_io}
+
+    def rescue(self, precision: str, source_kind: str):
+        """ai-edge-quantizer's INT8 of a given .tflite only (litert-torch's PT2E and dynamic INT8 have none)."""
+        return rescue_tflite_int8 if source_kind == "tflite" and precision in _GIVEN_QUANTIZED else None
+
+    def rescue_float(self, run: BuildRun):
+        """The given .tflite, the one source rescued here: its INT8 candidates were quantized from it and are gated
+        against it."""
+        return run.source.path, None
 
 
 def _convert(run: BuildRun, out_path, precision: Precision):

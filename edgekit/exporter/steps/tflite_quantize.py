@@ -11,19 +11,28 @@ Files written by older converters need two fixes first, made on a copy of the mo
 codes kept only in ``deprecated_builtin_code`` (the quantizer reads ``builtin_code`` and saw every op as ADD, so
 it quantized nothing and said nothing), and a missing signature (calibration runs by signature). fp16 weights
 behind DEQUANTIZE (MediaPipe's fp16 models) are widened to float32 constants, or nothing would be quantizable.
+
+``TfliteQuantization`` holds the recipe; static INT8's calibrated ranges are kept per export and model
+(``context.calibration_ranges``), so the accuracy rescue (``rescue.py``) quantizes again with chosen ops kept in
+float without calibrating again, and ranks the ops by ai-edge-quantizer's own per-tensor comparison.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ...data import SampleSet
 from ...errors import ExportError, InputError
 from ...extras import install_hint
+from ...files import sha256_file
 from ...quiet import quiet
 from ...targets import Precision
 from .base import Artifact, StepContext, StepResult
@@ -33,68 +42,159 @@ PRECISIONS = (Precision.int8_static, Precision.int8_dynamic)
 SIGNATURE = "serving_default"
 _DEQUANTIZE = 6  # BuiltinOperator.DEQUANTIZE
 _FLOAT16, _INT8 = 1, 9  # TensorType
+DYNAMIC_OPS = ("FULLY_CONNECTED", "BATCH_MATMUL", "EMBEDDING_LOOKUP")  # int8_dynamic: dynamic range
+WEIGHT_ONLY_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D_TRANSPOSE")  # int8_dynamic: weight-only int8
 
 
 def quantize_tflite(tflite_path: Path, out_path: Path, precision: Precision | str,
                     context: StepContext) -> StepResult:
     """Quantize the float model at ``tflite_path`` into ``out_path``. Static INT8 is calibrated on
     ``context.calibration`` (``context.inputs`` name the model's inputs in order; samples in the model's layout)."""
-    start = time.perf_counter()
-    precision = Precision(precision)
-    if precision not in PRECISIONS:
-        raise ExportError(f"a .tflite source has no {precision.value} route; ai-edge-quantizer builds "
-                          f"{', '.join(p.value for p in PRECISIONS)}", hint="ask for int8_static or int8_dynamic")
-    try:
-        with quiet(native=True):
-            from ai_edge_quantizer import Quantizer, qtyping
-    except ImportError as exc:
-        raise ExportError(f"quantizing a .tflite needs ai-edge-quantizer, which is not installed ({exc})",
-                          hint=install_hint("tflite")) from exc
-    content, fixes = normalize(Path(tflite_path).read_bytes(), Path(tflite_path).name)
-    per_channel = context.profile.quantization.per_channel
-    granularity = qtyping.QuantGranularity.CHANNELWISE if per_channel else qtyping.QuantGranularity.TENSORWISE
-    params = {"quantizer": f"ai-edge-quantizer {_version()}", "per_channel": per_channel}
-    with quiet(native=True):
-        quantizer = Quantizer(content)
-    calibration = None
-    ops = qtyping.TFLOperationName
-    try:
-        if precision is Precision.int8_static:
-            if context.calibration is None:
-                raise InputError("static INT8 needs calibration samples", hint="pass --calib FILE.npz")
-            quantizer.add_static_config(".*", ops.ALL_SUPPORTED, 8, 8, granularity)
-            count = min(context.profile.quantization.calibration_samples, len(context.calibration))
-            names = dict(zip(_signature_inputs(content), (spec.name for spec in context.inputs)))
-            samples = [{name: np.ascontiguousarray(sample[given]) for name, given in names.items()}
-                       for sample in itertools.islice(context.calibration, count)]
-            params.update(method="static (int8 activations and weights)", calibration_samples=count,
-                          calibration_data=context.calibration.origin)
+    return TfliteQuantization(tflite_path, precision, context).quantize(out_path)
+
+
+@dataclass(frozen=True)
+class QuantizedOp:
+    """An op of the float model that the recipe quantizes."""
+
+    name: str  # its first output tensor's: the name the recipe keeps it in float by
+    type: str  # "CONV_2D"
+    inputs: tuple[str, ...]  # its input tensors that are not constants
+
+
+class TfliteQuantization:
+    """ai-edge-quantizer's recipe for one precision on the float model at ``tflite_path`` (normalized once),
+    quantized as often as asked, with chosen ops kept in float (the rescue)."""
+
+    def __init__(self, tflite_path: Path, precision: Precision | str, context: StepContext):
+        self.path, self.precision, self.context = Path(tflite_path), Precision(precision), context
+        if self.precision not in PRECISIONS:
+            raise ExportError(f"a .tflite source has no {self.precision.value} route; ai-edge-quantizer builds "
+                              f"{', '.join(p.value for p in PRECISIONS)}", hint="ask for int8_static or int8_dynamic")
+        try:
             with quiet(native=True):
-                calibration = quantizer.calibrate({SIGNATURE: samples}, num_threads=context.profile.threads)
-        else:
-            for op in (ops.FULLY_CONNECTED, ops.BATCH_MATMUL, ops.EMBEDDING_LOOKUP):
-                quantizer.add_dynamic_config(".*", op, 8, granularity)
-            for op in (ops.CONV_2D, ops.DEPTHWISE_CONV_2D, ops.CONV_2D_TRANSPOSE):
-                quantizer.add_weight_only_config(".*", op, 8, granularity)
-            params["method"] = "dynamic range (matmuls), weight-only int8 (convolutions)"
+                import ai_edge_quantizer  # noqa: F401
+        except ImportError as exc:
+            raise ExportError(f"quantizing a .tflite needs ai-edge-quantizer, which is not installed ({exc})",
+                              hint=install_hint("tflite")) from exc
+        self.content, self.fixes = normalize(self.path.read_bytes(), self.path.name)
+        per_channel = context.profile.quantization.per_channel
+        self.params = {"quantizer": f"ai-edge-quantizer {_version()}", "per_channel": per_channel,
+                       "method": ("static (int8 activations and weights)" if self.precision is Precision.int8_static
+                                  else "dynamic range (matmuls), weight-only int8 (convolutions)")}
+
+    def quantize(self, out_path: Path, keep_float: list[str] | tuple[str, ...] = ()) -> StepResult:
+        """The quantized model in ``out_path``, the ops named in ``keep_float`` (``QuantizedOp.name``) in float."""
+        start = time.perf_counter()
+        with self._failures():
+            quantizer = self._quantizer(keep_float)
+            ranges, reused = self._ranges() if self.precision is Precision.int8_static else (None, False)
+            with quiet(native=True):
+                result = quantizer.quantize(ranges) if ranges is not None else quantizer.quantize()
+        quantized = bytes(result.quantized_model)
+        details = {"fixes": self.fixes, **describe(quantized)}
+        if reused:
+            details["calibration"] = "ranges reused from the first quantization of this model"
+        if not details["int8_weights"]:
+            raise ExportError(f"ai-edge-quantizer quantized no weights of {self.path.name} "
+                              f"({self.precision.value}): the model has no op it quantizes",
+                              hint="keep the float model")
+        out_path.write_bytes(quantized)
+        params = {**self.params, **({"kept_float": list(keep_float)} if keep_float else {})}
+        step = StepResult("quantize_tflite", Artifact(out_path, "tflite", self.precision.value), params,
+                          details=details)
+        step.seconds = time.perf_counter() - start
+        return step
+
+    def _ranges(self) -> tuple[dict, bool]:
+        """The float model's tensor ranges on the calibration samples, and whether they were measured before: once
+        per export and model (kept in ``context.calibration_ranges``; which ops stay float does not change them)."""
+        samples = self.context.calibration
+        if samples is None:
+            raise InputError("static INT8 needs calibration samples", hint="pass --calib FILE.npz")
+        count = min(self.context.profile.quantization.calibration_samples, len(samples))
+        self.params.update(calibration_samples=count, calibration_data=samples.origin)
+        key = (str(self.path), sha256_file(self.path), "ai-edge-quantizer", count, samples.origin)
+        reused = key in self.context.calibration_ranges
+        if not reused:
+            with quiet(native=True):
+                self.context.calibration_ranges[key] = self._quantizer().calibrate(
+                    {SIGNATURE: self._signature_samples(samples, count)}, num_threads=self.context.profile.threads)
+        return self.context.calibration_ranges[key], reused
+
+    def tensor_cosines(self, quantized_path: Path, samples: SampleSet) -> dict[str, float]:
+        """ai-edge-quantizer's own comparison of the quantized model with the float one on ``samples``: the cosine
+        similarity of every tensor they share (inputs, intermediates and outputs; not weights), mean over samples."""
+        from ai_edge_quantizer import Quantizer
+        from ai_edge_quantizer.utils.validation_utils import ValidationErrorMetric
+
+        metric = ValidationErrorMetric.COSINE_SIMILARITY
+        with self._failures(), quiet(native=True):
+            quantizer = Quantizer(self.content, previous_quantized_model=Path(quantized_path).read_bytes())
+            result = quantizer.validate({SIGNATURE: self._signature_samples(samples, len(samples))},
+                                        error_metrics=[metric], num_threads=self.context.profile.threads)
+        compared = result.get_signature_comparison_result(SIGNATURE)
+        tensors = {**compared.input_tensors, **compared.intermediate_tensors, **compared.output_tensors}
+        return {name: values[metric.value] for name, values in tensors.items()}
+
+    def quantized_ops(self) -> list[QuantizedOp]:
+        """The ops of the float model whose type the recipe quantizes, in graph order."""
+        from ai_edge_litert.tools import flatbuffer_utils
+
+        model = flatbuffer_utils.read_model_from_bytearray(bytearray(self.content))
+        types = _quantized_types(self.precision)
+        out = []
+        for subgraph in model.subgraphs:
+            tensors = subgraph.tensors
+            for op in subgraph.operators:
+                kind = flatbuffer_utils.opcode_to_name(model, op.opcodeIndex)
+                if kind in types and len(op.outputs):
+                    out.append(QuantizedOp(tensors[op.outputs[0]].name.decode(), kind, tuple(
+                        tensors[i].name.decode() for i in op.inputs if i >= 0 and not _constant(model, tensors[i]))))
+        return out
+
+    def _quantizer(self, keep_float=()):
+        """A quantizer holding the recipe, with NO_QUANTIZE entries for ``keep_float`` (the later matching entry
+        wins). An op's scope is its output tensors' names, each followed by ';'; the graph's virtual OUTPUT op's
+        scope names every model output, so an op that makes one stays float up to the model's output (else the
+        output would be quantized again, with the range that broke the budget)."""
+        from ai_edge_quantizer import Quantizer, qtyping
+        from ai_edge_quantizer.algorithm_manager import AlgorithmName
+
+        ops = qtyping.TFLOperationName
+        per_channel = self.params["per_channel"]
+        granularity = qtyping.QuantGranularity.CHANNELWISE if per_channel else qtyping.QuantGranularity.TENSORWISE
         with quiet(native=True):
-            result = quantizer.quantize(calibration) if calibration is not None else quantizer.quantize()
-    except (InputError, ExportError):
-        raise
-    except Exception as exc:  # the quantizer raises ValueError, KeyError, AttributeError on what it cannot take
-        raise ExportError(f"ai-edge-quantizer {precision.value} of {Path(tflite_path).name} failed: "
-                          f"{type(exc).__name__}: {first_lines(str(exc))[:300]}",
-                          hint="keep the float model, or quantize it where it was converted") from exc
-    quantized = bytes(result.quantized_model)
-    details = {"fixes": fixes, **describe(quantized)}
-    if not details["int8_weights"]:
-        raise ExportError(f"ai-edge-quantizer quantized no weights of {Path(tflite_path).name} "
-                          f"({precision.value}): the model has no op it quantizes",
-                          hint="keep the float model")
-    out_path.write_bytes(quantized)
-    step = StepResult("quantize_tflite", Artifact(out_path, "tflite", precision.value), params, details=details)
-    step.seconds = time.perf_counter() - start
-    return step
+            quantizer = Quantizer(self.content)
+        if self.precision is Precision.int8_static:
+            quantizer.add_static_config(".*", ops.ALL_SUPPORTED, 8, 8, granularity)
+        else:
+            for op in DYNAMIC_OPS:
+                quantizer.add_dynamic_config(".*", ops(op), 8, granularity)
+            for op in WEIGHT_ONLY_OPS:
+                quantizer.add_weight_only_config(".*", ops(op), 8, granularity)
+        for name in keep_float:
+            quantizer.update_quantization_recipe(f"(^|;){re.escape(name)};", ops.ALL_SUPPORTED,
+                                                 algorithm_key=AlgorithmName.NO_QUANTIZE)
+        return quantizer
+
+    def _signature_samples(self, samples: SampleSet, count: int) -> list[dict[str, np.ndarray]]:
+        """The first ``count`` samples keyed by the signature's input names."""
+        names = dict(zip(_signature_inputs(self.content), (spec.name for spec in self.context.inputs)))
+        return [{name: np.ascontiguousarray(sample[given]) for name, given in names.items()}
+                for sample in itertools.islice(samples, count)]
+
+    @contextmanager
+    def _failures(self):
+        """What the quantizer raises on a model it cannot take, as an ``ExportError``."""
+        try:
+            yield
+        except (InputError, ExportError):
+            raise
+        except Exception as exc:  # the quantizer raises ValueError, KeyError, AttributeError on what it cannot take
+            raise ExportError(f"ai-edge-quantizer {self.precision.value} of {self.path.name} failed: "
+                              f"{type(exc).__name__}: {first_lines(str(exc))[:300]}",
+                              hint="keep the float model, or quantize it where it was converted") from exc
 
 
 def normalize(content: bytes, name: str = "the model") -> tuple[bytes, list[str]]:
@@ -184,6 +284,23 @@ def _drop_unused_fp16(model, subgraph_index: int) -> None:
         if signature.subgraphIndex == subgraph_index:
             for entry in (*signature.inputs, *signature.outputs):
                 entry.tensorIndex = new_index[entry.tensorIndex]
+
+
+def _quantized_types(precision: Precision) -> set[str]:
+    """The op types the recipe quantizes: every type ai-edge-quantizer's static algorithm supports (static INT8),
+    or the dynamic-range and weight-only ones."""
+    if precision is not Precision.int8_static:
+        return {*DYNAMIC_OPS, *WEIGHT_ONLY_OPS}
+    from ai_edge_quantizer import algorithm_manager
+
+    supported = algorithm_manager.get_supported_ops(algorithm_manager.AlgorithmName.MIN_MAX_UNIFORM_QUANT)
+    return {op.value for op in supported} - {"INPUT", "OUTPUT"}
+
+
+def _constant(model, tensor) -> bool:
+    """Whether ``tensor`` holds data in the file (a weight, a bias, a shape)."""
+    data = model.buffers[tensor.buffer].data
+    return data is not None and len(data) > 0
 
 
 def _signature_inputs(content: bytes) -> list[str]:
