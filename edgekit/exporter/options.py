@@ -122,8 +122,9 @@ class ExportOptions(BaseModel):
     max_abs_error: StrictFloat | None = Field(None, ge=0.0, description="Override the profile's max abs error "
                                                                         "budget (>= 0).")
     benchmark: StrictBool = Field(True, description="Measure latency per artifact. Default: on.")
-    rescue: StrictBool = Field(True, description="If ONNX INT8 (static or dynamic) breaks the budget, retry with "
-                                                 "the most sensitive layers kept in float. Default: on.")
+    rescue: StrictBool = Field(True, description="If an INT8 candidate breaks the budget, retry it with the most "
+                                                 "sensitive layers kept in float (ONNX, a given .tflite; OpenVINO "
+                                                 "by NNCF's accuracy control; --plan shows each). Default: on.")
     rescue_budget_s: StrictFloat = Field(60.0, gt=0, description="Seconds the rescue may spend searching for the "
                                                                  "layers to keep in float. Default: 60.")
     overwrite: StrictBool = Field(False, description="Replace an existing output folder. Default: off.")

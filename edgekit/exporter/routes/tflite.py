@@ -1,5 +1,6 @@
 """LiteRT (TFLite): PyTorch modules converted by litert-torch (FP32, FP16, PT2E static INT8, dynamic-range INT8);
-published ONNX files through onnx2torch and the same converter, from the shared FP32 ONNX model; a given float
+published ONNX files through onnx2torch and the same converter, from the shared FP32 ONNX model as it is before
+ONNX Runtime's own fusions; a given float
 .tflite taken as it is and quantized by ai-edge-quantizer (static INT8, or dynamic range with weight-only
 convolutions), rescued by keeping the ops that add the most error in float."""
 
@@ -110,7 +111,20 @@ def _convert(run: BuildRun, out_path, precision: Precision):
         base, missing = run.float_onnx()
         if base is None:
             raise RuntimeError(f"no FP32 ONNX model to convert: {missing}")
-        return onnx_to_tflite(base.path, out_path, precision, run.context, channels_last=channels_last)
+        return onnx_to_tflite(_standard_onnx(run, base).path, out_path, precision, run.context,
+                              channels_last=channels_last)
     from ..steps.tflite_export import export_tflite
 
     return export_tflite(run.source, out_path, precision, run.context, channels_last=channels_last)
+
+
+_ORT_SPECIFIC_STEPS = ("fuse_transformer", "optimize")
+
+
+def _standard_onnx(run: BuildRun, base: Artifact) -> Artifact:
+    """The shared FP32 chain's model before its first ONNX Runtime specific step: the transformer fusion and the
+    offline optimization write ONNX Runtime's own ops (com.microsoft, LayerNormalization below opset 17), which
+    onnx2torch does not know (PP-OCRv4 rec)."""
+    names = [step.step for step in run.common_steps]
+    first = next((i for i, name in enumerate(names) if name in _ORT_SPECIFIC_STEPS), len(names))
+    return run.common_steps[first - 1].artifact if first > 0 else base

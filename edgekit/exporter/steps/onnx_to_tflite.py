@@ -23,6 +23,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from ...errors import ExportError
+from ...quiet import quiet
 from ...runtime.onnxrt import OnnxRunner
 from ...targets import Precision
 from ..sources import TorchSource
@@ -46,7 +47,7 @@ def onnx_to_tflite(onnx_path: Path, out_path: Path, precision: Precision | str, 
     onnx2torch = import_onnx2torch()
     import torch
 
-    model = _to_onnx2torch_opset(onnx.load(str(onnx_path)))
+    model = _with_shapes(_to_onnx2torch_opset(onnx.load(str(onnx_path))))
     moved = _constants_to_initializers(model)
     cleared = _clear_needless_allowzero(model)
     feeds = sample_feeds(context)
@@ -108,6 +109,21 @@ def _to_onnx2torch_opset(model):
         raise ExportError(f"cannot bring opset {opset} down to {_ONNX2TORCH_OPSET} for onnx2torch: "
                           f"{first_lines(str(exc))[:300]}",
                           hint="export the model at opset 17, or use the ONNX or OpenVINO candidates") from exc
+
+
+def _with_shapes(model):
+    """The model with every tensor's shape written in, by onnxsim (constant folding with the fixed input shapes;
+    ONNX's own shape inference loses ranks past PP-OCRv4 rec's computed reshapes): onnx2torch reads ranks off
+    ``value_info`` (a BatchNormalization's spatial rank). Unchanged where onnxsim fails; the converted module is
+    checked against ONNX Runtime either way."""
+    import onnxsim
+
+    try:
+        with quiet(native=True):
+            simplified, _ = onnxsim.simplify(model, check_n=0)
+    except Exception:  # onnxsim raises RuntimeError/ValueError/onnx checker errors per graph
+        return model
+    return simplified
 
 
 def _clear_needless_allowzero(model) -> int:
