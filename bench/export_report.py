@@ -149,7 +149,8 @@ def print_model(result: dict, threads: int) -> None:
     for name, e in v.items():
         cos = f"{e['cosine_min']:.5f}" if "cosine_min" in e else "ref"
         third = e.get("class_cosine_min") if detector else e.get("top1_agreement")
-        third = "ref" if "cosine_min" not in e else f"{third:.5f}" if detector else f"{third:.3f}"
+        third = ("ref" if "cosine_min" not in e else "—" if third is None
+                 else f"{third:.5f}" if detector else f"{third:.3f}")
         print(f"{name:<38}{e['p50_ms']:>9.2f}{e['p90_ms']:>9.2f}{speedup(result, EAGER, name):>9.2f}x"
               f"{speedup(result, ORT_FP32, name):>12.2f}x{cos:>10}{third:>10}  {gate_text(e)} {compute_text(e)}")
     chosen = f"{result['selected']} ({result['recommended']})" if result["selected"] else "nothing selected"
