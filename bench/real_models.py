@@ -129,6 +129,7 @@ def run_model(model: corpus.CorpusModel, samples: int, rounds: int, work: Path, 
     row["control_flow"] = len(prepare.get("control_flow_left_in_float") or [])
     row["skipped_steps"] = {s["step"]: s["details"]["skipped_because"] for s in manifest["steps"]
                             if "skipped_because" in s["details"]}
+    row["timings_s"] = manifest["timings_s"]
     row["formats"] = manifest["target"]["formats"]
     row["candidates"] = [{"name": a["name"], "format": a["format"], "precision": a["precision"],
                           "status": a["status"], "reason": a["rejected_reason"], "notes": a["notes"],
