@@ -189,6 +189,7 @@ def format_cell(row: dict, fmt: str, reasons: list[str]) -> str:
             text += f" ({len(reasons)})"
         parts.append(text)
     missing = sorted({n["reason"] for n in row.get("not_built", []) if n["candidate"].startswith(f"{fmt}/")})
+    missing = [m for m in missing if m.startswith("no route")] or missing  # no route at all says it all
     return " · ".join(parts) or ("; ".join(missing) if missing else "—")
 
 

@@ -64,8 +64,10 @@ def export_executorch(source: TorchSource, out_path: Path, precision: Precision 
     except (InputError, ExportError):
         raise
     except Exception as exc:  # torch.export, the quantizer and the lowering raise many types
+        cause = f" ({type(exc.__cause__).__name__}: {first_lines(str(exc.__cause__))[:200]})" \
+            if exc.__cause__ is not None else ""  # a pass's failure wraps what went wrong
         raise ExportError(f"ExecuTorch {precision.value} lowering of {source.reference} failed: "
-                          f"{type(exc).__name__}: {first_lines(str(exc))[:300]}",
+                          f"{type(exc).__name__}: {first_lines(str(exc))[:300]}{cause}",
                           hint="export to ONNX or TFLite instead, or report the op to ExecuTorch") from exc
     out_path.write_bytes(content)
     details = {"delegation": delegation}
