@@ -1,10 +1,13 @@
 """Detection agreement for YOLOv5/v8-style heads, in numpy (no torch): decode, confidence threshold, NMS, then
 match the candidate's detections to the original's (same class, IoU >= 0.5) for precision, recall and F1; a
-score within 0.05 of the threshold may fall on either side without counting as a disagreement.
+score within 0.05 of the threshold may fall on either side without counting as a disagreement, and NMS choosing
+the other of two overlapping boxes of near-equal score is none either (each side's detections are matched against
+the other's boxes before NMS).
 
 Layouts: ``[1, 4+C, N]`` (channels first, YOLOv8: cx, cy, w, h, then C class scores) and ``[1, N, 5+C]``
 (channels last, YOLOv5: cx, cy, w, h, objectness, then C class scores; confidence = objectness × class score).
-A box of zero or negative width or height is no detection. Both models are decoded the same way, so the agreement means something even where the layout guess is off.
+A box of zero or negative width or height is no detection. Both models are decoded the same way, so the agreement
+means something even where the layout guess is off.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ MAX_BEFORE_NMS = 3000
 
 
 def decode_yolo(output: np.ndarray, axis: int, confidence: float = CONFIDENCE,
-                nms_iou: float = NMS_IOU) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(boxes xyxy [M, 4], scores [M], classes [M])`` after the threshold and class-wise NMS."""
+                nms_iou: float | None = NMS_IOU) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(boxes xyxy [M, 4], scores [M], classes [M])`` after the threshold and class-wise NMS (none with
+    ``nms_iou=None``: every box above the threshold, best first)."""
     rows = np.moveaxis(np.asarray(output, np.float64)[0], axis - 1, 0)  # [K, N]
     rows = np.nan_to_num(rows, nan=0.0, posinf=0.0, neginf=0.0)  # a NaN or inf score never passes
     objectness = axis == 2 and rows.shape[0] >= 6
@@ -34,6 +38,8 @@ def decode_yolo(output: np.ndarray, axis: int, confidence: float = CONFIDENCE,
     keep = keep[np.argsort(-best[keep], kind="stable")][:MAX_BEFORE_NMS]
     cx, cy, w, h = rows[0, keep], rows[1, keep], rows[2, keep], rows[3, keep]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    if nms_iou is None:
+        return boxes, best[keep], classes[keep]
     chosen = nms(boxes, best[keep], classes[keep], nms_iou)[:MAX_DETECTIONS]
     return boxes[chosen], best[keep][chosen], classes[keep][chosen]
 
@@ -85,17 +91,17 @@ def detection_agreement(refs: list[np.ndarray], cands: list[np.ndarray], axis: i
     """Precision, recall and F1 of the candidate's detections against the original's, pooled over samples.
 
     A decision within ``margin`` of the confidence threshold is no disagreement: both models are decoded at
-    ``CONFIDENCE - margin``; recall counts the original's firm detections (score >= ``CONFIDENCE + margin``) that
-    the candidate has at all, precision the candidate's firm detections that the original has. (NMS keeps the
-    same firm boxes at either threshold: a box is only suppressed by a better one.) With no firm detection on
-    either side every figure is 1.0: ``reference_detections`` says how much the figures rest on."""
+    ``CONFIDENCE - margin``; recall counts the original's firm detections (score >= ``CONFIDENCE + margin``, after
+    NMS) that the candidate has among its boxes before NMS, precision the candidate's firm detections that the
+    original has before NMS: where two boxes overlap past the NMS IoU with near-equal scores, a rounding may make
+    NMS keep the other one (an untrained detector has thousands of such pairs). With no firm detection on either
+    side every figure is 1.0: ``reference_detections`` says how much the figures rest on."""
     low, firm = CONFIDENCE - margin, CONFIDENCE + margin
     recalled = precise = expected = found = 0
     for ref, cand in zip(refs, cands):
-        reference, candidate = decode_yolo(ref, axis, low), decode_yolo(cand, axis, low)
-        strong_ref, strong_cand = _above(reference, firm), _above(candidate, firm)
-        recalled += matched(candidate, strong_ref)
-        precise += matched(reference, strong_cand)
+        strong_ref, strong_cand = _above(decode_yolo(ref, axis, low), firm), _above(decode_yolo(cand, axis, low), firm)
+        recalled += matched(decode_yolo(cand, axis, low, nms_iou=None), strong_ref)
+        precise += matched(decode_yolo(ref, axis, low, nms_iou=None), strong_cand)
         expected += len(strong_ref[0])
         found += len(strong_cand[0])
     precision = precise / found if found else (1.0 if not expected else 0.0)

@@ -112,6 +112,23 @@ def test_a_score_that_crosses_the_threshold_by_less_than_the_margin_is_no_disagr
     assert (task.details["recall"], task.details["precision"], task.value) == (0.0, 0.0, 0.0)
 
 
+def test_nms_keeping_the_other_of_two_near_equal_overlapping_boxes_is_no_disagreement():
+    """Object 1's two boxes overlap at IoU 0.47 (past NMS's 0.45, short of matching's 0.5) and swap order by
+    0.002: NMS keeps the other box, which the original has too before NMS; a box that no side has still counts."""
+    ref = _yolo_head(0, objects=2)
+    ref[0, :4, 10], ref[0, :4, 11] = [100, 100, 50, 50], [118, 100, 50, 50]  # IoU 32/68
+    ref[0, 4 + 0, 11] = 0.499  # just under anchor 10's 0.5 ...
+    cand = ref.copy()
+    cand[0, 4 + 0, 10], cand[0, 4 + 0, 11] = 0.498, 0.5  # ... and just over it in the candidate
+    kept_ref, kept_cand = decode_yolo(ref, axis=1)[0][:1], decode_yolo(cand, axis=1)[0][:1]
+    assert 0.45 < box_iou(kept_ref, kept_cand)[0, 0] < 0.5  # NMS kept the other box, too far off to match it
+    task = compare_outputs([[ref]], [[cand]], ["output0"]).outputs[0].task
+    assert (task.details["matched"], task.details["reference_detections"], task.value) == (2, 2, 1.0)
+    cand[0, :2, 10:12] += 80.0  # both of object 1's boxes moved away: a real miss and a box the original lacks
+    task = compare_outputs([[ref]], [[cand]], ["output0"]).outputs[0].task
+    assert (task.details["recall"], task.details["precision"]) == (0.5, 0.5)
+
+
 def test_nms_keeps_the_best_box_per_class_and_overlapping_boxes_of_other_classes():
     boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [0, 0, 10, 10], [50, 50, 60, 60]], float)
     scores = np.array([0.9, 0.8, 0.7, 0.6])
