@@ -4,8 +4,8 @@ plain OpenVINO.
 For each model (MobileNetV2-style, ResNet-18-style, a YOLOv8n-shaped detector at 320x320; random weights), at
 batch 1 with 2 threads: PyTorch eager, ORT FP32 on a plain ``torch.onnx.export``, ORT's ``quantize_dynamic``
 with defaults on that export, OpenVINO on that export with its default precision hint (what a user trying
-OpenVINO by hand gets), and every candidate ``edgekit.export(..., format="auto")`` built (ONNX Runtime, LiteRT
-and OpenVINO; fp32 and int8_static, bf16 where the CPU has it), the one edgekit selected marked. The export
+OpenVINO by hand gets), and every candidate ``edgekit.export(..., format="auto")`` built (ONNX Runtime, LiteRT,
+OpenVINO and ExecuTorch; fp32 and int8_static, bf16 where the CPU has it), the one edgekit selected marked. The export
 itself is timed end to end. Variants are timed round-robin (rotating order); latencies are the median of the
 round p50s/p90s, and each speed-up is the median of the per-round ratios, so one busy round on a shared machine
 cannot pair a slow baseline with a fast candidate. ``export_report.py`` prints the tables and the targets.
