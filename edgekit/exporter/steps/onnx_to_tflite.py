@@ -1,7 +1,10 @@
 """A published ONNX file -> TFLite (LiteRT): onnx2torch to PyTorch, then the litert-torch route of tflite_export.
 
-Three fixes make published files convert (measured on the corpus' PP-OCR files and a YOLOv8n):
+These fixes make published files convert (measured on the corpus' PP-OCR files and a YOLOv8n):
 
+- Opset 18+ files go down to opset 17 (onnx2torch lacks opset 18's Reduce ops), every tensor gets its shape written
+  in by onnxsim (onnx2torch reads ranks off ``value_info``), and a Reshape's ``allowzero=1`` is dropped where its
+  constant shape has no 0 (torch's exporter sets it everywhere; onnx2torch refuses it).
 - ``Constant`` nodes become initializers, and initializers leave the graph inputs: onnx2torch reads convolution
   weights from initializers only (PP-OCR's simplified files keep shared weights in ``Constant`` nodes: KeyError).
 - Reshape, dynamic-axes Squeeze and Resize get their output shapes written in as constants, Slice and Split their
