@@ -28,6 +28,7 @@ output cosine falls below the budget) or the most sensitive one (dynamic), so th
 
 from __future__ import annotations
 
+import functools
 import math
 import tempfile
 from collections.abc import Callable
@@ -192,20 +193,27 @@ def _gated_trial(candidate: Candidate, context: StepContext, reference, validati
     return trial
 
 
-def rescue_onnx_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
-                     float_path: Path, progress, deadline: float | None = None) -> None:
-    """Retry ``candidate`` (static or dynamic INT8 ONNX) with its most sensitive nodes in float; on success it
-    becomes usable again. On failure the rejection names the layer to look at. Where a channel group of a stacked
-    output broke the budget (static INT8), the nodes feeding that group are kept in float first (``group_head``),
-    and stay in float while layers are ranked. Past ``deadline`` (monotonic) it stops between trials, saying so."""
-    try:
-        _rescue_onnx_int8(candidate, context, reference, validation, float_path, progress, deadline)
-    except OutOfTime:
-        candidate.notes.append("rescue stopped: the rescue time budget (--rescue-budget-s) ran out")
+def _stopping_at_deadline(search: Callable) -> Callable:
+    """The rescue ``search`` as the schedule calls it: past ``deadline`` (monotonic) it stops between trials, and
+    the candidate's notes say so."""
+
+    @functools.wraps(search)
+    def rescue(candidate: Candidate, context: StepContext, reference, validation: SampleSet, float_path: Path,
+               progress, deadline: float | None = None) -> None:
+        try:
+            search(candidate, context, reference, validation, float_path, progress, deadline)
+        except OutOfTime:
+            candidate.notes.append("rescue stopped: the rescue time budget (--rescue-budget-s) ran out")
+
+    return rescue
 
 
 def _rescue_onnx_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
                       float_path: Path, progress, deadline: float | None) -> None:
+    """Retry ``candidate`` (static or dynamic INT8 ONNX) with its most sensitive nodes in float; on success it
+    becomes usable again. On failure the rejection names the layer to look at. Where a channel group of a stacked
+    output broke the budget (static INT8), the nodes feeding that group are kept in float first (``group_head``),
+    and stay in float while layers are ranked."""
     profile = context.profile
     step_class = RESCUABLE[candidate.precision]
     first_reason, first_cosine = candidate.reason, candidate.accuracy.cosine_min if candidate.accuracy else None
@@ -252,20 +260,11 @@ def _rescue_onnx_int8(candidate: Candidate, context: StepContext, reference, val
                            f"still broke the budget (ranked: {', '.join(n for n, _ in ranked[:5])}…)")
 
 
-def rescue_tflite_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
-                       float_path: Path, progress, deadline: float | None = None) -> None:
-    """Retry ``candidate`` (ai-edge-quantizer's INT8 of the given float .tflite at ``float_path``) with the ops that
-    add the most error kept in float, every trial with the ranges calibrated when it was built; on success it becomes
-    usable again. On failure the rejection names the ops to look at. Past ``deadline`` (monotonic) it stops between
-    trials."""
-    try:
-        _rescue_tflite_int8(candidate, context, reference, validation, float_path, progress, deadline)
-    except OutOfTime:
-        candidate.notes.append("rescue stopped: the rescue time budget (--rescue-budget-s) ran out")
-
-
 def _rescue_tflite_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
                         float_path: Path, progress, deadline: float | None) -> None:
+    """Retry ``candidate`` (ai-edge-quantizer's INT8 of the given float .tflite at ``float_path``) with the ops that
+    add the most error kept in float, every trial with the ranges calibrated when it was built; on success it becomes
+    usable again. On failure the rejection names the ops to look at."""
     first_reason, first_cosine = candidate.reason, candidate.accuracy.cosine_min if candidate.accuracy else None
     quantization = TfliteQuantization(float_path, candidate.precision, context)
     with progress.step(f"rescue {candidate.name}: per-op sensitivity"):
@@ -289,6 +288,10 @@ def _rescue_tflite_int8(candidate: Candidate, context: StepContext, reference, v
     candidate.reject("accuracy", f"{first_reason}; {divergence}; adding the most error: {worst}", by="rescue")
     candidate.notes.append(f"rescue failed: up to {limit} of {len(ranked)} ops in float, the most error-adding "
                            f"first, still broke the budget (ranked: {', '.join(n for n, _ in ranked[:5])}…)")
+
+
+rescue_onnx_int8 = _stopping_at_deadline(_rescue_onnx_int8)
+rescue_tflite_int8 = _stopping_at_deadline(_rescue_tflite_int8)
 
 
 def measure_tflite_sensitivity(quantization: TfliteQuantization, quantized_path: Path,

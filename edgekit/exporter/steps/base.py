@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ...errors import EdgekitError
+from ...errors import EdgekitError, ExportError
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,13 @@ class Step:
 
 class OutOfTime(Exception):
     """A bounded search (a rescue) ran past its deadline; raised between trials, never inside a runtime call."""
+
+
+def require_static_shapes(context: StepContext, runtime: str, flag: str) -> None:
+    """An ``ExportError`` unless every input dim is a number: ``runtime``'s export needs static shapes."""
+    if any(isinstance(d, str) for spec in context.inputs for d in spec.shape):
+        raise ExportError(f"{runtime} export needs static shapes; the inputs are "
+                          f"{', '.join(str(s) for s in context.inputs)}", hint=f"drop --dynamic-batch for {flag}")
 
 
 def check_deadline(deadline: float | None) -> None:

@@ -20,7 +20,7 @@ from ...extras import install_hint
 from ...quiet import quiet
 from ...targets import Precision
 from ..sources import TorchSource
-from .base import Artifact, StepContext, StepResult
+from .base import Artifact, StepContext, StepResult, require_static_shapes
 from .verify import check_outputs, first_lines
 
 PRECISIONS = (Precision.fp32, Precision.int8, Precision.int8_static)  # int8: PT2E static (XNNPACK's INT8 route)
@@ -42,9 +42,7 @@ def export_executorch(source: TorchSource, out_path: Path, precision: Precision 
     except ImportError as exc:
         raise ExportError(f"ExecuTorch export needs executorch, which is not installed ({exc})",
                           hint=install_hint("executorch")) from exc
-    if any(isinstance(d, str) for spec in context.inputs for d in spec.shape):
-        raise ExportError(f"ExecuTorch export needs static shapes; the inputs are "
-                          f"{', '.join(str(s) for s in context.inputs)}", hint="drop --dynamic-batch for executorch")
+    require_static_shapes(context, "ExecuTorch", "executorch")
     args = tuple(torch.from_numpy(np.ascontiguousarray(source.examples[s.name])) for s in source.inputs)
     params = {"converter": f"executorch {executorch.version.__version__}", "delegate": "XnnpackPartitioner"}
     module = source.module

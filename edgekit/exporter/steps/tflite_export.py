@@ -19,7 +19,7 @@ from ...extras import install_hint
 from ...quiet import quiet
 from ...targets import Precision
 from ..sources import TorchSource
-from .base import Artifact, StepContext, StepResult
+from .base import Artifact, StepContext, StepResult, require_static_shapes
 from .verify import check_outputs, first_lines
 
 # An op litert-torch cannot lower shows as "Lowering not found: ns.op.overload" or torch.ops.ns.op; else ns::op.
@@ -44,9 +44,7 @@ def export_tflite(source: TorchSource, out_path: Path, precision: Precision | st
     except ImportError as exc:
         raise ExportError(f"TFLite export needs litert-torch, which is not installed ({exc})",
                           hint=install_hint("tflite")) from exc
-    if any(isinstance(d, str) for spec in context.inputs for d in spec.shape):
-        raise ExportError(f"TFLite export needs static shapes; the inputs are "
-                          f"{', '.join(str(s) for s in context.inputs)}", hint="drop --dynamic-batch for tflite")
+    require_static_shapes(context, "TFLite", "tflite")
     nhwc = [i for i, spec in enumerate(source.inputs) if len(spec.shape) == 4] if channels_last else []
     module = litert_torch.to_channel_last_io(source.module, args=nhwc).eval() if nhwc else source.module
     args = tuple(torch.from_numpy(a) for a in _model_inputs(source, source.examples, nhwc))
