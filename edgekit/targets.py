@@ -19,8 +19,8 @@ BUILTIN_TARGETS_DIRS = (
 
 
 class Precision(str, Enum):
-    """``int8`` is resolved per model kind when the graph is known (``exporter/recipes.py``); the other two INT8
-    precisions pin the method."""
+    """``int8`` is resolved per model kind when the graph is known (``exporter/recipes.py``); ``int8_static`` and
+    ``int8_dynamic`` pin the method."""
 
     fp32 = "fp32"
     fp16 = "fp16"
@@ -28,6 +28,7 @@ class Precision(str, Enum):
     int8 = "int8"
     int8_static = "int8_static"
     int8_dynamic = "int8_dynamic"
+    int8_bf16 = "int8_bf16"  # OpenVINO only: its static INT8 IR, the float remainder run in bf16 where the CPU has it
 
 
 class _Strict(BaseModel):

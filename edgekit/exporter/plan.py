@@ -43,6 +43,8 @@ class ExportPlan:
             route = get_route(plan.route)
             start = "shared FP32 ONNX model" if plan.route in self.from_float_onnx else "source"
             steps = " → ".join(s.describe() for s in plan.steps) or "as it is"
+            if plan.steps and "ir_of" in plan.steps[0].settings:  # another candidate's model, run differently
+                start, steps = f"the model of {plan.steps[0].settings['ir_of']}", "copy"
             out.append(f"  {plan.name}: {start} → {steps}")
             if plan.note:
                 out.append(f"      {plan.note}")

@@ -35,7 +35,8 @@ FAST = {"runs": 10, "warmup": 1, "min_seconds": 0.0}
 
 @pytest.fixture(scope="module")
 def ov_folder(tmp_path_factory, cnn_data):
-    """tiny_cnn exported with --format openvino for x86: fp32 and NNCF int8 (bf16 where this CPU has it)."""
+    """tiny_cnn exported with --format openvino for x86: fp32 and NNCF int8 (bf16 and int8_bf16 where this CPU
+    has bf16)."""
     out = tmp_path_factory.mktemp("openvino") / "cnn-openvino"
     return export(model_ref("tiny_cnn"), "x86", out=out, format="openvino", calib=cnn_data["calib"],
                   val=cnn_data["val"], accuracy={"top1_agreement_min": 0.85})
@@ -51,9 +52,11 @@ def test_export_builds_ir_pairs_gated_and_timed(ov_folder):
     manifest = ov_folder.manifest
     by_name = {a["name"]: a for a in manifest["artifacts"]}
     bf16 = "BF16" in cpu_capabilities()
-    assert set(by_name) == {"openvino/fp32", "openvino/int8_static"} | ({"openvino/bf16"} if bf16 else set())
+    bf16_hint = {"openvino/bf16", "openvino/int8_bf16"}
+    assert set(by_name) == {"openvino/fp32", "openvino/int8_static"} | (bf16_hint if bf16 else set())
     if not bf16:
-        assert any("openvino/bf16 not built" in n and "no bf16" in n for n in manifest["notes"])
+        for name in bf16_hint:
+            assert any(f"{name} not built" in n and "no bf16" in n for n in manifest["notes"])
     assert not any("bf16 is not built for" in n for n in manifest["notes"])  # openvino is the only format
     for name, art in by_name.items():
         xml = ov_folder.out_dir / art["file"]
@@ -62,13 +65,22 @@ def test_export_builds_ir_pairs_gated_and_timed(ov_folder):
         bundle = b"".join(ir_bundle.upload_chunks(xml))
         assert art["sha256"] == hashlib.sha256(bundle).hexdigest() == ir_bundle.artifact_digest(xml)
         assert art["latency"]["runs"] >= 20 and art["execution"]["devices"] == ["CPU"]
-        assert art["runner_options"] == {"inference_precision": "bf16" if name.endswith("bf16") else "f32"}
+        assert art["runner_options"] == {"inference_precision": "bf16" if name in bf16_hint else "f32"}
     fp32, int8 = by_name["openvino/fp32"], by_name["openvino/int8_static"]
     assert fp32["accuracy"]["cosine_min"] > 1 - 1e-6 and fp32["steps"][0]["params"]["weights_stored_as"] == "fp32"
     assert fp32["execution"]["inference_precision"] == "f32" and set(fp32["execution"]["compute_precisions"]) == {"f32"}
     assert int8["accuracy"]["cosine_min"] > 0.99 and int8["steps"][0]["details"]["fake_quantize"] >= 4
     assert int8["steps"][0]["params"]["calibration_samples"] == 32  # the same SampleSet as every other format
     assert {"u8", "i8"} & set(int8["execution"]["compute_precisions"])  # int8 kernels ran, not f32 ones
+    assert set(int8["execution"]["float_remainder_precisions"]) <= {"f32"}
+    if bf16:  # the same IR, quantized once, its float remainder compiled to bf16
+        int8_bf16 = by_name["openvino/int8_bf16"]
+        step = int8_bf16["steps"][0]
+        assert step["seconds"] == 0 and step["details"] == {**int8["steps"][0]["details"], "ir_of": int8["name"]}
+        weights = [(ov_folder.out_dir / a["files"][1]).read_bytes() for a in (int8, int8_bf16)]
+        assert weights[0] == weights[1]
+        assert {"u8", "i8"} & set(int8_bf16["execution"]["compute_precisions"])
+        assert int8_bf16["execution"]["inference_precision"] == "bf16"
     # onnx is not a format here: the FP32 ONNX base was made in work/ (gone), its steps are the common steps
     assert [s["step"] for s in manifest["steps"]] == ["export_onnx", "prepare", "simplify", "optimize"]
     assert sorted(p.name for p in ov_folder.out_dir.iterdir()) == sorted(
@@ -196,15 +208,16 @@ def test_openvino_conversion_failure_rejects_only_its_candidates(tmp_path, monke
     result = export(str(source), "x86", out=tmp_path / "out", benchmark=False)
     by_name = {c.name: c for c in result.candidates}
     openvino = [c for c in result.candidates if c.format == "openvino"]
-    bf16 = {"openvino/bf16"} if "BF16" in cpu_capabilities() else set()  # built only where the CPU has bf16
+    bf16 = {"openvino/bf16", "openvino/int8_bf16"} if "BF16" in cpu_capabilities() else set()  # where it has bf16
     assert {c.name for c in openvino} == {"openvino/fp32", "openvino/int8_static"} | bf16
     for candidate in openvino:
         assert candidate.failure == "conversion" and candidate.artifact is None
         assert "No conversion rule found for operations: ai.onnx.ml.Scaler" in candidate.reason
     assert by_name["onnx/fp32"].usable and by_name["onnx/fp32"].accuracy.cosine_min > 1 - 1e-6
     assert result.passed and result.manifest["recommended"] == "model.fp32.onnx"
-    assert "bf16 is not built for onnx, tflite, executorch: no bf16 route in those formats" in \
-        result.manifest["notes"]
+    for precision in ("bf16", "int8_bf16"):
+        assert f"{precision} is not built for onnx, tflite, executorch: no {precision} route in those formats" in \
+            result.manifest["notes"]
     assert not list(result.out_dir.glob("*.xml")) and not list(result.out_dir.glob("*.bin"))
     with pytest.raises(ExportError, match="ai.onnx.ml.Scaler"):  # asked for openvino alone, the run fails
         export(str(source), "x86", out=tmp_path / "only", format="openvino", benchmark=False)

@@ -16,6 +16,7 @@ import pytest
 from edgekit.errors import TargetError
 from edgekit.exporter.pipeline import export
 from edgekit.exporter.plan import plan_export
+from edgekit.runtime.openvino import cpu_capabilities
 from edgekit.targets import builtin_target_files, load_target
 from testkit import REPO
 from testkit.agent_process import start_agent
@@ -113,6 +114,10 @@ def test_export_plan_on_the_command_line_builds_nothing(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "openvino/int8_static: shared FP32 ONNX model → openvino_quantize(" in result.output
     assert "onnx/bf16: not built: no bf16 route in onnx" in result.output
+    if "BF16" in cpu_capabilities():  # NNCF quantizes once; the bf16 remainder is the same IR compiled otherwise
+        assert "openvino/int8_bf16: the model of openvino/int8_static → copy" in result.output
+    else:
+        assert "openvino/int8_bf16: not built: this host's CPU has no bf16 arithmetic" in result.output
     assert list(tmp_path.iterdir()) == []
 
 

@@ -119,6 +119,7 @@ class Route:
                 continue
             candidate = Candidate(self.name, plan.precision, notes=[plan.note] if plan.note else [])
             built.append(candidate)
+            run.built[candidate.name] = candidate
             self.build_candidate(candidate, plan, run)
         return built
 
@@ -182,6 +183,7 @@ class BuildRun:
     progress: Any
     make_float_onnx: Callable[["BuildRun"], tuple[Path | None, str | None, list[StepResult]]]
     common_steps: list[StepResult] = field(default_factory=list)
+    built: dict[str, Candidate] = field(default_factory=dict)  # every candidate built so far, by name
     _float: tuple[Path | None, str | None] | None = None
 
     @property
