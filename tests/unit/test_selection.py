@@ -1,11 +1,16 @@
-"""Auto selection on candidates whose speeds differ by construction (latencies set, not timed)."""
+"""Auto selection and the speed-first rescue schedule on candidates whose speeds differ by construction
+(latencies set, not timed)."""
 
+import time
 from pathlib import Path
 
 import pytest
 
 from edgekit.exporter.candidates import Candidate, choose
+from edgekit.exporter.rescue import _stopping_at_deadline
+from edgekit.exporter.schedule import RESCUE_MARGIN, rescue_schedule
 from edgekit.exporter.steps import Artifact
+from edgekit.exporter.steps.base import check_deadline
 
 
 def candidate(fmt: str, precision: str, p50: float | None, status: str = "passed") -> Candidate:
@@ -51,3 +56,70 @@ def test_without_latencies_the_first_passing_in_profile_order_wins():
 def test_nothing_usable_selects_nothing(auto):
     pool = [candidate("onnx", "fp32", 1.0, status="rejected")]
     assert choose(pool, auto=auto) == (None, [])
+
+
+def run_schedule(pool, budget_s=60.0, latency_decides=True, passes=()):
+    """The speed-first rescue schedule over ``pool``; a rescue makes a candidate pass when its name is in
+    ``passes``. Returns the manifest record and the (name, deadline) of every rescue run."""
+    runs = []
+
+    def run_rescue(c, rescue, deadline):
+        runs.append((c.name, deadline))
+        if c.name in passes:
+            c.mark("passed", "rescue", "passes with 1 layer in float")
+
+    return rescue_schedule(pool, lambda c: "a rescue", run_rescue, budget_s, latency_decides), runs
+
+
+def test_rescue_schedule_rescues_only_what_could_win_fastest_first_and_stops_at_a_winner():
+    pool = [candidate("onnx", "fp32", 10.0), candidate("onnx", "int8_static", 5.0, status="rejected"),
+            candidate("openvino", "int8_static", 4.0, status="rejected"),
+            candidate("tflite", "int8_static", 9.5, status="rejected")]
+    started = time.monotonic()
+    record, runs = run_schedule(pool, passes={"openvino/int8_static"})
+    assert [name for name, _ in runs] == ["openvino/int8_static"]  # the fastest unrescued first, and it won
+    assert started + 60.0 <= runs[0][1] <= time.monotonic() + 60.0  # one deadline: the budget from the start
+    assert record["tried"] == ["openvino/int8_static"] and record["order"] == "fastest unrescued first"
+    skipped = {entry["candidate"]: entry["why"] for entry in record["skipped"]}
+    assert skipped["onnx/int8_static"] == "openvino/int8_static, rescued and faster unrescued, already won"
+    assert set(skipped) == {"onnx/int8_static", "tflite/int8_static"}
+    assert all(f"rescue skipped: {why}" in next(c for c in pool if c.name == name).notes
+               for name, why in skipped.items())
+
+
+def test_rescue_schedule_skips_a_candidate_not_a_margin_below_the_best_passing_one():
+    pool = [candidate("onnx", "fp32", 10.0), candidate("onnx", "int8_static", 9.5, status="rejected"),
+            candidate("tflite", "int8_static", 8.9, status="rejected")]
+    record, runs = run_schedule(pool)
+    assert [name for name, _ in runs] == ["tflite/int8_static"]  # 11 % below onnx/fp32: could win; it did not
+    why = record["skipped"][0]["why"]
+    assert record["skipped"][0]["candidate"] == "onnx/int8_static" and record["margin"] == RESCUE_MARGIN
+    assert why.startswith("it could not win: unrescued p50 9.500 ms is not 10% below onnx/fp32's 10.000 ms")
+
+
+def test_rescue_schedule_spends_no_more_than_its_budget_and_says_so():
+    pool = [candidate("onnx", "fp32", 10.0), candidate("onnx", "int8_static", 2.0, status="rejected")]
+    record, runs = run_schedule(pool, budget_s=0.0)
+    assert runs == [] and record["tried"] == [] and record["budget_s"] == 0.0
+    assert record["skipped"] == [{"candidate": "onnx/int8_static",
+                                  "why": "the rescue time budget is spent (--rescue-budget-s)"}]
+
+
+def test_rescue_schedule_without_latencies_goes_in_profile_order_without_a_margin():
+    pool = [candidate("onnx", "fp32", None), candidate("onnx", "int8_static", None, status="rejected"),
+            candidate("tflite", "int8_static", None, status="rejected")]
+    record, runs = run_schedule(pool, latency_decides=False)
+    assert [name for name, _ in runs] == ["onnx/int8_static", "tflite/int8_static"]
+    assert record["order"] == "profile order (latency does not decide here)" and record["margin"] is None
+
+
+def test_a_rescue_out_of_time_stops_between_trials_and_notes_it():
+    def search(c, *args):
+        c.notes.append("trial 1 gated")
+        check_deadline(time.monotonic() - 1)
+        c.notes.append("trial 2 gated")
+
+    c = candidate("onnx", "int8_static", 2.0, status="rejected")
+    _stopping_at_deadline(search)(c, None, None, None, None, None, deadline=time.monotonic() - 1)
+    assert c.notes == ["trial 1 gated", "rescue stopped: the rescue time budget (--rescue-budget-s) ran out"]
+    assert c.status == "rejected"
