@@ -284,9 +284,9 @@ def not_built_records(excluded: list[CandidatePlan], formats: list[str],
 
 
 def _gate(source, candidates, context, validation, progress) -> list:
-    """Gate every built candidate against the original, unrescued; returns the original's outputs (computed once,
-    shared by every gate and rescue)."""
-    built = [c for c in candidates if c.artifact is not None]
+    """Gate every built candidate not already rejected (a duplicate) against the original, unrescued; returns the
+    original's outputs (computed once, shared by every gate and rescue)."""
+    built = [c for c in candidates if c.artifact is not None and c.failure is None]
     profile = context.profile
     with progress.step(f"accuracy gate on {len(validation)} samples"):
         reference, reason = attempt("the original model", lambda: _reference_outputs(source, validation, profile))
@@ -386,10 +386,11 @@ def _choice_basis(profile: TargetProfile, measured_on: dict | None) -> tuple[dic
 
 
 def _status(candidates: list[Candidate], selected: Candidate | None, fmt: str) -> str:
-    """auto passes when something was selected; an explicit format needs every candidate to pass."""
+    """auto passes when something was selected; an explicit format needs every candidate to pass, or to be
+    rejected only as no faster than another (``failure`` speed: a duplicate compiled model)."""
     if fmt == "auto":
         return "passed" if selected is not None else "failed"
-    return "passed" if all(c.usable for c in candidates) else "failed"
+    return "passed" if all(c.usable or c.failure == "speed" for c in candidates) else "failed"
 
 
 def _failure(candidates: list[Candidate], fmt: str, folder: Path | None,

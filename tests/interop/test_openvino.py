@@ -60,12 +60,14 @@ def test_export_builds_ir_pairs_gated_and_timed(ov_folder):
     assert not any("bf16 is not built for" in n for n in manifest["notes"])  # openvino is the only format
     for name, art in by_name.items():
         xml = ov_folder.out_dir / art["file"]
-        assert art["files"] == [art["file"], art["file"].replace(".xml", ".bin")] and art["passed"]
+        assert art["files"] == [art["file"], art["file"].replace(".xml", ".bin")]
         assert art["size_bytes"] == sum((ov_folder.out_dir / f).stat().st_size for f in art["files"])
         bundle = b"".join(ir_bundle.upload_chunks(xml))
         assert art["sha256"] == hashlib.sha256(bundle).hexdigest() == ir_bundle.artifact_digest(xml)
-        assert art["latency"]["runs"] >= 20 and art["execution"]["devices"] == ["CPU"]
+        assert art["execution"]["devices"] == ["CPU"]
         assert art["runner_options"] == {"inference_precision": "bf16" if name in bf16_hint else "f32"}
+        if name != "openvino/int8_bf16":
+            assert art["passed"] and art["latency"]["runs"] >= 20
     fp32, int8 = by_name["openvino/fp32"], by_name["openvino/int8_static"]
     assert fp32["accuracy"]["cosine_min"] > 1 - 1e-6 and fp32["steps"][0]["params"]["weights_stored_as"] == "fp32"
     assert fp32["execution"]["inference_precision"] == "f32" and set(fp32["execution"]["compute_precisions"]) == {"f32"}
@@ -79,12 +81,19 @@ def test_export_builds_ir_pairs_gated_and_timed(ov_folder):
         assert step["seconds"] == 0 and step["details"] == {**int8["steps"][0]["details"], "ir_of": int8["name"]}
         weights = [(ov_folder.out_dir / a["files"][1]).read_bytes() for a in (int8, int8_bf16)]
         assert weights[0] == weights[1]
-        assert {"u8", "i8"} & set(int8_bf16["execution"]["compute_precisions"])
-        assert int8_bf16["execution"]["inference_precision"] == "bf16"
+        execution = int8_bf16["execution"]
+        assert {"u8", "i8"} & set(execution["compute_precisions"]) and execution["inference_precision"] == "bf16"
+        if "bf16" in execution["float_remainder_precisions"]:  # gated and timed as a candidate of its own
+            assert int8_bf16["accuracy"] and int8_bf16["latency"]["runs"] >= 20
+        else:  # the plugin kept every float layer in f32: the same compiled model as int8_static, not kept
+            assert int8_bf16["status"] == "rejected" and int8_bf16["failure"] == "speed"
+            assert int8_bf16["rejected_reason"].startswith("the same compiled model as openvino/int8_static")
+            assert int8_bf16["latency"] is None
     # onnx is not a format here: the FP32 ONNX base was made in work/ (gone), its steps are the common steps
     assert [s["step"] for s in manifest["steps"]] == ["export_onnx", "prepare", "simplify", "optimize"]
     assert sorted(p.name for p in ov_folder.out_dir.iterdir()) == sorted(
-        [".edgekit-owned.json", "manifest.json", "samples", *(f for a in by_name.values() for f in a["files"])])
+        {".edgekit-owned.json", "manifest.json", "samples", *(f.split("/")[0] for a in by_name.values()
+                                                              for f in a["files"])})
     measured = manifest["latency_measured_on"]
     assert measured["where"] == "host" and measured["cpu_features"] == cpu_features()
     assert manifest["versions"]["openvino"] and manifest["versions"]["nncf"]
@@ -286,7 +295,8 @@ def test_agent_benchmarks_and_runs_the_ir_and_validate_passes(ov_folder, tmp_pat
             assert raw.status_code == 415 and "OpenVINO .xml alone" in raw.json()["detail"]
         validated = validate(ov_folder.out_dir, [agent.url], token=agent.token, all_candidates=True, **FAST)
         checks = validated.devices[0].artifacts
-        assert validated.passed and {c.file for c in checks} == {a["file"] for a in ov_folder.manifest["artifacts"]}
+        assert validated.passed and {c.file for c in checks} == {a["file"] for a in ov_folder.manifest["artifacts"]
+                                                                 if a["passed"]}
         assert all(c.accuracy["cosine_min"] > 1 - 1e-6 for c in checks)  # device == host, same runtime and file
     finally:
         agent.stop()

@@ -12,7 +12,7 @@ from ...runtime.ir_bundle import artifact_files
 from ...runtime.openvino import cpu_capabilities
 from ...targets import Precision
 from ..candidates import Candidate
-from ..guard import attempt
+from ..guard import attempt, guarded
 from ..rescue import rescue_openvino_int8
 from ..steps import Artifact
 from ..steps.openvino_convert import OpenVinoConvert
@@ -100,9 +100,17 @@ class OpenVinoRoute(Route):
         candidate.steps = [replace(step, artifact=candidate.artifact, seconds=0.0,
                                    details={**step.details, "ir_of": same.name}) for step in same.steps]
         candidate.runner_options = self.runner_options(plan, run.context)
+        execution = guarded([candidate], f"{self.name} {plan.precision} compile",
+                            lambda: candidate.runner(run.context.profile.threads).execution_info(), "runtime")
+        if execution is not None and "bf16" not in execution["float_remainder_precisions"]:
+            candidate.execution = execution
+            candidate.reject("speed", f"the same compiled model as {same.name}: under the bf16 hint no layer of its "
+                                      f"float remainder runs in bf16 ({execution['float_remainder_precisions']})")
 
     def runner_options(self, plan: CandidatePlan, context) -> dict:
         return {"inference_precision": "bf16" if plan.precision in _BF16_HINT else "f32"}
 
     def rescue(self, precision: str, source_kind: str):
-        return rescue_openvino_int8 if precision in ("int8_static", "int8_bf16") else None
+        """NNCF's accuracy-aware mode for ``int8_static``; ``int8_bf16`` runs a copy of that IR, and a second
+        search on the same IR would spend the rescue budget twice on one quantization."""
+        return rescue_openvino_int8 if precision == "int8_static" else None
