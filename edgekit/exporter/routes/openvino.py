@@ -59,6 +59,7 @@ class OpenVinoRoute(Route):
         return None
 
     def concrete(self, listed, kind):
+        """As every route resolves ``int8``; ``int8_bf16`` says what it is."""
         return [(precision, _SAME_IR if precision == Precision.int8_bf16 else note)
                 for precision, note in super().concrete(listed, kind)]
 
