@@ -23,7 +23,7 @@ from .base import BuildRun, CandidatePlan, PlannedStep, Route
 # int8 kernels); attention models get NNCF's transformer preset, so ``int8`` is int8_static whatever the kind.
 _NNCF = "NNCF static INT8 (calibrated FakeQuantize)"
 _BF16_HINT = (Precision.bf16, Precision.int8_bf16)  # compiled with the bf16 hint; the rest with f32
-_SAME_IR = "compiled with the bf16 hint: the INT8 IR's float remainder runs in bf16"
+_SAME_IR = "the INT8 IR compiled with the bf16 hint, so that the layers it left in float may run in bf16"
 
 
 class OpenVinoRoute(Route):
