@@ -2,7 +2,8 @@
 traceback, and third-party scratch files never reach the user's working directory.
 
 Every call runs in a scratch current directory (removed afterwards), and any ``Exception`` it raises rejects
-the candidates it was building, naming the step and, where the runtime's message says so, the op and node.
+the candidates it was building, naming the step and, where the runtime's message says so, the op and node; a
+step's ``AccuracyError`` rejects them for accuracy.
 ``KeyboardInterrupt`` and ``SystemExit`` still stop the run, and so does a full or read-only disk.
 """
 
@@ -12,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from ..errors import EdgekitError
+from ..errors import AccuracyError, EdgekitError
 from ..files import is_disk_failure, scratch_cwd
 from .steps.verify import first_lines
 
@@ -37,19 +38,25 @@ def failure_reason(step: str, exc: BaseException) -> str:
 
 def attempt(step: str, call: Callable[[], T]) -> tuple[T | None, str | None]:
     """Run ``call()`` in a scratch directory; returns ``(result, None)``, or ``(None, reason)`` on any exception."""
+    result, error = _caught(call)
+    return result, None if error is None else failure_reason(step, error)
+
+
+def guarded(candidates: Iterable, step: str, call: Callable[[], T], failure: str = "conversion") -> T | None:
+    """``attempt`` that rejects ``candidates`` with the reason when ``call()`` fails (for ``failure``, or for
+    accuracy when it raised ``AccuracyError``); returns None then."""
+    result, error = _caught(call)
+    if error is not None:
+        for candidate in candidates:
+            candidate.reject("accuracy" if isinstance(error, AccuracyError) else failure, failure_reason(step, error))
+    return result
+
+
+def _caught(call: Callable[[], T]) -> tuple[T | None, Exception | None]:
     try:
         with scratch_cwd():
             return call(), None
     except Exception as exc:  # the guard's whole job: any model problem is recorded, never raised
         if is_disk_failure(exc):  # a full or read-only disk is no model's fault: the run stops and says so
             raise
-        return None, failure_reason(step, exc)
-
-
-def guarded(candidates: Iterable, step: str, call: Callable[[], T], failure: str = "conversion") -> T | None:
-    """``attempt`` that rejects ``candidates`` with the reason when ``call()`` fails; returns None then."""
-    result, reason = attempt(step, call)
-    if reason is not None:
-        for candidate in candidates:
-            candidate.reject(failure, reason)
-    return result
+        return None, exc

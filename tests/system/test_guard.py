@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from edgekit.errors import AccuracyError
 from edgekit.exporter.routes import onnx as onnx_route, tflite as tflite_route
 from edgekit.exporter.candidates import Candidate
 from edgekit.exporter.guard import failure_reason, guarded
@@ -98,3 +99,11 @@ def test_guard_lets_interrupts_through():
     with pytest.raises(KeyboardInterrupt):
         guarded([candidate], "step", lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
     assert candidate.usable
+
+
+def test_an_accuracy_error_from_a_step_rejects_for_accuracy():
+    candidate = Candidate("tflite", "int8_static")
+    failing = AccuracyError("accuracy before conversion: cosine 0.1")
+    assert guarded([candidate], "tflite int8_static", lambda: (_ for _ in ()).throw(failing)) is None
+    assert candidate.failure == "accuracy"
+    assert candidate.reason == "tflite int8_static: accuracy before conversion: cosine 0.1"

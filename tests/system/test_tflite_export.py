@@ -13,7 +13,7 @@ pytest.importorskip("litert_torch")
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
 from edgekit.data import SampleSet  # noqa: E402
-from edgekit.errors import ExportError, InputError  # noqa: E402
+from edgekit.errors import AccuracyError, ExportError, InputError  # noqa: E402
 from edgekit.exporter.sources import TorchSource, load_source  # noqa: E402
 from edgekit.exporter.steps.base import StepContext  # noqa: E402
 from edgekit.exporter.steps.tflite_export import export_tflite  # noqa: E402
@@ -150,6 +150,36 @@ def test_int8_static_keeps_residual_adds_integer(tmp_path, context):
     result = export_tflite(source, tmp_path / "r.tflite", "int8_static", context)
     assert result.params["torch_export"] == "strict"
     assert "float32" not in tensor_dtypes(result)  # no float ADD island between QUANTIZE/DEQUANTIZE
+
+
+def test_int8_static_far_outside_the_budget_is_not_converted(tmp_path, context, monkeypatch):
+    import litert_torch
+    import torch
+
+    class Cancelling(torch.nn.Module):
+        """Two convolutions 0.1 % apart, subtracted: the difference is far below either one's int8 step."""
+
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Conv2d(3, 4, 3, padding=1)
+            with torch.no_grad():
+                self.b.weight.copy_(self.a.weight * 1.001)
+                self.b.bias.copy_(self.a.bias)
+
+        def forward(self, x):
+            return self.a(x) - self.b(x)
+
+    def converted(*args, **kwargs):
+        raise AssertionError("litert_torch.convert ran")
+
+    torch.manual_seed(0)
+    example = smooth_images(1)
+    source = TorchSource("cancelling", None, Cancelling().eval(), specs_from_arrays(["x"], [example]), {"x": example})
+    monkeypatch.setattr(litert_torch, "convert", converted)
+    with pytest.raises(AccuracyError, match="before conversion: PT2E's fake-quantized model reached cosine") as info:
+        export_tflite(source, tmp_path / "c.tflite", "int8_static", context)
+    assert info.value.figures["simulated_cosine_min"] < 1 - 15 * (1 - context.profile.accuracy.cosine_min)
+    assert not (tmp_path / "c.tflite").exists()
 
 
 def test_unsupported_op_names_the_op(tmp_path, context):
