@@ -257,8 +257,10 @@ def _verdict(metrics: dict) -> list[str]:
     for name, row in qat_rows.items():
         if row["label_accuracy"] is None:
             continue
-        before = (ptq_rows.get(name) or {}).get("label_accuracy")
-        compared = f" (post-training INT8 of the original: {before:.2%})" if before is not None else ""
+        ptq = ptq_rows.get(name) or {}
+        before, rejected = ptq.get("label_accuracy"), ptq.get("rejected_reason")
+        compared = (f" (post-training INT8 of the original: {before:.2%})" if before is not None else
+                    f" (post-training INT8 of the original: no figure, {rejected})" if rejected else "")
         notes.append(f"{name} after QAT: {row['label_accuracy']:.2%} label accuracy{compared}; the original float "
                      f"model: {original:.2%}")
     if metrics["after"]["val_accuracy"] < metrics["after_fake_quantized"]["val_accuracy"]:
