@@ -46,7 +46,7 @@ class TorchSource:
         args = [torch.from_numpy(np.ascontiguousarray(feeds[s.name])) for s in self.inputs]
         with torch.inference_mode():
             out = self.module(*args)
-        return [t.detach().cpu().numpy() for t in _flatten(out)]
+        return [t.detach().cpu().numpy() for t in flatten_outputs(out)]
 
 
 @dataclass
@@ -82,11 +82,12 @@ class TfliteSource:
                 "sha256": sha256_file(self.path)}
 
 
-def _flatten(out: Any) -> list:
+def flatten_outputs(out: Any) -> list:
+    """A module's outputs (tensors in tuples, lists and dicts, nested) as one flat list."""
     if isinstance(out, (list, tuple)):
-        return [t for item in out for t in _flatten(item)]
+        return [t for item in out for t in flatten_outputs(item)]
     if isinstance(out, dict):
-        return [t for item in out.values() for t in _flatten(item)]
+        return [t for item in out.values() for t in flatten_outputs(item)]
     return [out]
 
 

@@ -169,7 +169,7 @@ def _torch_cuda_graphs(reference: Reference) -> tuple[Callable, str, str]:
     """The PyTorch source in FP16 on the GPU, captured as one CUDA graph over static input buffers."""
     import torch
 
-    from ...exporter.sources import _flatten, load_source
+    from ...exporter.sources import flatten_outputs, load_source
 
     try:
         module = load_source(reference.source["reference"]).module
@@ -192,7 +192,7 @@ def _torch_cuda_graphs(reference: Reference) -> tuple[Callable, str, str]:
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
     with torch.no_grad(), torch.cuda.graph(graph):
-        outputs = _flatten(module(*static))
+        outputs = flatten_outputs(module(*static))
 
     def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         for buffer, name in zip(static, names):

@@ -21,7 +21,7 @@ from ...errors import AccuracyError, ExportError, InputError
 from ...extras import install_hint
 from ...quiet import quiet
 from ...targets import Precision
-from ..sources import TorchSource
+from ..sources import TorchSource, flatten_outputs
 from .base import Artifact, StepContext, StepResult, require_static_shapes
 from .verify import check_outputs, first_lines
 
@@ -81,9 +81,7 @@ def export_tflite(source: TorchSource, out_path: Path, precision: Precision | st
         params.update(quantizer="pt2e", activation_type="int8", weight_type="int8", per_channel=per_channel,
                       activation_observer="histogram", calibration_samples=count,
                       calibration_data=context.calibration.origin)
-        cosine_min, names, kinds = context.profile.accuracy.cosine_min, context.output_names, context.output_kinds
-        content, how = guarded(lambda: _static_int8(litert_torch, module, args, samples, per_channel, cosine_min,
-                                                    names, kinds))
+        content, how = guarded(lambda: _static_int8(litert_torch, module, args, samples, context))
         params["torch_export"] = how
     else:
         content = guarded(lambda: litert_torch.convert(module, args).model_content())
@@ -107,11 +105,9 @@ def _model_inputs(source: TorchSource, feeds: dict[str, np.ndarray], nhwc: list[
             for i, spec in enumerate(source.inputs)]
 
 
-def _static_int8(litert_torch, module, args, samples: list[list[np.ndarray]], per_channel: bool,
-                 cosine_min: float | None, names: list[str], kinds: list[str | None]):
+def _static_int8(litert_torch, module, args, samples: list[list[np.ndarray]], context: StepContext):
     """PT2E: symmetric int8 weights, int8 activations observed on ``samples``; int8 model inputs/outputs. Raises
-    ``AccuracyError`` before converting when the fake-quantized model is far outside ``cosine_min`` (``names`` and
-    ``kinds``: the outputs' names and declared kinds, for the gate's figures).
+    ``AccuracyError`` before converting when the fake-quantized model is far outside the profile's budget.
 
     Returns the model and how torch.export ran. Strict export keeps the ``source_fn_stack`` that PT2E's add/mul
     annotators match on; non-strict export (torch 2.13) drops it and every residual add stayed float
@@ -126,34 +122,38 @@ def _static_int8(litert_torch, module, args, samples: list[list[np.ndarray]], pe
         exported, how = torch.export.export(module, args, strict=True), "strict"
     except Exception as exc:  # dynamo refuses some Python; non-strict still gives a quantizable (if less integer) graph
         exported, how = torch.export.export(module, args), f"non-strict (strict failed: {type(exc).__name__})"
+    per_channel = context.profile.quantization.per_channel
     quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel))
     prepared = prepare_pt2e(exported.module(), quantizer)
     with torch.no_grad():
         for sample in samples:
             prepared(*(torch.from_numpy(a) for a in sample))
     converted = convert_pt2e(prepared, fold_quantize=False)
-    _check_simulation(module, converted, samples[:SIMULATION_SAMPLES], cosine_min, names, kinds)
+    _check_simulation(module, converted, samples[:SIMULATION_SAMPLES], context)
     config = QuantConfig(pt2e_quantizer=quantizer)
     return litert_torch.convert(converted, args, quant_config=config).model_content(), how
 
 
-def _check_simulation(module, simulated, samples: list[list[np.ndarray]], cosine_min: float | None,
-                      names: list[str], kinds: list[str | None]) -> None:
-    """``AccuracyError`` when PT2E's fake-quantized model errs over ``SIMULATION_ERROR_FACTOR`` times what
-    ``cosine_min`` allows on ``samples``: the worst cosine the gate figures, per output and per channel group of a
-    stacked output (a YOLO head's class scores, zeroed by the scale its pixel boxes set), against the float module.
-    Outputs whose float values are not finite are left to the gate."""
+def _check_simulation(module, simulated, samples: list[list[np.ndarray]], context: StepContext) -> None:
+    """``AccuracyError`` when PT2E's fake-quantized model errs over ``SIMULATION_ERROR_FACTOR`` times what the
+    profile's ``cosine_min`` allows on ``samples``: the worst cosine the gate figures, per output and per channel
+    group of a stacked output (a YOLO head's class scores, zeroed by the scale its pixel boxes set), against the
+    float module. Outputs whose float values are not finite are left to the gate."""
+    cosine_min = context.profile.accuracy.cosine_min
     if cosine_min is None:
         return
     import torch
+
+    def arrays(outputs) -> list[np.ndarray]:
+        return [tensor.detach().numpy() for tensor in flatten_outputs(outputs)]
 
     expected, got = [], []
     with torch.no_grad():
         for sample in samples:
             feeds = [torch.from_numpy(a) for a in sample]
-            expected.append(_arrays(module(*feeds)))
-            got.append(_arrays(simulated(*feeds)))
-    report = compare_outputs(expected, got, names or None, None, kinds)
+            expected.append(arrays(module(*feeds)))
+            got.append(arrays(simulated(*feeds)))
+    report = compare_outputs(expected, got, context.output_names or None, None, context.output_kinds)
     figures = [(f"output '{o.name}'", o.cosine_min) for o in report.outputs if not o.reference_nonfinite]
     figures += [(f"output '{o.name}' {g.label}", g.cosine_min) for o in report.outputs if not o.reference_nonfinite
                 for g in o.groups]
@@ -164,17 +164,6 @@ def _check_simulation(module, simulated, samples: list[list[np.ndarray]], cosine
                             f"{where} against the float one on {len(samples)} calibration samples, an error "
                             f"(1 - cosine) over {SIMULATION_ERROR_FACTOR}x what cosine_min {cosine_min} allows; "
                             "not converted", figures={"simulated_cosine_min": worst, "where": where})
-
-
-def _arrays(value) -> list[np.ndarray]:
-    """A module's outputs (a tensor, or tuples, lists and dicts of them) as a flat list of arrays."""
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return [value.detach().numpy()]
-    if isinstance(value, dict):
-        value = list(value.values())
-    return [array for item in value for array in _arrays(item)] if isinstance(value, (list, tuple)) else []
 
 
 def _quantize_weights(fp32_content: bytes, precision: Precision, per_channel: bool) -> bytes:
