@@ -137,6 +137,7 @@ def run_model(model: corpus.CorpusModel, samples: int, rounds: int, work: Path, 
                          for a in manifest["artifacts"]]
     row["not_built"] = manifest.get("not_built", [])
     row["outputs"] = manifest["outputs"]
+    row["pt2e_simulation"] = _pt2e_simulation(manifest)
     row["selected"] = manifest["recommended"]
     selected = next((a for a in manifest["artifacts"] if a["status"] == "selected"), None)
     if selected is None:
@@ -152,6 +153,19 @@ def run_model(model: corpus.CorpusModel, samples: int, rounds: int, work: Path, 
     row["selected_p50_ms"] = round(timed[selected["name"]], 3)
     row["speedup"] = round(timed[plain] / timed[selected["name"]], 2)
     return row
+
+
+def _pt2e_simulation(manifest: dict) -> dict | None:
+    """LiteRT static INT8: PT2E's simulated worst cosine (calibration samples) beside the gate's (validation), or
+    the reason it was rejected before its conversion."""
+    tflite = next((a for a in manifest["artifacts"] if a["name"] == "tflite/int8_static"), None)
+    if tflite is None:
+        return None
+    if tflite["rejected_reason"] and "before conversion" in tflite["rejected_reason"]:
+        return {"rejected_before_conversion": tflite["rejected_reason"]}
+    simulated = next((s["details"]["pt2e_simulation"] for s in tflite["steps"] if "pt2e_simulation" in s["details"]),
+                     None)
+    return {"simulated": simulated, "gate_cosine_min": (tflite["accuracy"] or {}).get("cosine_min")}
 
 
 def _specs(manifest: dict):

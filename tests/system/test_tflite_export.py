@@ -105,6 +105,8 @@ def test_int8_static_has_int8_io_and_tracks_pytorch(converted, expected):
     assert result.params["calibration_samples"] == 32 and result.params["per_channel"] is True
     assert tensor_dtypes(result)["int8"] >= 3 + 2  # conv, conv, linear weights plus the int8 I/O
     assert min_cosine(run_tflite(result, VAL), expected) > 0.99
+    simulation = result.details["pt2e_simulation"]  # what the check before the conversion measured
+    assert simulation["samples"] == 8 and simulation["cosine_min"] > 0.99 and simulation["where"] == "output 'output_0'"
 
 
 @pytest.mark.parametrize("precision, weight_dtype", [("fp16", "float16"), ("int8_dynamic", "int8")])

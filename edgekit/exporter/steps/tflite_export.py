@@ -81,8 +81,10 @@ def export_tflite(source: TorchSource, out_path: Path, precision: Precision | st
         params.update(quantizer="pt2e", activation_type="int8", weight_type="int8", per_channel=per_channel,
                       activation_observer="histogram", calibration_samples=count,
                       calibration_data=context.calibration.origin)
-        content, how = guarded(lambda: _static_int8(litert_torch, module, args, samples, context))
+        content, how, simulation = guarded(lambda: _static_int8(litert_torch, module, args, samples, context))
         params["torch_export"] = how
+        if simulation is not None:
+            details["pt2e_simulation"] = simulation
     else:
         content = guarded(lambda: litert_torch.convert(module, args).model_content())
         details["verify_max_abs_diff"] = verify_tflite(source, content, nhwc, context.profile.threads)
@@ -109,9 +111,10 @@ def _static_int8(litert_torch, module, args, samples: list[list[np.ndarray]], co
     """PT2E: symmetric int8 weights, int8 activations observed on ``samples``; int8 model inputs/outputs. Raises
     ``AccuracyError`` before converting when the fake-quantized model is far outside the profile's budget.
 
-    Returns the model and how torch.export ran. Strict export keeps the ``source_fn_stack`` that PT2E's add/mul
-    annotators match on; non-strict export (torch 2.13) drops it and every residual add stayed float
-    (QUANTIZE/DEQUANTIZE around 9 of MobileNetV2's 10 adds). Non-strict is the fallback when dynamo cannot trace.
+    Returns the model, how torch.export ran and the simulation's figures (``_check_simulation``). Strict export
+    keeps the ``source_fn_stack`` that PT2E's add/mul annotators match on; non-strict export (torch 2.13) drops it
+    and every residual add stayed float (QUANTIZE/DEQUANTIZE around 9 of MobileNetV2's 10 adds). Non-strict is the
+    fallback when dynamo cannot trace.
     """
     import torch
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
@@ -129,16 +132,17 @@ def _static_int8(litert_torch, module, args, samples: list[list[np.ndarray]], co
         for sample in samples:
             prepared(*(torch.from_numpy(a) for a in sample))
     converted = convert_pt2e(prepared, fold_quantize=False)
-    _check_simulation(module, converted, samples[:SIMULATION_SAMPLES], context)
+    simulation = _check_simulation(module, converted, samples[:SIMULATION_SAMPLES], context)
     config = QuantConfig(pt2e_quantizer=quantizer)
-    return litert_torch.convert(converted, args, quant_config=config).model_content(), how
+    return litert_torch.convert(converted, args, quant_config=config).model_content(), how, simulation
 
 
-def _check_simulation(module, simulated, samples: list[list[np.ndarray]], context: StepContext) -> None:
+def _check_simulation(module, simulated, samples: list[list[np.ndarray]], context: StepContext) -> dict | None:
     """``AccuracyError`` when PT2E's fake-quantized model errs over ``SIMULATION_ERROR_FACTOR`` times what the
     profile's ``cosine_min`` allows on ``samples``: the worst cosine the gate figures, per output and per channel
     group of a stacked output (a YOLO head's class scores, zeroed by the scale its pixel boxes set), against the
-    float module. Outputs whose float values are not finite are left to the gate."""
+    float module. Outputs whose float values are not finite are left to the gate. Returns the worst figure, where
+    it is and on how many samples (for the manifest); None without a ``cosine_min``."""
     cosine_min = context.profile.accuracy.cosine_min
     if cosine_min is None:
         return
@@ -164,6 +168,7 @@ def _check_simulation(module, simulated, samples: list[list[np.ndarray]], contex
                             f"{where} against the float one on {len(samples)} calibration samples, an error "
                             f"(1 - cosine) over {SIMULATION_ERROR_FACTOR}x what cosine_min {cosine_min} allows; "
                             "not converted", figures={"simulated_cosine_min": worst, "where": where})
+    return {"cosine_min": round(worst, 6), "where": where, "samples": len(samples)}
 
 
 def _quantize_weights(fp32_content: bytes, precision: Precision, per_channel: bool) -> bytes:
