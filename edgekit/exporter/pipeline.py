@@ -40,7 +40,7 @@ from .ownership import run_inputs
 from .recipes import recipe_record
 from .routes import BuildRun, CandidatePlan, get_route, int8_kernels_on
 from .routes.onnx import build_float_onnx
-from .schedule import rescue_schedule
+from .schedule import FloatAllowance, rescue_schedule
 from .shipped_samples import ship_samples
 from .sources import OnnxSource, TfliteSource, TorchSource, load_source
 from .steps import StepContext
@@ -308,16 +308,18 @@ def _rescuable(candidate: Candidate, source_kind: str) -> Callable | None:
 
 def _rescue(candidates, context, validation, reference, run: BuildRun, timing, budget_s: float,
             latency_decides: bool, progress) -> dict:
-    """The speed-first schedule (``schedule.py``): rescue only what could still win, within ``budget_s``; a
-    rescued candidate is timed again (``timing``), as its graph changed."""
+    """The speed-first schedule (``schedule.py``): rescue only what could still win, with no more layers in float
+    than its lead pays for, within ``budget_s``; a rescued candidate is timed again (``timing``), as its graph
+    changed."""
 
-    def run_rescue(candidate: Candidate, rescue_of: Callable, deadline: float) -> None:
+    def run_rescue(candidate: Candidate, rescue_of: Callable, deadline: float,
+                   allowance: FloatAllowance | None) -> None:
         float_path, missing = get_route(candidate.format).rescue_float(run)
         if float_path is None:
             candidate.notes.append(f"rescue not tried: {missing}")
             return
         _, reason = attempt(f"rescue of {candidate.name}", lambda: rescue_of(
-            candidate, context, reference, validation, float_path, progress, deadline))
+            candidate, context, reference, validation, float_path, progress, deadline, allowance))
         if reason is not None:
             candidate.notes.append(reason)
         if candidate.usable and candidate.latency is not None:

@@ -21,7 +21,9 @@ per-tensor scale its boxes set), the nodes feeding that group (``group_head.py``
 branch, back to the last compute layers) are kept in float first, and stay in float for the ranking below.
 
 The top 1, 2, 4, … nodes are then excluded from quantization until the candidate meets its budget, or a quarter
-of the nodes (at least two, never all) would be float. A candidate that cannot be rescued is rejected naming the
+of the nodes (at least two, never all) would be float, or fewer where the candidate's lead pays for fewer
+(``schedule.FloatAllowance``: a rescued model too slow to win is not worth searching for; where its lead pays for
+no layer at all, the rescue is not tried). A candidate that cannot be rescued is rejected naming the
 layer to look at: the first layer where it diverges from the float model (static: the first compute node whose
 output cosine falls below the budget) or the most sensitive one (dynamic), so the cause can be found.
 """
@@ -46,6 +48,7 @@ from ..runtime.onnxrt import OnnxRunner
 from ..runtime.openvino import load_openvino
 from .candidates import Candidate, gate, run_samples
 from .group_head import COMPUTE_OPS, group_head
+from .schedule import FloatAllowance
 from .steps import Artifact, StepContext, StepResult
 from .steps.base import OutOfTime, check_deadline
 from .steps.openvino_quantize import AccuracyControl, OpenVinoQuantize, count_compute_layers
@@ -163,6 +166,23 @@ def float_layer_limit(layers: int) -> int:
     return min(layers - 1, max(2, math.ceil(layers * MAX_FLOAT_FRACTION)))
 
 
+def _unaffordable(candidate: Candidate, allowance: FloatAllowance | None, compute_layers: int) -> bool:
+    """True, with a note, where the candidate's lead pays for no layer in float: any rescue would lose on speed."""
+    if allowance is None or allowance.layers(compute_layers) >= 1:
+        return False
+    candidate.notes.append(f"rescue not tried: {allowance.describe(compute_layers)}")
+    return True
+
+
+def _layer_limit(candidate: Candidate, ranked: int, allowance: FloatAllowance | None, compute_layers: int) -> int:
+    """``float_layer_limit(ranked)``, or what the candidate's lead pays for where that is less (noted)."""
+    limit = float_layer_limit(ranked)
+    if allowance is None or allowance.layers(compute_layers) >= limit:
+        return limit
+    candidate.notes.append(f"rescue limited: {allowance.describe(compute_layers)}")
+    return allowance.layers(compute_layers)
+
+
 def _trial_sizes(limit: int) -> list[int]:
     """How many of the ranked layers each trial keeps in float: 1, 2, 4, … and ``limit`` last."""
     return sorted({min(2 ** i, limit) for i in range(limit.bit_length() + 1)}) if limit > 0 else []
@@ -199,9 +219,9 @@ def _stopping_at_deadline(search: Callable) -> Callable:
 
     @functools.wraps(search)
     def rescue(candidate: Candidate, context: StepContext, reference, validation: SampleSet, float_path: Path,
-               progress, deadline: float | None = None) -> None:
+               progress, deadline: float | None = None, allowance: FloatAllowance | None = None) -> None:
         try:
-            search(candidate, context, reference, validation, float_path, progress, deadline)
+            search(candidate, context, reference, validation, float_path, progress, deadline, allowance)
         except OutOfTime:
             candidate.notes.append("rescue stopped: the rescue time budget (--rescue-budget-s) ran out")
 
@@ -209,12 +229,16 @@ def _stopping_at_deadline(search: Callable) -> Callable:
 
 
 def _rescue_onnx_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
-                      float_path: Path, progress, deadline: float | None) -> None:
+                      float_path: Path, progress, deadline: float | None, allowance: FloatAllowance | None) -> None:
     """Retry ``candidate`` (static or dynamic INT8 ONNX) with its most sensitive nodes in float; on success it
     becomes usable again. On failure the rejection names the layer to look at. Where a channel group of a stacked
     output broke the budget (static INT8), the nodes feeding that group are kept in float first (``group_head``),
     and stay in float while layers are ranked."""
     profile = context.profile
+    compute_layers = sum(node.op_type in COMPUTE_OPS
+                         for node in onnx.load(str(float_path), load_external_data=False).graph.node)
+    if _unaffordable(candidate, allowance, compute_layers):
+        return
     step_class = RESCUABLE[candidate.precision]
     first_reason, first_cosine = candidate.reason, candidate.accuracy.cosine_min if candidate.accuracy else None
     float_model = Artifact(float_path, "onnx", "fp32")
@@ -244,7 +268,7 @@ def _rescue_onnx_int8(candidate: Candidate, context: StepContext, reference, val
                                                        deadline)
     ranked = sensitivity.ranked
     divergence = sensitivity.describe(profile.accuracy.cosine_min)
-    limit = float_layer_limit(len(ranked))
+    limit = _layer_limit(candidate, len(ranked), allowance, compute_layers)
     for count in _trial_sizes(limit):
         kept = [name for name, _ in ranked[:count]]
         what = f"{count} node(s) in float" + (f" and the head of {groups}" if head else "")
@@ -261,17 +285,20 @@ def _rescue_onnx_int8(candidate: Candidate, context: StepContext, reference, val
 
 
 def _rescue_tflite_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
-                        float_path: Path, progress, deadline: float | None) -> None:
+                        float_path: Path, progress, deadline: float | None, allowance: FloatAllowance | None) -> None:
     """Retry ``candidate`` (ai-edge-quantizer's INT8 of the given float .tflite at ``float_path``) with the ops that
     add the most error kept in float, every trial with the ranges calibrated when it was built; on success it becomes
     usable again. On failure the rejection names the ops to look at."""
     first_reason, first_cosine = candidate.reason, candidate.accuracy.cosine_min if candidate.accuracy else None
     quantization = TfliteQuantization(float_path, candidate.precision, context)
+    compute_layers = len(quantization.quantized_ops())
+    if _unaffordable(candidate, allowance, compute_layers):
+        return
     with progress.step(f"rescue {candidate.name}: per-op sensitivity"):
         sensitivity = measure_tflite_sensitivity(quantization, candidate.artifact.path, validation)
     ranked = sensitivity.ranked
     divergence = sensitivity.describe(context.profile.accuracy.cosine_min)
-    limit = float_layer_limit(len(ranked))
+    limit = _layer_limit(candidate, len(ranked), allowance, compute_layers)
     if limit < 1:
         candidate.notes.append(f"rescue not tried: {len(ranked)} quantized op(s) compared, none to keep in float")
         return
@@ -317,7 +344,8 @@ def _group_figure(candidate: Candidate) -> str:
 
 
 def rescue_openvino_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
-                         float_path: Path, progress, deadline: float | None = None) -> None:
+                         float_path: Path, progress, deadline: float | None = None,
+                         allowance: FloatAllowance | None = None) -> None:
     """Re-quantize an OpenVINO INT8 candidate with NNCF's accuracy-aware mode (it reverts the costliest layers to
     float until the minimum cosine is back within the budget); on success it becomes usable again."""
     profile = context.profile
@@ -325,10 +353,13 @@ def rescue_openvino_int8(candidate: Candidate, context: StepContext, reference, 
     if profile.accuracy.cosine_min is None:
         candidate.notes.append("rescue not tried: NNCF's accuracy-aware mode needs a cosine_min budget to aim at")
         return
-    limit = float_layer_limit(count_compute_layers(load_openvino().Core().read_model(str(candidate.artifact.path))))
-    if limit < 1:
+    compute_layers = count_compute_layers(load_openvino().Core().read_model(str(candidate.artifact.path)))
+    if float_layer_limit(compute_layers) < 1:
         candidate.notes.append("rescue not tried: the model has a single compute layer, nothing to keep in float")
         return
+    if _unaffordable(candidate, allowance, compute_layers):
+        return
+    limit = _layer_limit(candidate, compute_layers, allowance, compute_layers)
     control = AccuracyControl(reference, validation, profile.accuracy.cosine_min, limit, deadline)
     with progress.step(f"rescue {candidate.name}: NNCF accuracy-aware quantization"):
         try:

@@ -9,11 +9,20 @@ import onnx
 import pytest
 
 from edgekit import export
+from edgekit.data import load_data
 from edgekit.errors import AccuracyError, InputError
+from edgekit.exporter.candidates import Candidate, gate
+from edgekit.exporter.group_head import COMPUTE_OPS
+from edgekit.exporter.rescue import rescue_onnx_int8
+from edgekit.exporter.schedule import FloatAllowance
 from edgekit.exporter.sources import load_source
+from edgekit.exporter.steps import Artifact, StepContext
+from edgekit.exporter.steps.quantize_static import QuantizeStatic
 from edgekit.files import sha256_file
+from edgekit.progress import SilentProgress
 from edgekit.runtime.onnxrt import OnnxRunner
 from edgekit.runtime.openvino import cpu_capabilities
+from edgekit.targets import load_target
 from testkit import REPO, model_ref, smooth_images
 
 # The tiny CNN has random weights, so its logits sit close together and INT8 flips a few argmaxes.
@@ -193,6 +202,41 @@ def test_rescue_keeps_the_sensitive_layers_in_float(tmp_path):
     assert "layer" in rescued and f"-> {int8.accuracy.cosine_min:.4f}" in rescued  # figures
     # calibrated once: the rescue's trials quantize with the first build's ranges
     assert int8.steps[0].details["calibration"] == "ranges reused from the first quantization of this model"
+
+
+@pytest.mark.parametrize("lead_pays_for, outcome", [(0, "rescue not tried"), (1, "rescue limited"), (2, "rescued")])
+def test_a_rescue_keeps_no_more_layers_in_float_than_the_lead_pays_for(tmp_path, lead_pays_for, outcome):
+    """outlier_channel's INT8 needs its two sensitive convolutions in float (test above): a lead paying for none
+    is not rescued at all, for one it is searched up to one and fails, for two it is rescued."""
+    data, fp32 = tmp_path / "d.npz", tmp_path / "fp32.toml"
+    np.savez(data, x=smooth_images(32, seed=1))
+    fp32.write_text('formats = ["onnx"]\nprecisions = ["fp32"]\nthreads = 1\n')
+    float_path = export(model_ref("outlier_channel"), str(fp32), out=tmp_path / "out", calib=data, val=data,
+                        benchmark=False).out_dir / "model.fp32.onnx"
+    source = load_source(model_ref("outlier_channel"))
+    profile = load_target("x86")
+    profile = profile.model_copy(update={"accuracy": profile.accuracy.model_copy(update={"cosine_min": 0.999})})
+    validation = load_data(data, source.inputs)
+    context = StepContext(profile, source.inputs, validation)
+    reference = [source.run(sample) for sample in validation]
+    step = QuantizeStatic().run(Artifact(float_path, "onnx", "fp32"), tmp_path / "int8.onnx", context)
+    int8 = Candidate("onnx", "int8_static", step.artifact, [step])
+    gate(int8, reference, validation, profile.accuracy, 1)
+    assert int8.failure == "accuracy"
+    layers = sum(node.op_type in COMPUTE_OPS for node in onnx.load(str(float_path)).graph.node)
+    allowance = FloatAllowance(lead_ms=lead_pays_for + 0.5, float_cost_ms=float(layers), best="onnx/fp32",
+                               float_twin="onnx/fp32")  # 1 ms a layer
+    assert allowance.layers(layers) == lead_pays_for
+    rescue_onnx_int8(int8, context, reference, validation, float_path, SilentProgress(), None, allowance)
+    assert int8.usable == (outcome == "rescued")
+    assert any(note.startswith(outcome) for note in int8.notes)
+    if outcome == "rescue not tried":
+        assert f"pays for 0 of its {layers} compute layers in float (about 1.000 ms each" in int8.notes[-1]
+        assert int8.history[-1]["by"] != "rescue"  # rejected by the gate, as it was
+    elif outcome == "rescue limited":
+        assert "rescue failed: up to 1 most sensitive node(s) in float" in int8.notes[-1]
+    else:
+        assert set(int8.steps[0].params["nodes_kept_in_float"]) == {"node_conv2d", "node_conv2d_1"}
 
 
 def test_failed_rescue_names_where_the_int8_model_diverges(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 from edgekit.exporter.candidates import Candidate, choose
 from edgekit.exporter.rescue import _stopping_at_deadline
-from edgekit.exporter.schedule import RESCUE_MARGIN, rescue_schedule
+from edgekit.exporter.schedule import RESCUE_MARGIN, FloatAllowance, rescue_schedule
 from edgekit.exporter.steps import Artifact
 from edgekit.exporter.steps.base import check_deadline
 
@@ -63,8 +63,9 @@ def run_schedule(pool, budget_s=60.0, latency_decides=True, passes=()):
     ``passes``. Returns the manifest record and the (name, deadline) of every rescue run."""
     runs = []
 
-    def run_rescue(c, rescue, deadline):
+    def run_rescue(c, rescue, deadline, allowance):
         runs.append((c.name, deadline))
+        c.notes.append(f"allowance: {allowance}")
         if c.name in passes:
             c.mark("passed", "rescue", "passes with 1 layer in float")
 
@@ -85,6 +86,22 @@ def test_rescue_schedule_rescues_only_what_could_win_fastest_first_and_stops_at_
     assert set(skipped) == {"onnx/int8_static", "tflite/int8_static"}
     assert all(f"rescue skipped: {why}" in next(c for c in pool if c.name == name).notes
                for name, why in skipped.items())
+
+
+def test_rescue_schedule_tells_each_rescue_how_many_float_layers_its_lead_pays_for():
+    pool = [candidate("onnx", "fp32", 10.0), candidate("openvino", "fp32", 12.0),
+            candidate("openvino", "int8_static", 4.0, status="rejected"),
+            candidate("tflite", "int8_static", 5.0, status="rejected")]  # no tflite/fp32 timed: no allowance
+    record, runs = run_schedule(pool)
+    assert [name for name, _ in runs] == ["openvino/int8_static", "tflite/int8_static"]
+    # 10 ms less the 10 % margin, less its own 4 ms; the whole model in float costs 12 - 4 ms
+    assert record["float_allowances"] == {"openvino/int8_static": {"lead_ms": 5.0, "float_cost_ms": 8.0,
+                                                                   "best": "onnx/fp32", "float_twin": "openvino/fp32"}}
+    allowance = FloatAllowance(5.0, 8.0, "onnx/fp32", "openvino/fp32")
+    assert pool[2].notes == [f"allowance: {allowance}"] and pool[3].notes == ["allowance: None"]
+    assert [allowance.layers(n) for n in (1, 2, 40)] == [0, 1, 25]
+    assert allowance.describe(40) == ("its lead on onnx/fp32 past the 10% margin (5.000 ms) pays for 25 of its 40 "
+                                      "compute layers in float (about 0.200 ms each, from openvino/fp32's p50)")
 
 
 def test_rescue_schedule_skips_a_candidate_not_a_margin_below_the_best_passing_one():

@@ -71,8 +71,8 @@ class OnnxRoute(Route):
     int8_kernel_archs = ("arm64", "armv7", "x86_64")
     sources = ("pytorch", "onnx")
     float_onnx_sources = ("pytorch", "onnx")
-    rescue_summary = ("the most error-adding nodes kept in float (1, 2, 4, … up to a quarter), a stacked head's "
-                      "broken channel group first")
+    rescue_summary = ("the most error-adding nodes kept in float (1, 2, 4, … up to a quarter, or what its lead "
+                      "pays for), a stacked head's broken channel group first")
     int8_recipes = {
         "attention": (Precision.int8_dynamic, "dynamic INT8 MatMuls with per-channel weights: static QDQ fixes one "
                       "calibrated range per activation, which transformer activations (outlier channels) do not "

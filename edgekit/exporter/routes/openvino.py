@@ -35,7 +35,8 @@ class OpenVinoRoute(Route):
     target_archs = ("x86_64", "any")
     sources = ("pytorch", "onnx")
     float_onnx_sources = ("pytorch", "onnx")
-    rescue_summary = "NNCF's accuracy-aware mode (the costliest layers back to float, up to a quarter)"
+    rescue_summary = ("NNCF's accuracy-aware mode (the costliest layers back to float, up to a quarter, or what "
+                      "its lead pays for)")
     int8_recipes = {
         "attention": (Precision.int8_static, "NNCF static INT8 with the transformer preset (model_type=TRANSFORMER): "
                       "OpenVINO has no dynamic INT8 route"),

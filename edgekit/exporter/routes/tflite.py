@@ -28,8 +28,8 @@ class TfliteRoute(Route):
     int8_kernel_archs = ("arm64", "armv7", "x86_64")
     sources = ("pytorch", "onnx", "tflite")
     float_onnx_sources = ("onnx",)
-    rescue_summary = ("the most error-adding ops kept in float (1, 2, 4, … up to a quarter), ranked by "
-                      "ai-edge-quantizer's per-tensor comparison, the ranges calibrated once")
+    rescue_summary = ("the most error-adding ops kept in float (1, 2, 4, … up to a quarter, or what its lead pays "
+                      "for), ranked by ai-edge-quantizer's per-tensor comparison, the ranges calibrated once")
     int8_recipes = {
         "attention": (Precision.int8_dynamic, "dynamic-range INT8 (ai-edge-quantizer): PT2E static INT8 does not "
                       "take the int64 token inputs of text models"),
