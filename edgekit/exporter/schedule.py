@@ -6,9 +6,9 @@ A candidate that broke its accuracy budget could win only if its unrescued laten
 first, until one rescued candidate becomes the fastest passing one or the time budget is spent. Each rescue is
 told how many layers its lead pays for (``FloatAllowance``): what is left of the lead past the margin, over what
 one layer in float costs (its format's FP32 p50 minus its own, shared by its compute layers), so that it neither
-searches for nor returns a model too slow to win. Where latency may
-not decide (no benchmark, or measured off the target), the rescue runs in profile order within the budget. Every
-candidate not rescued says why; the manifest's ``rescue`` records the order, the time and what was skipped.
+searches for nor returns a model too slow to win. Where latency may not decide (no benchmark, or measured off the
+target), the rescue runs in profile order within the budget. Every candidate not rescued says why; the manifest's
+``rescue`` records the order, the time, each allowance and what was skipped.
 """
 
 from __future__ import annotations
