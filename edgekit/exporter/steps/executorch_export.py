@@ -89,11 +89,14 @@ def _pt2e_int8(module, args, samples: list[list[np.ndarray]], per_channel: bool)
         )
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
+        from .pt2e_ranges import with_fast_histograms
+
     try:
         exported, how = torch.export.export(module, args, strict=True), "strict"
     except Exception as exc:  # dynamo refuses some Python
         exported, how = torch.export.export(module, args), f"non-strict (strict failed: {type(exc).__name__})"
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel))
+    quantizer = XNNPACKQuantizer().set_global(with_fast_histograms(get_symmetric_quantization_config(
+        is_per_channel=per_channel)))
     prepared = prepare_pt2e(exported.module(), quantizer)
     with torch.no_grad():
         for sample in samples:

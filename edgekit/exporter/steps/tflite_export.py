@@ -121,12 +121,15 @@ def _static_int8(litert_torch, module, args, samples: list[list[np.ndarray]], co
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
+    from .pt2e_ranges import with_fast_histograms
+
     try:
         exported, how = torch.export.export(module, args, strict=True), "strict"
     except Exception as exc:  # dynamo refuses some Python; non-strict still gives a quantizable (if less integer) graph
         exported, how = torch.export.export(module, args), f"non-strict (strict failed: {type(exc).__name__})"
     per_channel = context.profile.quantization.per_channel
-    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel))
+    quantizer = PT2EQuantizer().set_global(with_fast_histograms(get_symmetric_quantization_config(
+        is_per_channel=per_channel)))
     prepared = prepare_pt2e(exported.module(), quantizer)
     with torch.no_grad():
         for sample in samples:
