@@ -39,10 +39,10 @@ def test_same_ranges_as_torchao(kind):
         [t.item() for t in observers[1]._non_linear_param_search()]
 
 
-def test_quantizer_configs_get_the_fast_observer_with_the_same_arguments():
-    from litert_torch.quantize.pt2e_quantizer import get_symmetric_quantization_config
-
-    config = get_symmetric_quantization_config(is_per_channel=True)
+@pytest.mark.parametrize("quantizer", ["litert_torch.quantize.pt2e_quantizer",
+                                       "executorch.backends.xnnpack.quantizer.xnnpack_quantizer"])
+def test_quantizer_configs_get_the_fast_observer_with_the_same_arguments(quantizer):
+    config = pytest.importorskip(quantizer).get_symmetric_quantization_config(is_per_channel=True)
     fast = with_fast_histograms(config)
     assert fast.input_activation is fast.output_activation  # one spec, as in the original
     ctr = fast.input_activation.observer_or_fake_quant_ctr
