@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-import torch
 
+torch = pytest.importorskip("torch")
 pytest.importorskip("torchao")
 from torchao.quantization.pt2e.observer import HistogramObserver  # noqa: E402
 
