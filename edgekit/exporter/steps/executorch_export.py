@@ -78,29 +78,19 @@ def export_executorch(source: TorchSource, out_path: Path, precision: Precision 
 
 
 def _pt2e_int8(module, args, samples: list[list[np.ndarray]], per_channel: bool):
-    """PT2E with XNNPACKQuantizer, observed on ``samples``. Strict export first, as for TFLite (its annotators
-    match residual adds by ``source_fn_stack``); non-strict when dynamo cannot trace."""
-    import torch
-
+    """PT2E with XNNPACKQuantizer, observed on ``samples`` (``pt2e_ranges.observed``: strict export first, as for
+    TFLite)."""
     with quiet(native=True):  # their imports configure the root logger and print about missing CUDA kernels
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
             XNNPACKQuantizer,
             get_symmetric_quantization_config,
         )
-        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
-        from .pt2e_ranges import with_fast_histograms
+        from .pt2e_ranges import observed
 
-    try:
-        exported, how = torch.export.export(module, args, strict=True), "strict"
-    except Exception as exc:  # dynamo refuses some Python
-        exported, how = torch.export.export(module, args), f"non-strict (strict failed: {type(exc).__name__})"
-    quantizer = XNNPACKQuantizer().set_global(with_fast_histograms(get_symmetric_quantization_config(
-        is_per_channel=per_channel)))
-    prepared = prepare_pt2e(exported.module(), quantizer)
-    with torch.no_grad():
-        for sample in samples:
-            prepared(*(torch.from_numpy(np.ascontiguousarray(a)) for a in sample))
+    prepared, _, how = observed(module, args, samples, XNNPACKQuantizer,
+                                get_symmetric_quantization_config(is_per_channel=per_channel))
     return convert_pt2e(prepared), how
 
 

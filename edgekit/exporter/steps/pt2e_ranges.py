@@ -1,4 +1,5 @@
-"""PT2E's histogram observer with its range search on Python floats: the same search, the same ranges, faster.
+"""PT2E calibration for the LiteRT and ExecuTorch INT8 steps (``observed``), with torchao's histogram observer's
+range search on Python floats: the same search, the same ranges, faster.
 
 The static INT8 configs edgekit takes from litert-torch and from ExecuTorch's XNNPACKQuantizer observe activations
 with torchao's ``HistogramObserver``, whose range search (``_non_linear_param_search``, an L2 minimization over the
@@ -14,9 +15,31 @@ from __future__ import annotations
 import dataclasses
 import struct
 
+import numpy as np
+import torch
 from torchao.quantization.pt2e.observer import HistogramObserver
+from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
 STEP = 1e-5  # the search's quantile granularity, as torchao's
+
+
+def observed(module, args, samples: list[list[np.ndarray]], quantizer_class, config):
+    """``module`` exported, prepared with a ``quantizer_class`` set to ``config`` (its histogram observers the fast
+    ones) and run on ``samples``: (the observed model, the quantizer, how torch.export ran).
+
+    Strict export keeps the ``source_fn_stack`` that PT2E's add/mul annotators match on; non-strict export (torch
+    2.13) drops it and every residual add stayed float (QUANTIZE/DEQUANTIZE around 9 of MobileNetV2's 10 adds in
+    LiteRT). Non-strict is the fallback when dynamo cannot trace."""
+    try:
+        exported, how = torch.export.export(module, args, strict=True), "strict"
+    except Exception as exc:  # dynamo refuses some Python; non-strict still gives a quantizable (if less integer) graph
+        exported, how = torch.export.export(module, args), f"non-strict (strict failed: {type(exc).__name__})"
+    quantizer = quantizer_class().set_global(with_fast_histograms(config))
+    prepared = prepare_pt2e(exported.module(), quantizer)
+    with torch.no_grad():
+        for sample in samples:
+            prepared(*(torch.from_numpy(np.ascontiguousarray(a)) for a in sample))
+    return prepared, quantizer, how
 
 
 class FastHistogramObserver(HistogramObserver):

@@ -111,33 +111,21 @@ def _static_int8(litert_torch, module, args, samples: list[list[np.ndarray]], co
     """PT2E: symmetric int8 weights, int8 activations observed on ``samples``; int8 model inputs/outputs. Raises
     ``AccuracyError`` before converting when the fake-quantized model is far outside the profile's budget.
 
-    Returns the model, how torch.export ran and the simulation's figures (``_check_simulation``). Strict export
-    keeps the ``source_fn_stack`` that PT2E's add/mul annotators match on; non-strict export (torch 2.13) drops it
-    and every residual add stayed float (QUANTIZE/DEQUANTIZE around 9 of MobileNetV2's 10 adds). Non-strict is the
-    fallback when dynamo cannot trace.
+    Returns the model, how torch.export ran (``pt2e_ranges.observed``) and the simulation's figures
+    (``_check_simulation``).
     """
-    import torch
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
     from litert_torch.quantize.quant_config import QuantConfig
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
-    from .pt2e_ranges import with_fast_histograms
+    from .pt2e_ranges import observed
 
-    try:
-        exported, how = torch.export.export(module, args, strict=True), "strict"
-    except Exception as exc:  # dynamo refuses some Python; non-strict still gives a quantizable (if less integer) graph
-        exported, how = torch.export.export(module, args), f"non-strict (strict failed: {type(exc).__name__})"
-    per_channel = context.profile.quantization.per_channel
-    quantizer = PT2EQuantizer().set_global(with_fast_histograms(get_symmetric_quantization_config(
-        is_per_channel=per_channel)))
-    prepared = prepare_pt2e(exported.module(), quantizer)
-    with torch.no_grad():
-        for sample in samples:
-            prepared(*(torch.from_numpy(a) for a in sample))
+    config = get_symmetric_quantization_config(is_per_channel=context.profile.quantization.per_channel)
+    prepared, quantizer, how = observed(module, args, samples, PT2EQuantizer, config)
     converted = convert_pt2e(prepared, fold_quantize=False)
     simulation = _check_simulation(module, converted, samples[:SIMULATION_SAMPLES], context)
-    config = QuantConfig(pt2e_quantizer=quantizer)
-    return litert_torch.convert(converted, args, quant_config=config).model_content(), how, simulation
+    content = litert_torch.convert(converted, args, quant_config=QuantConfig(pt2e_quantizer=quantizer)).model_content()
+    return content, how, simulation
 
 
 def _check_simulation(module, simulated, samples: list[list[np.ndarray]], context: StepContext) -> dict | None:
