@@ -34,10 +34,21 @@ class InputSpec:
     def concrete_shape(self, dynamic_size: int = 1) -> tuple[int, ...]:
         return tuple(d if isinstance(d, int) else dynamic_size for d in self.shape)
 
+    @property
+    def sized(self) -> bool:
+        """Whether every dim but the batch is a number (a symbolic height or sequence length has no size)."""
+        return not any(isinstance(d, str) for d in self.shape[1:])
+
     def with_dynamic_batch(self) -> "InputSpec":
         if not self.shape or isinstance(self.shape[0], str):
             return self
         return InputSpec(self.name, ("batch", *self.shape[1:]), self.dtype)
+
+    def with_static_batch(self) -> "InputSpec":
+        """This input with a symbolic batch dim fixed to 1 (the exporter's static-batch default)."""
+        if not self.shape or not isinstance(self.shape[0], str):
+            return self
+        return InputSpec(self.name, (1, *self.shape[1:]), self.dtype)
 
     def __str__(self) -> str:
         return f"{self.name}:{'x'.join(str(d) for d in self.shape)}:{self.dtype}"

@@ -239,7 +239,7 @@ def _vocabulary_rows(source) -> int | None:
 
 def _check_synthetic_possible(specs: list[InputSpec]) -> None:
     """Random inputs need a size for every dim but the batch: a symbolic height or sequence length has none."""
-    dynamic = [f"{s.name} {list(s.shape)}" for s in specs if any(isinstance(d, str) for d in s.shape[1:])]
+    dynamic = [f"{s.name} {list(s.shape)}" for s in specs if not s.sized]
     if dynamic:
         raise InputError(f"no --calib/--val data, and inputs {', '.join(dynamic)} have dynamic dims besides the "
                          "batch, so synthetic inputs have no size",

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from typer.testing import CliRunner
 
@@ -124,6 +125,16 @@ def _calib(tmp: Path, **arrays) -> Path:
     return path
 
 
+def _symbolic_sizes(tmp: Path, model: Path) -> Path:
+    """``model`` with its input's height and width made symbolic, as published detectors ship."""
+    graph = onnx.load(str(model))
+    for dim, symbol in zip(graph.graph.input[0].type.tensor_type.shape.dim[2:], ("height", "width")):
+        dim.dim_param = symbol
+    path = tmp / "symbolic.onnx"
+    onnx.save(graph, str(path))
+    return path
+
+
 def _not_writable_out(tmp: Path) -> Path:
     blocker = tmp / "a-file"
     blocker.write_text("x")
@@ -170,6 +181,8 @@ BAD_INPUTS = {
                            3, "lists fp32 more than once"),
     "dynamic batch to tflite": (lambda t, g: ["export", g, "--format", "tflite", "--dynamic-batch"], 2,
                                 "TFLite export needs static shapes"),
+    "symbolic sizes to tflite": (lambda t, g: ["export", _symbolic_sizes(t, g), "--format", "tflite"], 2,
+                                 "has symbolic sizes besides the batch: give them, e.g. --input x:1x3xNxN"),
 }
 
 

@@ -75,3 +75,17 @@ def test_int8_static_is_integer_and_close(onnx_file, context, tmp_path):
     assert result.details["inputs"][0]["dtype"] == "int8" and result.params["calibration_samples"] == 24
     _, cosine = compare(onnx_file, result.artifact.path)
     assert cosine > 0.99
+
+
+def test_the_files_symbolic_batch_is_converted_as_one(tmp_path):
+    """A published file's symbolic batch (the static-batch default): converted at batch 1, equal to ONNX Runtime."""
+    path = tmp_path / "batch.onnx"
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU()).eval()
+    torch.onnx.export(module, (torch.zeros(1, 3, 16, 16),), str(path), input_names=["x"],
+                      dynamic_axes={"x": {0: "batch"}}, dynamo=False)
+    context = StepContext(profile=load_target("rpi"), inputs=[InputSpec("x", ("batch", 3, 16, 16))],
+                          calibration=SampleSet({"x": smooth_images(4, shape=(3, 16, 16), seed=1)}, None, "test"))
+    result = onnx_to_tflite(path, tmp_path / "batch.tflite", "fp32", context)
+    assert result.details["inputs"][0]["shape"] == [1, 3, 16, 16]
+    worst, _ = compare(path, result.artifact.path)
+    assert worst < 1e-5

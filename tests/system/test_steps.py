@@ -72,6 +72,24 @@ def test_simplify_drops_nodes_and_keeps_numbers(tmp_path):
     np.testing.assert_allclose(_outputs(result.artifact.path, feeds), feeds["x"] * 5.0)
 
 
+def test_simplify_checks_a_symbolic_size_at_the_data_size(tmp_path):
+    """A published file's symbolic height and width: onnxsim's check runs at the calibration sample's size, where
+    1x1 (a symbol taken as 1) would fail the unpadded 3x3 convolution."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((2, 3, 3, 3), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "conv",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, "h", "w"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2, "oh", "ow"])], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "conv.onnx"))
+    context = StepContext(profile=load_target("x86"), inputs=[InputSpec("x", ("batch", 3, "h", "w"))],
+                          calibration=SampleSet({"x": smooth_images(2, seed=3)}, None, "test"))
+    result = get_step("simplify").run(Artifact(tmp_path / "conv.onnx", "onnx", "fp32"), tmp_path / "s.onnx", context)
+    assert result.details["check_ok"] is True
+    dims = onnx.load(str(result.artifact.path)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 3, "h", "w"], "the symbols stay in the file"
+
+
 def test_optimize_basic_stays_portable(cnn):
     _, context, exported, folder = cnn
     result = get_step("optimize").run(exported.artifact, folder / "optimized.onnx", context)

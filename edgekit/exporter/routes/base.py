@@ -68,6 +68,18 @@ class Route:
             return f"no route: {_a(source.kind)} source cannot be converted to {self.title} by edgekit"
         return None
 
+    def unsized_inputs(self, source) -> str | None:
+        """Why a route whose models have fixed shapes builds nothing from ``source``: an input with a symbolic
+        size besides the batch (a published ONNX file's height and width), or None. A symbolic batch is fixed to
+        1 (the static-batch default); the other sizes are the user's to give."""
+        unsized = [spec for spec in source.inputs if not spec.sized]
+        if not unsized:
+            return None
+        example = " ".join(f"--input {s.name}:" + "x".join("1" if i == 0 else str(d) if isinstance(d, int) else "N"
+                                                          for i, d in enumerate(s.shape)) for s in unsized)
+        return (f"{self.title} export needs static input shapes, and {', '.join(map(str, unsized))} has symbolic "
+                f"sizes besides the batch: give them, e.g. {example} (N: the size of your data)")
+
     def uses_float_onnx(self, source, dynamic_batch: bool) -> bool:
         """Whether building from ``source`` starts from the shared FP32 ONNX model (``BuildRun.float_onnx``)."""
         return source.kind in self.float_onnx_sources and self.no_route(source, dynamic_batch) is None

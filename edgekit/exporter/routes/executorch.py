@@ -25,7 +25,7 @@ class ExecuTorchRoute(Route):
     def no_route(self, source, dynamic_batch: bool) -> str | None:
         if source.kind == "pytorch" and dynamic_batch:
             return "ExecuTorch export here needs static shapes (drop --dynamic-batch)"
-        return super().no_route(source, dynamic_batch)
+        return super().no_route(source, dynamic_batch) or self.unsized_inputs(source)
 
     def plan_steps(self, precision: Precision, context) -> list[PlannedStep]:
         settings = {"partitioner": "XnnpackPartitioner"}

@@ -37,9 +37,11 @@ class TfliteRoute(Route):
     }
 
     def no_route(self, source, dynamic_batch: bool) -> str | None:
-        if source.kind != "tflite" and dynamic_batch:
+        if source.kind == "tflite":  # converted already: its shapes are its own
+            return super().no_route(source, dynamic_batch)
+        if dynamic_batch:
             return "TFLite export needs static shapes (drop --dynamic-batch)"
-        return super().no_route(source, dynamic_batch)
+        return super().no_route(source, dynamic_batch) or self.unsized_inputs(source)
 
     def plan(self, listed, context, source, dynamic_batch) -> list[CandidatePlan]:
         if source.kind == "tflite":

@@ -22,6 +22,7 @@ from __future__ import annotations
 import sys
 import time
 import types
+from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 
@@ -42,11 +43,13 @@ _STATIC_SHAPE_MODULES = ("OnnxReshape", "OnnxSqueezeDynamicAxes", "OnnxResize", 
 
 def onnx_to_tflite(onnx_path: Path, out_path: Path, precision: Precision | str, context: StepContext,
                    channels_last: bool = False) -> StepResult:
-    """Convert the ONNX file at ``onnx_path`` (static input shapes, as ``prepare`` leaves them) to ``out_path``
-    in ``precision``, the way ``export_tflite`` converts a PyTorch source."""
+    """Convert the ONNX file at ``onnx_path`` (static input shapes but perhaps the batch, as ``prepare`` leaves
+    them) to ``out_path`` in ``precision``, the way ``export_tflite`` converts a PyTorch source. The file's own
+    symbolic batch is converted as 1: the route refuses ``--dynamic-batch`` before this step."""
     import onnx
 
     start = time.perf_counter()
+    context = replace(context, inputs=[spec.with_static_batch() for spec in context.inputs])
     onnx2torch = import_onnx2torch()
     import torch
 
