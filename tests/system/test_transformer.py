@@ -218,9 +218,8 @@ def test_a_softmax_that_is_not_attention_is_not_counted():
     assert model_kind(helper.make_model(graph)).kind == "dense"
 
 
-def test_fusion_falls_back_to_onnxruntime_on_a_torchscript_export(tmp_path, text_data):
-    """onnxscript matches the dynamo exporter's graphs; on a TorchScript export ONNX Runtime's optimizer fuses more
-    (SkipLayerNorm), and the step keeps the fuser that did, checked against the unfused graph."""
+def _fuse_torchscript_export(tmp_path, text_data, opset: int):
+    """tiny_bert exported by the TorchScript exporter at ``opset``, then the fusion step on it."""
     import torch
 
     from edgekit.exporter.steps import Artifact, StepContext, get_step
@@ -229,13 +228,30 @@ def test_fusion_falls_back_to_onnxruntime_on_a_torchscript_export(tmp_path, text
     source = load_source(model_ref("tiny_bert"))
     exported = tmp_path / "ts.onnx"
     args = tuple(torch.from_numpy(source.examples[s.name]) for s in source.inputs)
-    torch.onnx.export(source.module, args, str(exported), dynamo=False, opset_version=17,
+    torch.onnx.export(source.module, args, str(exported), dynamo=False, opset_version=opset,
                       input_names=[s.name for s in source.inputs])
     context = StepContext(load_target("x86"), source.inputs,
                           load_sentences(text_data["calib"], text_data["tokenizer"], source.inputs))
-    result = get_step("fuse_transformer").run(Artifact(exported, "onnx", "fp32"), tmp_path / "fused.onnx", context)
+    return get_step("fuse_transformer").run(Artifact(exported, "onnx", "fp32"), tmp_path / "fused.onnx", context)
+
+
+def test_fusion_falls_back_to_onnxruntime_on_a_torchscript_export(tmp_path, text_data):
+    """onnxscript matches the dynamo exporter's graphs; on a TorchScript export ONNX Runtime's optimizer fuses more
+    (SkipLayerNorm), and the step keeps the fuser that did, checked against the unfused graph."""
+    result = _fuse_torchscript_export(tmp_path, text_data, opset=17)
     assert result.details["fuser"] == "onnxruntime.transformers"
     assert set(result.details["tried"]) == {"onnxscript", "onnxruntime.transformers"}
     assert op_counts(tmp_path / "fused.onnx")["SkipLayerNormalization"] == \
         result.details["fused_ops"]["SkipLayerNormalization"] >= 3
+    onnx.checker.check_model(str(tmp_path / "fused.onnx"))  # its contrib domain declared
     assert json.dumps(result.to_dict())  # recorded as plain JSON in the manifest
+
+
+def test_a_fusion_that_is_not_valid_onnx_is_refused(tmp_path, text_data):
+    """Below opset 17 ONNX Runtime's optimizer writes a LayerNormalization that only ONNX Runtime reads (PP-OCRv4
+    rec): refused by name, and onnxscript's valid fusion kept."""
+    result = _fuse_torchscript_export(tmp_path, text_data, opset=14)
+    assert result.details["tried"]["onnxruntime.transformers"].startswith(
+        "refused: not valid ONNX: No Op registered for LayerNormalization with domain_version of 14")
+    assert result.details["fuser"] == "onnxscript"
+    onnx.checker.check_model(str(tmp_path / "fused.onnx"))

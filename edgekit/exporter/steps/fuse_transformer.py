@@ -12,7 +12,8 @@ in one kernel each instead of a dozen small ops. Two fusers are tried in turn:
 The first that fuses attention wins; else the one that fused the most ops. Its outputs are checked against the
 unfused graph on one real sample, or it is refused. The step runs before simplify/optimize: once ONNX Runtime's
 basic level has turned ``MatMul + Add`` into ``Gemm``, the attention pattern no longer matches. The fused ops
-are ONNX Runtime contrib ops (domain ``com.microsoft``), which every ONNX Runtime CPU build runs, ARM included.
+are ONNX Runtime contrib ops (domain ``com.microsoft``), which every ONNX Runtime CPU build runs, ARM included;
+a fuser's graph must still be valid ONNX (``not_valid_onnx``), so the artifact loads in other tools too.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from ..onnx_graph import contrib_op_counts, node_count
 from .base import Artifact, Step, StepContext, StepResult, register
 from .prepare import same_outputs, sample_feeds
 from .verify import first_lines
+
+CONTRIB_DOMAIN = "com.microsoft"
 
 
 @register
@@ -52,7 +55,7 @@ class FuseTransformer(Step):
             if not fused:
                 tried[name] = "matched no fusion pattern"
                 continue
-            problem = same_outputs(original, model, feeds, f"{name} fusion")
+            problem = not_valid_onnx(model) or same_outputs(original, model, feeds, f"{name} fusion")
             if problem:
                 tried[name] = f"refused: {problem}"
                 continue
@@ -70,6 +73,20 @@ class FuseTransformer(Step):
                           details={"fuser": name, "fused_ops": contrib_op_counts(model), "fusions": fusions,
                                    "tried": tried, "nodes_before": node_count(original),
                                    "nodes_after": node_count(model)})
+
+
+def not_valid_onnx(model: onnx.ModelProto) -> str | None:
+    """Why ``model`` is not valid ONNX, or None. The contrib domain is declared first where its ops are used
+    (ONNX Runtime's optimizer leaves it out); what stays invalid is refused, e.g. its ``LayerNormalization``
+    below opset 17 (PP-OCRv4 rec): only ONNX Runtime reads that, and onnxsim and other tools refuse the file."""
+    domains = {node.domain for node in model.graph.node} - {o.domain for o in model.opset_import}
+    if CONTRIB_DOMAIN in domains:
+        model.opset_import.append(onnx.helper.make_opsetid(CONTRIB_DOMAIN, 1))
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        return f"not valid ONNX: {first_lines(str(exc))[:200]}"
+    return None
 
 
 def _attention_ops(model: onnx.ModelProto) -> int:
