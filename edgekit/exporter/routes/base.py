@@ -75,7 +75,7 @@ class Route:
         unsized = [spec for spec in source.inputs if not spec.sized]
         if not unsized:
             return None
-        example = " ".join(f"--input {s.name}:" + "x".join("1" if i == 0 else str(d) if isinstance(d, int) else "N"
+        example = " ".join(f"--input {s.name}:" + "x".join(str(d) if isinstance(d, int) else "1" if i == 0 else "N"
                                                           for i, d in enumerate(s.shape)) for s in unsized)
         return (f"{self.title} export needs static input shapes, and {', '.join(map(str, unsized))} has symbolic "
                 f"sizes besides the batch: give them, e.g. {example} (N: the size of your data)")

@@ -55,6 +55,7 @@ class FuseTransformer(Step):
             if not fused:
                 tried[name] = "matched no fusion pattern"
                 continue
+            _declare_contrib_domain(model)
             problem = not_valid_onnx(model) or same_outputs(original, model, feeds, f"{name} fusion")
             if problem:
                 tried[name] = f"refused: {problem}"
@@ -75,16 +76,20 @@ class FuseTransformer(Step):
                                    "nodes_after": node_count(model)})
 
 
-def not_valid_onnx(model: onnx.ModelProto) -> str | None:
-    """Why ``model`` is not valid ONNX, or None. The contrib domain is declared first where its ops are used
-    (ONNX Runtime's optimizer leaves it out); what stays invalid is refused, e.g. its ``LayerNormalization``
-    below opset 17 (PP-OCRv4 rec): only ONNX Runtime reads that, and onnxsim and other tools refuse the file."""
-    domains = {node.domain for node in model.graph.node} - {o.domain for o in model.opset_import}
-    if CONTRIB_DOMAIN in domains:
+def _declare_contrib_domain(model: onnx.ModelProto) -> None:
+    """Add the contrib domain to the opset imports where its ops are used and it is missing (ONNX Runtime's
+    optimizer leaves it out)."""
+    if any(node.domain == CONTRIB_DOMAIN for node in model.graph.node) and \
+            all(o.domain != CONTRIB_DOMAIN for o in model.opset_import):
         model.opset_import.append(onnx.helper.make_opsetid(CONTRIB_DOMAIN, 1))
+
+
+def not_valid_onnx(model: onnx.ModelProto) -> str | None:
+    """Why ``model`` is not valid ONNX, or None: e.g. ONNX Runtime's ``LayerNormalization`` below opset 17
+    (PP-OCRv4 rec), which only ONNX Runtime reads and onnxsim and other tools refuse."""
     try:
         onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
+    except (onnx.checker.ValidationError, ValueError) as exc:  # ValueError: a graph over protobuf's 2 GB
         return f"not valid ONNX: {first_lines(str(exc))[:200]}"
     return None
 
