@@ -10,27 +10,36 @@ from typing import Iterator
 from .interrupts import raise_if_interrupted
 
 
+# How much the steps done so far count against the typical figures when scaling them to this host and model:
+# a prior of this many typical seconds, so that one quick step does not rescale every step after it.
+_PRIOR_S = 10.0
+
+
 class SilentProgress:
     """Records per-step timings; prints nothing."""
 
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
-        self.expected: int | None = None
+        self._durations: list[float] = []  # every step's seconds in order (two steps may share a label)
+        self._planned: list[float] | None = None
+        self._planned_from = 0
 
-    def expect(self, steps: int) -> None:
-        """How many steps the run has in all, as planned (a rescue may add some): for the estimate of what is left."""
-        self.expected = steps
+    def expect(self, typical_seconds: list[float]) -> None:
+        """The steps still to come, as planned (a rescue may add some), each with its typical seconds on a 2-core
+        x86 host: the weights of the estimate of what is left."""
+        self._planned, self._planned_from = list(typical_seconds), len(self._durations)
 
     def left(self) -> str:
-        """``step 5 of ~14, ~40 s left`` from the steps done so far and their mean time, once the plan is known."""
-        if self.expected is None:
+        """``step 5 of ~14, ~40 s left`` once the plan is known: the planned steps not yet run at their typical
+        seconds, scaled by how long the planned steps done so far took against theirs. A LiteRT conversion
+        typically takes about 60 times an OpenVINO conversion; a mean over the steps done would not know that."""
+        if self._planned is None:
             return ""
-        done = len(self.timings)
-        text = f"step {done + 1} of ~{max(self.expected, done + 1)}"
-        if done:
-            remaining = max(self.expected - done, 0) * sum(self.timings.values()) / done
-            text += f", ~{remaining:.0f} s left"
-        return text
+        done = len(self._durations) - self._planned_from
+        step, steps = len(self._durations) + 1, self._planned_from + len(self._planned)
+        text = f"step {step} of ~{max(steps, step)}"
+        scale = (sum(self._durations[self._planned_from:]) + _PRIOR_S) / (sum(self._planned[:done]) + _PRIOR_S)
+        return text + f", ~{sum(self._planned[done:]) * scale:.0f} s left"
 
     @contextmanager
     def step(self, label: str) -> Iterator[None]:
@@ -40,6 +49,7 @@ class SilentProgress:
             yield
         finally:
             self.timings[label] = time.perf_counter() - start
+            self._durations.append(self.timings[label])
         raise_if_interrupted()  # a signal whose exception something inside the step swallowed
 
     def note(self, message: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,10 @@ from .sources import OnnxSource, TfliteSource, TorchSource, load_source
 from .steps import StepContext
 
 SYNTHETIC_SAMPLES = 32
+# typical seconds per candidate of the accuracy gate and of the host latency (the corpus on a 2-core Xeon): the
+# progress estimate's weights for those two steps
+GATE_S_PER_CANDIDATE = 0.5
+LATENCY_S_PER_CANDIDATE = 1.6
 DEFAULT_OUT = "edgekit-out/{model}-{target}"
 NOT_BENCHMARKED_RULE = "the first passing candidate in profile order (not benchmarked)"
 
@@ -262,7 +267,8 @@ def _build(source, context: StepContext, formats: list[str], folder: Path, dynam
         run.float_onnx()
     plans = plan_candidates(source, context, formats, dynamic_batch)
     built = [p for p in plans if not p.excluded]
-    progress.expect(len(progress.timings) + sum(max(len(p.steps), 1) for p in built) + 2)  # + gate and latency
+    builds = [seconds for p in built if (seconds := get_route(p.route).typical_seconds(p)) is not None]
+    progress.expect(builds + [GATE_S_PER_CANDIDATE * len(built), LATENCY_S_PER_CANDIDATE * len(built)])
     candidates = [c for route in routes for c in route.build([p for p in plans if p.route == route.name], run)]
     return candidates, run, [p for p in plans if p.excluded]
 
@@ -314,6 +320,7 @@ def _rescue(candidates, context, validation, reference, run: BuildRun, timing, b
 
     def run_rescue(candidate: Candidate, rescue_of: Callable, deadline: float,
                    allowance: FloatAllowance | None) -> None:
+        progress.expect([max(deadline - time.monotonic(), 0.0)])  # at most what is left of the budget
         float_path, missing = get_route(candidate.format).rescue_float(run)
         if float_path is None:
             candidate.notes.append(f"rescue not tried: {missing}")

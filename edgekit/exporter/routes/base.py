@@ -61,6 +61,9 @@ class Route:
     sources: ClassVar[tuple[str, ...]] = ("pytorch",)  # source kinds it builds from (sources.py)
     rescue_summary: ClassVar[str] = ""  # what ``rescue`` does, in words (``--plan``)
     float_onnx_sources: ClassVar[tuple[str, ...]] = ()  # source kinds it starts from the shared FP32 ONNX model for
+    # typical seconds of one candidate's build per precision (the corpus on a 2-core Xeon): the progress estimate's
+    # weights, scaled there by how long this run's steps take
+    typical_build_s: ClassVar[dict[str, float]] = {}
 
     def no_route(self, source, dynamic_batch: bool) -> str | None:
         """Why this route builds nothing from ``source``, or None."""
@@ -79,6 +82,11 @@ class Route:
                                                           for i, d in enumerate(s.shape)) for s in unsized)
         return (f"{self.title} export needs static input shapes, and {', '.join(map(str, unsized))} has symbolic "
                 f"sizes besides the batch: give them, e.g. {example} (N: the size of your data)")
+
+    def typical_seconds(self, plan: CandidatePlan) -> float | None:
+        """The typical seconds of the progress step that builds ``plan``, or None where it shows none (a plan
+        without steps takes the shared model as it is)."""
+        return self.typical_build_s.get(plan.precision, 1.0) if plan.steps else None
 
     def uses_float_onnx(self, source, dynamic_batch: bool) -> bool:
         """Whether building from ``source`` starts from the shared FP32 ONNX model (``BuildRun.float_onnx``)."""

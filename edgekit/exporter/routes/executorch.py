@@ -18,6 +18,7 @@ class ExecuTorchRoute(Route):
     title = "ExecuTorch"
     suffix = ".pte"
     precisions = (Precision.fp32, Precision.int8, Precision.int8_static)
+    typical_build_s = {"fp32": 20.0, "int8_static": 20.0}
     int8_kernel_archs = ("arm64", "x86_64")  # XNNPACK's int8 kernels
     sources = ("pytorch",)
     int8_recipes = {"attention": _PT2E, "mixed": _PT2E, "convolutional": _PT2E, "dense": _PT2E}

@@ -68,6 +68,7 @@ class OnnxRoute(Route):
     title = "ONNX"
     suffix = ".onnx"
     precisions = (Precision.fp32, Precision.fp16, Precision.int8, Precision.int8_static, Precision.int8_dynamic)
+    typical_build_s = {"int8_static": 3.0, "int8_dynamic": 1.5, "fp16": 1.0}
     int8_kernel_archs = ("arm64", "armv7", "x86_64")
     sources = ("pytorch", "onnx")
     float_onnx_sources = ("pytorch", "onnx")

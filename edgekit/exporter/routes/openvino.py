@@ -31,6 +31,7 @@ class OpenVinoRoute(Route):
     title = "OpenVINO"
     suffix = ".xml"
     precisions = (Precision.fp32, Precision.bf16, Precision.int8, Precision.int8_static, Precision.int8_bf16)
+    typical_build_s = {"fp32": 0.2, "bf16": 0.2, "int8_static": 5.0, "int8_bf16": 0.0}
     int8_kernel_archs = ("x86_64",)
     target_archs = ("x86_64", "any")
     sources = ("pytorch", "onnx")

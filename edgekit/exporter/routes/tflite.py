@@ -18,6 +18,7 @@ from .base import BuildRun, CandidatePlan, PlannedStep, Route
 
 _PT2E = (Precision.int8_static, "PT2E static INT8 (calibrated, int8 in and out)")
 _GIVEN_QUANTIZED = (Precision.int8_static, Precision.int8_dynamic)  # what ai-edge-quantizer builds from a .tflite
+_GIVEN_QUANTIZE_S = 3.0  # typical seconds of ai-edge-quantizer on a given .tflite (MediaPipe's)
 
 
 class TfliteRoute(Route):
@@ -25,6 +26,7 @@ class TfliteRoute(Route):
     title = "TFLite"
     suffix = ".tflite"
     precisions = (Precision.fp32, Precision.fp16, Precision.int8, Precision.int8_static, Precision.int8_dynamic)
+    typical_build_s = {"fp32": 12.0, "fp16": 12.0, "int8_dynamic": 12.0, "int8_static": 20.0}
     int8_kernel_archs = ("arm64", "armv7", "x86_64")
     sources = ("pytorch", "onnx", "tflite")
     float_onnx_sources = ("onnx",)
@@ -67,6 +69,13 @@ class TfliteRoute(Route):
                 plans.append(CandidatePlan(self.name, precision.value, excluded=(
                     f"a given .tflite is quantized to {', '.join(p.value for p in _GIVEN_QUANTIZED)} only")))
         return plans
+
+    def typical_seconds(self, plan: CandidatePlan) -> float | None:
+        """A given .tflite is copied without a progress step, and quantized by ai-edge-quantizer in seconds."""
+        first = plan.steps[0].name if plan.steps else None
+        if first == "copy":
+            return None
+        return _GIVEN_QUANTIZE_S if first == "quantize_tflite" else super().typical_seconds(plan)
 
     def plan_steps(self, precision: Precision, context) -> list[PlannedStep]:
         return [PlannedStep("litert_torch.convert", {"precision": precision.value,
