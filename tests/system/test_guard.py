@@ -56,7 +56,7 @@ CASES = [
     ("export to ONNX", {"onnx/fp32", "onnx/int8_static"}, "export to ONNX failed: Injected"),
     ("prepare", {"onnx/fp32", "onnx/int8_static"}, "prepare failed: Injected: injected failure in prepare"),
     ("optimize", {"onnx/fp32", "onnx/int8_static"}, "optimize failed: Injected"),
-    ("quantize_static", {"onnx/int8_static"}, "onnx quantize_static failed: Injected"),
+    ("quantize_static", {"onnx/int8_static"}, "onnx int8_static: quantize_static failed: Injected"),
     ("tflite int8_static", {"tflite/int8_static"}, "tflite int8_static failed: Injected"),
     ("accuracy gate", {"tflite/fp32", "tflite/int8_static"}, "accuracy gate failed: Injected"),
     ("simplify", set(), None),  # optional: skipped with its reason, nothing rejected

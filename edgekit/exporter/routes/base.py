@@ -155,7 +155,7 @@ class Route:
             last = index == len(plan.steps) - 1
             out_path = (run.folder / f"model.{plan.precision}{self.suffix}" if last
                         else run.work / f"{self.name}-{plan.precision}-{step.name}{self.suffix}")
-            label = f"{self.name} {step.name}"
+            label = f"{self.name} {plan.precision}: {step.name}"  # two candidates may share a step
             with run.progress.step(label):
                 result = guarded([candidate], label, lambda: step.make().run(current, out_path, run.context))
             if result is None:
