@@ -7,6 +7,8 @@ from pathlib import Path
 
 import onnx
 
+CONTRIB_DOMAIN = "com.microsoft"  # ONNX Runtime's contrib ops
+
 
 def op_counts(model: onnx.ModelProto | str | Path) -> dict[str, int]:
     if not isinstance(model, onnx.ModelProto):
@@ -23,10 +25,10 @@ def default_opset(model: onnx.ModelProto) -> int:
 
 
 def contrib_op_counts(model: onnx.ModelProto | str | Path) -> dict[str, int]:
-    """Counts of ONNX Runtime's contrib ops (domain com.microsoft): what a fusion put in."""
+    """Counts of ONNX Runtime's contrib ops (``CONTRIB_DOMAIN``): what a fusion put in."""
     if not isinstance(model, onnx.ModelProto):
         model = onnx.load(str(model), load_external_data=False)
-    return dict(Counter(node.op_type for node in model.graph.node if node.domain == "com.microsoft"))
+    return dict(Counter(node.op_type for node in model.graph.node if node.domain == CONTRIB_DOMAIN))
 
 
 def embedding_rows(model: onnx.ModelProto | str | Path, input_name: str) -> int | None:

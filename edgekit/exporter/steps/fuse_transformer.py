@@ -26,12 +26,10 @@ from ...errors import ExportError
 from ...files import scratch_cwd
 from ...quiet import quiet
 from ..model_kind import FUSED_ATTENTION_OPS
-from ..onnx_graph import contrib_op_counts, node_count
+from ..onnx_graph import CONTRIB_DOMAIN, contrib_op_counts, node_count
 from .base import Artifact, Step, StepContext, StepResult, register
 from .prepare import same_outputs, sample_feeds
 from .verify import first_lines
-
-CONTRIB_DOMAIN = "com.microsoft"
 
 
 @register
