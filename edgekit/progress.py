@@ -23,11 +23,16 @@ class SilentProgress:
         self._durations: list[float] = []  # every step's seconds in order (two steps may share a label)
         self._planned: list[float] | None = None
         self._planned_from = 0
+        self._deadline: float | None = None
 
     def expect(self, typical_seconds: list[float]) -> None:
         """The steps still to come, as planned (a rescue may add some), each with its typical seconds on a 2-core
         x86 host: the weights of the estimate of what is left."""
-        self._planned, self._planned_from = list(typical_seconds), len(self._durations)
+        self._planned, self._planned_from, self._deadline = list(typical_seconds), len(self._durations), None
+
+    def expect_until(self, deadline: float) -> None:
+        """What is left ends by ``deadline`` (``time.monotonic()``), in however many steps: a rescue's budget."""
+        self._planned, self._planned_from, self._deadline = [], len(self._durations), deadline
 
     def left(self) -> str:
         """``step 5 of ~14, ~40 s left`` once the plan is known: the planned steps not yet run at their typical
@@ -37,6 +42,8 @@ class SilentProgress:
             return ""
         done = len(self._durations) - self._planned_from
         step, steps = len(self._durations) + 1, self._planned_from + len(self._planned)
+        if self._deadline is not None:
+            return f"step {step}, at most ~{max(self._deadline - time.monotonic(), 0.0):.0f} s left"
         text = f"step {step} of ~{max(steps, step)}"
         scale = (sum(self._durations[self._planned_from:]) + _PRIOR_S) / (sum(self._planned[:done]) + _PRIOR_S)
         return text + f", ~{sum(self._planned[done:]) * scale:.0f} s left"

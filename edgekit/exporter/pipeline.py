@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -320,7 +319,7 @@ def _rescue(candidates, context, validation, reference, run: BuildRun, timing, b
 
     def run_rescue(candidate: Candidate, rescue_of: Callable, deadline: float,
                    allowance: FloatAllowance | None) -> None:
-        progress.expect([max(deadline - time.monotonic(), 0.0)])  # at most what is left of the budget
+        progress.expect_until(deadline)
         float_path, missing = get_route(candidate.format).rescue_float(run)
         if float_path is None:
             candidate.notes.append(f"rescue not tried: {missing}")

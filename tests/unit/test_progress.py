@@ -1,6 +1,8 @@
 """The export's estimate of what is left: the planned steps at their typical seconds, scaled by how long the
 planned steps done so far took against theirs."""
 
+import time
+
 import pytest
 
 import edgekit.progress
@@ -57,10 +59,22 @@ def test_a_slower_host_scales_what_is_left(clock):
     assert progress.left() == "step 3 of ~3, ~23 s left"
 
 
-def test_a_rescue_replans_what_is_left(clock):
+def test_a_new_plan_replaces_what_is_left(clock):
     progress = SilentProgress()
     progress.expect([1.0])
     _done(progress, clock, 1.0)
     assert progress.left() == "step 2 of ~2, ~0 s left"  # the plan is done: nothing more is expected
-    progress.expect([45.0])  # a rescue with 45 s of its budget left
+    progress.expect([45.0])  # one more step, of 45 s
     assert progress.left() == "step 2 of ~2, ~45 s left"
+
+
+def test_a_rescue_is_bounded_by_its_deadline(clock):
+    """A rescue runs as many steps as its budget allows: what is left is what is left of the budget, whatever
+    step it is on (the fake clock times the steps; the deadline is on the monotonic clock)."""
+    progress = SilentProgress()
+    progress.expect([1.0])
+    _done(progress, clock, 1.0)
+    progress.expect_until(time.monotonic() + 45.0)
+    assert progress.left() == "step 2, at most ~45 s left"
+    _done(progress, clock, 3.0, 2.0)  # per-layer sensitivity, then a first trial
+    assert progress.left() == "step 4, at most ~45 s left"
