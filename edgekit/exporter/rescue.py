@@ -51,7 +51,7 @@ from .group_head import COMPUTE_OPS, group_head
 from .schedule import FloatAllowance
 from .steps import Artifact, StepContext, StepResult
 from .steps.base import OutOfTime, check_deadline
-from .steps.openvino_quantize import AccuracyControl, OpenVinoQuantize, count_compute_layers
+from .steps.openvino_quantize import AccuracyControl, OpenVinoQuantize, count_compute_layers, count_fake_quantize
 from .steps.quantize_dynamic import DYNAMIC_OP_TYPES, QuantizeDynamic
 from .steps.quantize_static import QuantizeStatic
 from .steps.tflite_quantize import TfliteQuantization
@@ -222,8 +222,8 @@ def _stopping_at_deadline(search: Callable) -> Callable:
                progress, deadline: float | None = None, allowance: FloatAllowance | None = None) -> None:
         try:
             search(candidate, context, reference, validation, float_path, progress, deadline, allowance)
-        except OutOfTime:
-            candidate.notes.append("rescue stopped: the rescue time budget (--rescue-budget-s) ran out")
+        except OutOfTime as stop:
+            candidate.notes.append(f"rescue stopped: {stop}")
 
     return rescue
 
@@ -349,18 +349,19 @@ def rescue_openvino_int8(candidate: Candidate, context: StepContext, reference, 
     """Re-quantize an OpenVINO INT8 candidate with NNCF's accuracy-aware mode (it reverts the costliest layers to
     float until the minimum cosine is back within the budget); on success it becomes usable again."""
     profile = context.profile
-    first_reason, whole = candidate.reason, candidate.steps[0].details.get("fake_quantize")
+    first_reason = candidate.reason
     if profile.accuracy.cosine_min is None:
         candidate.notes.append("rescue not tried: NNCF's accuracy-aware mode needs a cosine_min budget to aim at")
         return
-    compute_layers = count_compute_layers(load_openvino().Core().read_model(str(candidate.artifact.path)))
+    whole_model = load_openvino().Core().read_model(str(candidate.artifact.path))
+    compute_layers, whole = count_compute_layers(whole_model), count_fake_quantize(whole_model)
     if float_layer_limit(compute_layers) < 1:
         candidate.notes.append("rescue not tried: the model has a single compute layer, nothing to keep in float")
         return
     if _unaffordable(candidate, allowance, compute_layers):
         return
     limit = _layer_limit(candidate, compute_layers, allowance, compute_layers)
-    control = AccuracyControl(reference, validation, profile.accuracy.cosine_min, limit, deadline)
+    control = AccuracyControl(reference, validation, profile.accuracy.cosine_min, limit, whole, deadline)
     with progress.step(f"rescue {candidate.name}: NNCF accuracy-aware quantization"):
         try:
             result = OpenVinoQuantize(control).run(Artifact(float_path, "onnx", "fp32"), candidate.artifact.path,
@@ -368,9 +369,8 @@ def rescue_openvino_int8(candidate: Candidate, context: StepContext, reference, 
         except ExportError as error:
             candidate.notes.append(f"rescue failed: {error.message}")
             return
-        except OutOfTime:
-            candidate.notes.append("rescue stopped: the rescue time budget (--rescue-budget-s) ran out inside "
-                                   "NNCF's accuracy-aware search")
+        except OutOfTime as stop:
+            candidate.notes.append(f"rescue stopped inside NNCF's accuracy-aware search: {stop}")
             return
         trial = Candidate(candidate.format, candidate.precision, result.artifact, [result],
                           runner_options=candidate.runner_options)

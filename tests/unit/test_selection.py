@@ -10,7 +10,8 @@ from edgekit.exporter.candidates import Candidate, choose
 from edgekit.exporter.rescue import _stopping_at_deadline
 from edgekit.exporter.schedule import RESCUE_MARGIN, FloatAllowance, rescue_schedule
 from edgekit.exporter.steps import Artifact
-from edgekit.exporter.steps.base import check_deadline
+from edgekit.exporter.steps.base import OutOfTime, check_deadline
+from edgekit.exporter.steps.openvino_quantize import FORECAST_AFTER, AccuracyControl, SearchPace
 
 
 def candidate(fmt: str, precision: str, p50: float | None, status: str = "passed") -> Candidate:
@@ -140,3 +141,54 @@ def test_a_rescue_out_of_time_stops_between_trials_and_notes_it():
     _stopping_at_deadline(search)(c, None, None, None, None, None, deadline=time.monotonic() - 1)
     assert c.notes == ["trial 1 gated", "rescue stopped: the rescue time budget (--rescue-budget-s) ran out"]
     assert c.status == "rejected"
+
+
+class Clock:
+    """``time.monotonic`` for the deadline checks: evaluations start when the test says."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def evaluate(pace: SearchPace, clock: Clock, seconds_each: float, count: int) -> None:
+    for index in range(count):
+        clock.now = index * seconds_each
+        pace.next_evaluation()
+
+
+def nncf_search(quantizers: int, max_float_layers: int, deadline: float | None) -> SearchPace:
+    return SearchPace(AccuracyControl([], None, 0.99, max_float_layers, quantizers, deadline))
+
+
+def test_nncf_search_whose_pace_fits_its_budget_runs_every_evaluation(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(time, "monotonic", clock)
+    pace = nncf_search(quantizers=58, max_float_layers=2, deadline=40.0)
+    assert pace.evaluations == 63  # the float and quantized models and one sample, 58 groups, 2 reverts
+    evaluate(pace, clock, 0.6, 63)  # 37.8 s: within 40
+    assert len(pace.started) == 63
+
+
+def test_nncf_search_stops_once_its_pace_says_it_would_end_past_the_budget(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(time, "monotonic", clock)
+    pace = nncf_search(quantizers=58, max_float_layers=2, deadline=30.0)
+    with pytest.raises(OutOfTime, match=r"at its pace so far \(0\.60 s an evaluation, 5 done of up to 63\) it would "
+                                        r"need about 35 s more, past the rescue time budget \(--rescue-budget-s\) "
+                                        r"by 8 s"):
+        evaluate(pace, clock, 0.6, 63)
+    assert clock.now == pytest.approx(0.6 * FORECAST_AFTER)  # 3 s in, not at the 30 s deadline
+
+
+def test_nncf_search_is_not_forecast_on_too_few_evaluations_nor_without_a_deadline(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(time, "monotonic", clock)
+    evaluate(nncf_search(quantizers=58, max_float_layers=2, deadline=None), clock, 10.0, 63)
+    early = nncf_search(quantizers=58, max_float_layers=2, deadline=3.5)
+    evaluate(early, clock, 0.6, FORECAST_AFTER)  # 63 at 0.6 s would not fit, but 4 done are too few to say so
+    clock.now = 4.0
+    with pytest.raises(OutOfTime, match=r"^the rescue time budget \(--rescue-budget-s\) ran out$"):
+        early.next_evaluation()

@@ -63,7 +63,8 @@ class Step:
 
 
 class OutOfTime(Exception):
-    """A bounded search (a rescue) ran past its deadline; raised between trials, never inside a runtime call."""
+    """A bounded search (a rescue) ran past its deadline, or will; raised between trials, never inside a runtime
+    call. Its message says which."""
 
 
 def require_static_shapes(context: StepContext, runtime: str, flag: str) -> None:
@@ -76,7 +77,7 @@ def require_static_shapes(context: StepContext, runtime: str, flag: str) -> None
 def check_deadline(deadline: float | None) -> None:
     """Raise ``OutOfTime`` once ``time.monotonic()`` has passed ``deadline`` (None: unbounded)."""
     if deadline is not None and time.monotonic() >= deadline:
-        raise OutOfTime
+        raise OutOfTime("the rescue time budget (--rescue-budget-s) ran out")
 
 
 STEPS: dict[str, type[Step]] = {}

@@ -2,17 +2,20 @@
 
 NNCF inserts FakeQuantize ops that OpenVINO's CPU plugin runs as int8 kernels (VNNI / AMX where the CPU has
 them). The float remainder runs in the precision the runner's ``inference_precision`` hint asks for: f32, or bf16
-where the CPU has it (the same IR either way; ``OpenVinoRunner.execution_info`` reports what each compiled to). An attention-kind model (``model_kind.py``) is quantized with NNCF's
-transformer preset (``model_type=TRANSFORMER``: SmoothQuant, asymmetric activations, and the attention patterns
-NNCF knows to be sensitive left in float); a profile's generic ``int8`` means this step for OpenVINO whatever the
-kind (``recipes.py``). With ``accuracy_control``, NNCF's accuracy-aware mode is used instead (the rescue for a
+where the CPU has it (the same IR either way; ``OpenVinoRunner.execution_info`` reports what each compiled to).
+An attention-kind model (``model_kind.py``) is quantized with NNCF's transformer preset
+(``model_type=TRANSFORMER``: SmoothQuant, asymmetric activations, and the attention patterns NNCF knows to be
+sensitive left in float); a profile's generic ``int8`` means this step for OpenVINO whatever the kind
+(``recipes.py``). With ``accuracy_control``, NNCF's accuracy-aware mode is used instead (the rescue for a
 budget the plain quantization broke): it ranks the quantized layers by how much they cost on the validation
 samples and reverts the worst to float until the metric (the minimum cosine against the original model's
-outputs) is back within the budget.
+outputs) is back within the budget. That search stops at the rescue's deadline, or as soon as the pace of its
+evaluations says it would end past it (``SearchPace``).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +35,10 @@ RANKING_SAMPLES = 16  # validation samples NNCF ranks the quantized layers on (i
 # rec, whose search (ranking 58 groups, one compile each, and one revert) then took 46-47 s, 31 s with 2 (2-core
 # Intel Xeon).
 RANKING_WORKERS = 2
+# NNCF's search evaluates the float and the quantized model on the validation samples (and one sample first, to see
+# what the metric returns), then the model with each quantizer group reverted, then each reverted layer's model
+SEARCH_OVERHEAD_EVALUATIONS = 3
+FORECAST_AFTER = 5  # evaluations timed before their pace forecasts the search's end (PP-OCRv4 rec: steady from 3)
 
 
 @dataclass
@@ -42,7 +49,34 @@ class AccuracyControl:
     validation: object  # SampleSet
     cosine_min: float
     max_float_layers: int  # NNCF's max_num_iterations: at most this many layers reverted to float
+    quantizers: int  # FakeQuantize ops of the whole-model INT8: NNCF ranks at most this many quantizer groups
     deadline: float | None = None  # time.monotonic() past which the search stops (OutOfTime), between evaluations
+
+
+class SearchPace:
+    """Stops NNCF's accuracy-aware search (``OutOfTime``, between evaluations) past its deadline, or as soon as the
+    pace of its evaluations so far says it would end past it: the search is a known number of evaluations at most
+    (``AccuracyControl.quantizers`` groups ranked, ``max_float_layers`` reverted), each one compile and a run over
+    the samples, so its first few predict the rest (PP-OCRv4 rec: 58 groups at 0.59 s each on the 2-core Xeon)."""
+
+    def __init__(self, control: AccuracyControl):
+        self.evaluations = SEARCH_OVERHEAD_EVALUATIONS + control.quantizers + control.max_float_layers
+        self.deadline = control.deadline
+        self.started: list[float] = []  # time.monotonic() at the start of each evaluation
+
+    def next_evaluation(self) -> None:
+        check_deadline(self.deadline)
+        now = time.monotonic()
+        self.started.append(now)
+        done = len(self.started) - 1
+        if self.deadline is None or done < FORECAST_AFTER:
+            return
+        pace = (now - self.started[0]) / done
+        left = max(self.evaluations - done, 0) * pace
+        if now + left > self.deadline:
+            raise OutOfTime(f"at its pace so far ({pace:.2f} s an evaluation, {done} done of up to "
+                            f"{self.evaluations}) it would need about {left:.0f} s more, past the rescue time budget "
+                            f"(--rescue-budget-s) by {now + left - self.deadline:.0f} s")
 
 
 def load_nncf():
@@ -105,9 +139,9 @@ class OpenVinoQuantize(Step):
 
         control = self.accuracy_control
         samples = list(enumerate(control.validation))
+        pace = SearchPace(control)
 
         def min_cosine(compiled, items) -> tuple[float, list[float]]:
-            check_deadline(control.deadline)
             values = []
             for index, feeds in items:
                 results = compiled(feeds)
@@ -115,6 +149,11 @@ class OpenVinoQuantize(Step):
                 values.append(min(cosine(r, o) for r, o in zip(control.reference[index], outputs)))
             return min(values), values
 
+        def paced_min_cosine(compiled, items) -> tuple[float, list[float]]:
+            pace.next_evaluation()
+            return min_cosine(compiled, items)
+
+        check_deadline(control.deadline)
         float_metric, _ = min_cosine(ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}),
                                      samples)
         max_drop = max(float_metric - control.cosine_min, 0.0)
@@ -128,6 +167,6 @@ class OpenVinoQuantize(Step):
                                                       ranking_subset_size=min(RANKING_SAMPLES, len(samples)),
                                                       num_ranking_workers=RANKING_WORKERS)
         return nncf.quantize_with_accuracy_control(
-            model, calibration, validation, min_cosine, max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE,
+            model, calibration, validation, paced_min_cosine, max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE,
             subset_size=count, target_device=nncf.TargetDevice.CPU, advanced_accuracy_restorer_parameters=restorer,
             **model_type)
