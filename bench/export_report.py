@@ -10,7 +10,8 @@ import statistics
 EAGER, ORT_FP32, ORT_DYNAMIC = "pytorch eager", "ort fp32 (plain export)", "ort quantize_dynamic"
 OV_PLAIN = "openvino (plain export, default hint)"
 INT8_SPEEDUP_TARGET = 1.6  # issue 2: edgekit ONNX int8_static vs ORT FP32
-AUTO_VS_EAGER_TARGET = {"mobilenet_v2": 10.0, "resnet18": 4.4}  # issue 3: edgekit's auto choice vs PyTorch eager
+# issue 3: edgekit's auto choice vs PyTorch eager (MobileNetV2 10x there, raised to 11x by issue 23)
+AUTO_VS_EAGER_TARGET = {"mobilenet_v2": 11.0, "resnet18": 4.4}
 DETECTOR_VS_ORT_TARGET = 1.8  # issue 12: auto choice vs ORT FP32 for a YOLO-class detector, on VNNI/AMX CPUs
 COSINE_TARGET = 0.999
 EXPORT_SECONDS_TARGET = 120.0

