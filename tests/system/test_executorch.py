@@ -95,6 +95,41 @@ def test_nodes_left_out_of_xnnpack_are_named_with_the_reason(tmp_path, digits):
     assert result.details["verify_max_abs_diff"] < 1e-4  # the portable kernels run the rest
 
 
+class DenseHead(torch.nn.Module):
+    """A convolution and its PReLU, then a PReLU after a Linear on the flattened 2-D tensor, as MTCNN's RNet and
+    ONet end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.conv_act = torch.nn.Conv2d(3, 4, 3), torch.nn.PReLU(4)
+        self.dense, self.dense_act = torch.nn.Linear(4 * 8 * 8, 16), torch.nn.PReLU(16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv_act(self.conv(x)).permute(0, 3, 2, 1).contiguous()
+        return self.dense_act(self.dense(x.view(x.shape[0], -1)))
+
+
+def test_a_prelu_after_a_linear_is_lowered_with_the_rest(tmp_path, digits):
+    # executorch 1.5's partitioner claimed the 2-D PReLU and its channels-last pass then failed on the whole model
+    module = DenseHead().eval()
+    images = np.random.default_rng(0).standard_normal((8, 1, 3, 10, 10)).astype(np.float32)
+    np.savez(tmp_path / "calib.npz", x=images[:, 0])
+    spec = InputSpec("x", (1, 3, 10, 10))
+    source = TorchSource("dense", None, module, [spec], {"x": images[0]}, ["output_0"])
+    context = StepContext(profile=digits[1].profile, inputs=source.inputs,
+                          calibration=load_data(tmp_path / "calib.npz", [spec]))
+    fp32 = export_executorch(source, tmp_path / "dense.fp32.pte", "fp32", context)
+    delegation = fp32.details["delegation"]
+    assert delegation["delegated_ops"]["aten_prelu_default"] == 1  # the convolution's, in XNNPACK
+    assert {entry["op"] for entry in delegation["not_delegated"]} <= {"aten.gt.Scalar", "aten.where.self"}
+    assert fp32.details["verify_max_abs_diff"] < 1e-4
+    int8 = export_executorch(source, tmp_path / "dense.int8.pte", "int8", context)
+    expected = np.concatenate([source.run({"x": image})[0] for image in images])
+    runner = ExecuTorchRunner(int8.artifact.path, input_names=["x"])
+    got = np.concatenate([runner.run({"x": image})[0] for image in images])
+    assert np.corrcoef(expected.ravel(), got.ravel())[0, 1] > 0.99
+
+
 def test_runner_interface_and_benchmark(lowered):
     runner = ExecuTorchRunner(lowered["fp32"].artifact.path, input_names=["image"])
     assert runner.input_specs() == {"image": {"shape": [1, 1, 8, 8], "dtype": "float32"}}

@@ -100,7 +100,6 @@ def _lower(module, args) -> tuple[bytes, dict]:
     import torch
 
     with quiet(native=True):  # xnnpack_partitioner calls logging.basicConfig when imported
-        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         from executorch.devtools.backend_debug import get_delegation_info
         from executorch.exir import to_edge_transform_and_lower
 
@@ -112,8 +111,7 @@ def _lower(module, args) -> tuple[bytes, dict]:
     logger.propagate = False
     try:
         with quiet(native=True):
-            edge = to_edge_transform_and_lower(torch.export.export(module, args),
-                                               partitioner=[XnnpackPartitioner()])
+            edge = to_edge_transform_and_lower(torch.export.export(module, args), partitioner=[_partitioner()])
     finally:
         logger.removeHandler(reasons)
         logger.setLevel(saved[0])
@@ -131,6 +129,24 @@ def _lower(module, args) -> tuple[bytes, dict]:
     with quiet(native=True):
         content = edge.to_executorch().buffer
     return content, report
+
+
+def _partitioner():
+    """XNNPACK's partitioner with its PReLU taken on 4-D (N, C, H, W) inputs only: executorch 1.5's claims a PReLU of
+    any rank, and its channels-last pass then fails on a 2-D one, after a Linear ("Attempting to convert non-NHWC
+    compatible node to NHWC": MTCNN's RNet and ONet). Not claimed, such a PReLU is decomposed (gt, mul, where)
+    and the rest of the model is lowered."""
+    with quiet(native=True):
+        from executorch.backends.xnnpack.partition.config import ALL_PARTITIONER_CONFIGS
+        from executorch.backends.xnnpack.partition.config.node_configs import PreluConfig
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.backends.xnnpack.utils.utils import get_input_node
+
+    class ChannelPrelu(PreluConfig):
+        def check_constraints(self, node, ep) -> bool:
+            return get_input_node(node, 0).meta["val"].dim() == 4 and super().check_constraints(node, ep)
+
+    return XnnpackPartitioner(configs=[ChannelPrelu if c is PreluConfig else c for c in ALL_PARTITIONER_CONFIGS])
 
 
 def _op_name(node) -> str:
