@@ -286,15 +286,18 @@ def pick_targets(rows: list[dict], models: list[corpus.CorpusModel]) -> list[str
         lines.append(f"[{verdict}] {model}: recommended artifact {median:.2f}x OpenVINO's default compile "
                      f"[rounds {low:.2f}-{high:.2f}] >= {PICK_VS_DEFAULT}x")
     for kind, label in (("transformer", "MiniLM (a transformer)"), ("cnn", "at least one CNN")):
-        leads = {model: pick["vs_ov_default"][0] for model, pick in picks.items()
+        # a lead holds in the median of the rounds and in the fastest runs (noisy rounds of the default alone
+        # can make a median lead)
+        leads = {model: min(pick["vs_ov_default"][0], pick["best_vs_ov_default"]) for model, pick in picks.items()
                  if pick is not None and family[model] == kind}
         if not leads:
             lines.append(f"[n/a] >= {LEAD_VS_DEFAULT}x OpenVINO's default compile on {label}: none in --models")
             continue
         best = max(leads, key=leads.get)
         verdict = "PASS" if leads[best] >= LEAD_VS_DEFAULT else "MISS"
-        lines.append(f"[{verdict}] >= {LEAD_VS_DEFAULT}x OpenVINO's default compile on {label}: {best} "
-                     f"{leads[best]:.2f}x (median of rounds)")
+        lines.append(f"[{verdict}] >= {LEAD_VS_DEFAULT}x OpenVINO's default compile on {label}, by the median of "
+                     f"rounds and the fastest runs: best {best} {picks[best]['vs_ov_default'][0]:.2f}x median, "
+                     f"{picks[best]['best_vs_ov_default']:.2f}x fastest runs")
     return lines
 
 
