@@ -35,6 +35,7 @@ from .candidates import (
 )
 from .guard import attempt, guarded
 from .manifest import build_manifest
+from .model_kind import module_kind
 from .onnx_graph import embedding_rows
 from .ownership import run_inputs
 from .recipes import recipe_record
@@ -259,11 +260,14 @@ def plan_candidates(source, context: StepContext, formats: list[str], dynamic_ba
 def _build(source, context: StepContext, formats: list[str], folder: Path, dynamic_batch: bool, simplify: bool,
            progress) -> tuple[list[Candidate], BuildRun, list[CandidatePlan]]:
     """Plan every route, then run the plans. Routes that start from ONNX share one FP32 ONNX model, built first
-    when any of them is listed (its graph tells the model kind, which decides what ``int8`` becomes)."""
+    when any of them is listed (its graph tells the model kind, which decides what ``int8`` becomes; without it, a
+    PyTorch source's modules tell it)."""
     run = BuildRun(source, context, folder, dynamic_batch, simplify, progress, build_float_onnx)
     routes = [get_route(name) for name in formats]
     if any(r.uses_float_onnx(source, dynamic_batch) for r in routes):
         run.float_onnx()
+    if context.model_kind is None and isinstance(source, TorchSource):  # no ONNX graph built: read the modules
+        context.model_kind = module_kind(source.module)
     plans = plan_candidates(source, context, formats, dynamic_batch)
     built = [p for p in plans if not p.excluded]
     builds = [seconds for p in built if (seconds := get_route(p.route).typical_seconds(p)) is not None]

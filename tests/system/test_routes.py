@@ -121,6 +121,14 @@ def test_export_plan_on_the_command_line_builds_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_without_an_onnx_graph_the_modules_tell_the_model_kind(tmp_path):
+    pytest.importorskip("executorch")
+    result = export(DIGITS, "x86", out=tmp_path / "out", format="executorch", benchmark=False, **DATA)
+    int8 = next(c for c in result.candidates if c.name == "executorch/int8_static")
+    assert int8.notes[0].startswith("int8 → int8_static (model kind convolutional")
+    assert result.manifest["int8_recipe"]["model_kind"] == "convolutional"
+
+
 def test_the_digits_default_export_gates_and_times_executorch(tmp_path):
     pytest.importorskip("executorch")
     result = export(DIGITS, "x86", out=tmp_path / "out", **DATA)

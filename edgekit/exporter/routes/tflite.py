@@ -11,7 +11,6 @@ import shutil
 from ...targets import Precision
 from ..candidates import Candidate
 from ..guard import guarded
-from ..model_kind import module_kind
 from ..rescue import rescue_tflite_int8
 from ..steps import Artifact
 from .base import BuildRun, CandidatePlan, PlannedStep, Route
@@ -48,8 +47,6 @@ class TfliteRoute(Route):
     def plan(self, listed, context, source, dynamic_batch) -> list[CandidatePlan]:
         if source.kind == "tflite":
             return self._given_plan(listed, source)
-        if source.kind == "pytorch" and context.model_kind is None:  # no ONNX graph built: read the modules
-            context.model_kind = module_kind(source.module)
         plans = super().plan(listed, context, source, dynamic_batch)
         if source.kind == "onnx":  # onnx2torch first, then the same converter
             plans = [CandidatePlan(p.route, p.precision, (PlannedStep("onnx2torch"), *p.steps), p.note, p.excluded)
