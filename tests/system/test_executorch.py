@@ -122,6 +122,8 @@ def test_a_prelu_after_a_linear_is_lowered_with_the_rest(tmp_path, digits):
     delegation = fp32.details["delegation"]
     assert delegation["delegated_ops"]["aten_prelu_default"] == 1  # the convolution's, in XNNPACK
     assert {entry["op"] for entry in delegation["not_delegated"]} <= {"aten.gt.Scalar", "aten.where.self"}
+    assert all(entry["reason"].startswith("part of a 2-D PReLU: XNNPACK is given PReLU on 4-D inputs only")
+               for entry in delegation["not_delegated"])
     assert fp32.details["verify_max_abs_diff"] < 1e-4
     int8 = export_executorch(source, tmp_path / "dense.int8.pte", "int8", context)
     expected = np.concatenate([source.run({"x": image})[0] for image in images])

@@ -123,8 +123,7 @@ def _lower(module, args) -> tuple[bytes, dict]:
     delegated = {op: b.delegated for op, b in info.delegation_by_operator.items() if b.delegated and op != "getitem"}
     report = {"delegate": "XNNPACK", "subgraphs": info.num_delegated_subgraphs,
               "delegated_nodes": info.num_delegated_nodes, "delegated_ops": delegated,
-              "not_delegated": [{"node": n.name, "op": _op_name(n),
-                                 "reason": reasons.by_node.get(n.name, "XNNPACK has no kernel for this op")}
+              "not_delegated": [{"node": n.name, "op": _op_name(n), "reason": _reason_left(n, reasons)}
                                 for n in left]}
     with quiet(native=True):
         content = edge.to_executorch().buffer
@@ -147,6 +146,15 @@ def _partitioner():
             return get_input_node(node, 0).meta["val"].dim() == 4 and super().check_constraints(node, ep)
 
     return XnnpackPartitioner(configs=[ChannelPrelu if c is PreluConfig else c for c in ALL_PARTITIONER_CONFIGS])
+
+
+def _reason_left(node, reasons: "_Reasons") -> str:
+    """Why XNNPACK did not take ``node``: the partitioner's reason, or that it came of a PReLU ``_partitioner``
+    kept from XNNPACK."""
+    if str(node.meta.get("original_aten")) == "aten._prelu_kernel.default":
+        return (f"part of a {node.meta['val'].dim()}-D PReLU: XNNPACK is given PReLU on 4-D inputs only "
+                "(executorch 1.5's channels-last pass fails on the others)")
+    return reasons.by_node.get(node.name, "XNNPACK has no kernel for this op")
 
 
 def _op_name(node) -> str:
