@@ -148,7 +148,7 @@ def _partitioner():
     return XnnpackPartitioner(configs=[ChannelPrelu if c is PreluConfig else c for c in ALL_PARTITIONER_CONFIGS])
 
 
-def _reason_left(node, reasons: "_Reasons") -> str:
+def _reason_left(node, reasons: _Reasons) -> str:
     """Why XNNPACK did not take ``node``: the partitioner's reason, or that it came of a PReLU ``_partitioner``
     kept from XNNPACK."""
     if str(node.meta.get("original_aten")) == "aten._prelu_kernel.default":
