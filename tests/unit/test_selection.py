@@ -183,6 +183,17 @@ def test_nncf_search_stops_once_its_pace_says_it_would_end_past_the_budget(monke
     assert clock.now == pytest.approx(0.6 * FORECAST_AFTER)  # 3 s in, not at the 30 s deadline
 
 
+def test_nncf_search_ranking_again_after_a_step_back_is_forecast_as_another_pass(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(time, "monotonic", clock)
+    pace = nncf_search(quantizers=58, max_float_layers=2, deadline=60.0)
+    # the 63 planned evaluations fit (37.8 s); a 64th means NNCF went back a step and ranks again: 58 more won't
+    with pytest.raises(OutOfTime, match=r"\(0\.60 s an evaluation, 63 done of up to 121\) it would need about 35 s "
+                                        r"more, past the rescue time budget \(--rescue-budget-s\) by 13 s"):
+        evaluate(pace, clock, 0.6, 121)
+    assert len(pace.started) == 64
+
+
 def test_nncf_search_is_not_forecast_on_too_few_evaluations_nor_without_a_deadline(monkeypatch):
     clock = Clock()
     monkeypatch.setattr(time, "monotonic", clock)

@@ -55,11 +55,14 @@ class AccuracyControl:
 
 class SearchPace:
     """Stops NNCF's accuracy-aware search (``OutOfTime``, between evaluations) past its deadline, or as soon as the
-    pace of its evaluations so far says it would end past it: the search is a known number of evaluations at most
+    pace of its evaluations so far says it would end past it. The search is a known number of evaluations at most
     (``AccuracyControl.quantizers`` groups ranked, ``max_float_layers`` reverted), each one compile and a run over
-    the samples, so its first few predict the rest (PP-OCRv4 rec: 58 groups at 0.59 s each on the 2-core Xeon)."""
+    the samples, so its first few predict the rest (PP-OCRv4 rec: 58 groups at 0.59 s each on the 2-core Xeon);
+    where a revert makes it worse, NNCF steps back and ranks the groups left again: past its bound, the search is
+    given another ranking pass."""
 
     def __init__(self, control: AccuracyControl):
+        self.quantizers = control.quantizers
         self.evaluations = SEARCH_OVERHEAD_EVALUATIONS + control.quantizers + control.max_float_layers
         self.deadline = control.deadline
         self.started: list[float] = []  # time.monotonic() at the start of each evaluation
@@ -69,10 +72,12 @@ class SearchPace:
         now = time.monotonic()
         self.started.append(now)
         done = len(self.started) - 1
+        if done >= self.evaluations:  # a step back: the groups left are ranked again
+            self.evaluations += self.quantizers
         if self.deadline is None or done < FORECAST_AFTER:
             return
         pace = (now - self.started[0]) / done
-        left = max(self.evaluations - done, 0) * pace
+        left = (self.evaluations - done) * pace
         if now + left > self.deadline:
             raise OutOfTime(f"at its pace so far ({pace:.2f} s an evaluation, {done} done of up to "
                             f"{self.evaluations}) it would need about {left:.0f} s more, past the rescue time budget "
