@@ -134,6 +134,8 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
         else:
             selected, choice_notes = choose(candidates, auto=fmt == "auto")
         notes += choice_notes + basis_notes
+        if selected is not None and (needs := get_route(selected.format).device_needs):
+            notes.append(f"{selected.name} is recommended: {needs}")
         status = _status(candidates, selected, fmt)
         for candidate in candidates:
             if candidate.status == REJECTED and candidate.artifact is not None:

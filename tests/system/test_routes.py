@@ -121,12 +121,26 @@ def test_export_plan_on_the_command_line_builds_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_without_an_onnx_graph_the_modules_tell_the_model_kind(tmp_path):
+@pytest.fixture(scope="module")
+def executorch_only(tmp_path_factory):
     pytest.importorskip("executorch")
-    result = export(DIGITS, "x86", out=tmp_path / "out", format="executorch", benchmark=False, **DATA)
-    int8 = next(c for c in result.candidates if c.name == "executorch/int8_static")
+    return export(DIGITS, "x86", out=tmp_path_factory.mktemp("executorch") / "out", format="executorch",
+                  benchmark=False, **DATA)
+
+
+def test_without_an_onnx_graph_the_modules_tell_the_model_kind(executorch_only):
+    int8 = next(c for c in executorch_only.candidates if c.name == "executorch/int8_static")
     assert int8.notes[0].startswith("int8 → int8_static (model kind convolutional")
-    assert result.manifest["int8_recipe"]["model_kind"] == "convolutional"
+    assert executorch_only.manifest["int8_recipe"]["model_kind"] == "convolutional"
+
+
+def test_a_recommended_pte_says_the_device_needs_torch(executorch_only):
+    assert executorch_only.manifest["recommended"] == "model.fp32.pte"  # no timing: the first passing one
+    assert ("executorch/fp32 is recommended: the device runs .pte files with edgekit[agent,executorch], whose "
+            "ExecuTorch runtime brings torch (the other formats' runtimes do not)") in executorch_only.manifest["notes"]
+    digits = export(DIGITS, "x86", out=executorch_only.out_dir.parent / "onnx", format="onnx", benchmark=False,
+                    **DATA)
+    assert not any("brings torch" in note for note in digits.manifest["notes"])
 
 
 def test_the_digits_default_export_gates_and_times_executorch(tmp_path):

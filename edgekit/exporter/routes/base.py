@@ -64,6 +64,8 @@ class Route:
     # typical seconds of one candidate's build per precision (the corpus on a 2-core Xeon): the progress estimate's
     # weights, scaled there by how long this run's steps take
     typical_build_s: ClassVar[dict[str, float]] = {}
+    # what a device needs to run this format beyond the agent's default, torch-free extras (said when it is picked)
+    device_needs: ClassVar[str | None] = None
 
     def no_route(self, source, dynamic_batch: bool) -> str | None:
         """Why this route builds nothing from ``source``, or None."""

@@ -22,6 +22,8 @@ class ExecuTorchRoute(Route):
     int8_kernel_archs = ("arm64", "x86_64")  # XNNPACK's int8 kernels
     sources = ("pytorch",)
     int8_recipes = {"attention": _PT2E, "mixed": _PT2E, "convolutional": _PT2E, "dense": _PT2E}
+    device_needs = ("the device runs .pte files with edgekit[agent,executorch], whose ExecuTorch runtime brings "
+                    "torch (the other formats' runtimes do not)")
 
     def no_route(self, source, dynamic_batch: bool) -> str | None:
         if source.kind == "pytorch" and dynamic_batch:
