@@ -1,17 +1,20 @@
 """Auto selection and the speed-first rescue schedule on candidates whose speeds differ by construction
-(latencies set, not timed)."""
+(latencies set, not timed), and what the OpenVINO rescue's search is paced and judged by."""
 
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from edgekit.accuracy import cosine
+from edgekit.accuracy.groups import stacked_layout
 from edgekit.exporter.candidates import Candidate, choose
 from edgekit.exporter.rescue import _stopping_at_deadline
 from edgekit.exporter.schedule import RESCUE_MARGIN, FloatAllowance, rescue_schedule
 from edgekit.exporter.steps import Artifact
 from edgekit.exporter.steps.base import OutOfTime, check_deadline
-from edgekit.exporter.steps.openvino_quantize import FORECAST_AFTER, AccuracyControl, SearchPace
+from edgekit.exporter.steps.openvino_quantize import FORECAST_AFTER, AccuracyControl, SearchPace, sample_cosine
 
 
 def candidate(fmt: str, precision: str, p50: float | None, status: str = "passed") -> Candidate:
@@ -203,3 +206,26 @@ def test_nncf_search_is_not_forecast_on_too_few_evaluations_nor_without_a_deadli
     clock.now = 4.0
     with pytest.raises(OutOfTime, match=r"^the rescue time budget \(--rescue-budget-s\) ran out$"):
         early.next_evaluation()
+
+
+def yolo_head(rng, samples: int) -> list[np.ndarray]:
+    """[1, 4 + 18, 2100] outputs: box rows in pixels, class-score rows in [0, 0.4] (NudeNet 320n's layout)."""
+    return [np.concatenate([rng.uniform(0, 320, (1, 4, 2100)), rng.uniform(0, 0.4, (1, 18, 2100))], axis=1)
+            for _ in range(samples)]
+
+
+def test_nncf_search_metric_judges_each_channel_group_as_the_gate_does():
+    rng = np.random.default_rng(0)
+    reference = yolo_head(rng, 4)
+    layouts = [stacked_layout(reference)]
+    assert [g.role for g in layouts[0].groups] == ["boxes", "class scores"]
+    scores_zeroed = reference[0].copy()
+    scores_zeroed[:, 4:] = 0.0  # what one per-tensor INT8 scale set by the boxes does to the scores
+    assert cosine(reference[0], scores_zeroed) > 0.999  # the whole output hides it
+    assert sample_cosine([reference[0]], [scores_zeroed], layouts) == 0.0
+    assert sample_cosine([reference[0]], [reference[0]], layouts) == pytest.approx(1.0)
+    plain = rng.standard_normal((1, 10))
+    assert sample_cosine([plain], [plain * 0.5 + 0.1], [None]) == pytest.approx(cosine(plain, plain * 0.5 + 0.1))
+    broken = reference[0].copy()
+    broken[0, 0, 0] = np.nan
+    assert sample_cosine([reference[0]], [broken], layouts) == -1.0  # fails closed

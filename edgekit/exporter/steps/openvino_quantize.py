@@ -9,12 +9,14 @@ sensitive left in float); a profile's generic ``int8`` means this step for OpenV
 (``recipes.py``). With ``accuracy_control``, NNCF's accuracy-aware mode is used instead (the rescue for a
 budget the plain quantization broke): it ranks the quantized layers by how much they cost on the validation
 samples and reverts the worst to float until the metric (the minimum cosine against the original model's
-outputs) is back within the budget. That search stops at the rescue's deadline, or as soon as the pace of its
+outputs, and against each channel group of a stacked output, as the gate judges them: ``sample_cosine``) is back
+within the budget. That search stops at the rescue's deadline, or as soon as the pace of its
 evaluations says it would end past it (``SearchPace``).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ...accuracy import cosine
+from ...accuracy.groups import StackedLayout, stacked_layout
 from ...errors import ExportError, InputError
 from ...extras import install_hint
 from ...runtime.openvino import load_openvino
@@ -84,6 +87,18 @@ class SearchPace:
                             f"(--rescue-budget-s) by {now + left - self.deadline:.0f} s")
 
 
+def sample_cosine(reference: list[np.ndarray], outputs: list[np.ndarray],
+                  layouts: list[StackedLayout | None]) -> float:
+    """The lowest cosine of one sample's outputs against the original's, over each whole output and each channel
+    group of a stacked one (``layouts``, from the original's outputs): a YOLO head's class scores, rounded to zero
+    under its boxes' scale, cost 0.13 of their cosine and under 0.001 of the whole output's (NudeNet 320n)."""
+    values = []
+    for ref, out, layout in zip(reference, outputs, layouts):
+        values.append(cosine(ref, out))
+        values.extend(cosine(group.take(ref), group.take(out)) for group in (layout.groups if layout else ()))
+    return min(-1.0 if math.isnan(value) else value for value in values)  # a NaN output fails closed
+
+
 def load_nncf():
     try:
         import nncf
@@ -139,19 +154,22 @@ class OpenVinoQuantize(Step):
                           details={"fake_quantize": count_fake_quantize(quantized)})
 
     def _with_accuracy_control(self, nncf, ov, model, calibration, count: int, params: dict, model_type: dict):
-        """NNCF's accuracy-aware quantization; the metric is the minimum cosine against the original."""
+        """NNCF's accuracy-aware quantization; the metric is the minimum cosine against the original, per output
+        and channel group (``sample_cosine``)."""
         from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
         control = self.accuracy_control
         samples = list(enumerate(control.validation))
         pace = SearchPace(control)
+        layouts = [stacked_layout([np.asarray(sample[index]) for sample in control.reference])
+                   for index in range(len(control.reference[0]))]
 
         def min_cosine(compiled, items) -> tuple[float, list[float]]:
             values = []
             for index, feeds in items:
                 results = compiled(feeds)
                 outputs = [np.asarray(results[port], dtype=np.float64) for port in compiled.outputs]
-                values.append(min(cosine(r, o) for r, o in zip(control.reference[index], outputs)))
+                values.append(sample_cosine(control.reference[index], outputs, layouts))
             return min(values), values
 
         def paced_min_cosine(compiled, items) -> tuple[float, list[float]]:
@@ -162,7 +180,8 @@ class OpenVinoQuantize(Step):
         float_metric, _ = min_cosine(ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}),
                                      samples)
         max_drop = max(float_metric - control.cosine_min, 0.0)
-        params.update(method="nncf.quantize_with_accuracy_control", metric="cosine_min against the original",
+        params.update(method="nncf.quantize_with_accuracy_control",
+                      metric="cosine_min against the original, per output and channel group",
                       validation_samples=len(samples), float_metric=round(float_metric, 6),
                       max_drop=round(max_drop, 6), max_float_layers=control.max_float_layers,
                       ranking_workers=RANKING_WORKERS)
