@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...accuracy import cosine
+from ...accuracy import cosine, worst
 from ...accuracy.groups import StackedLayout, stacked_layout
 from ...errors import ExportError, InputError
 from ...extras import install_hint
@@ -96,7 +96,8 @@ def sample_cosine(reference: list[np.ndarray], outputs: list[np.ndarray],
     for ref, out, layout in zip(reference, outputs, layouts):
         values.append(cosine(ref, out))
         values.extend(cosine(group.take(ref), group.take(out)) for group in (layout.groups if layout else ()))
-    return min(-1.0 if math.isnan(value) else value for value in values)  # a NaN output fails closed
+    lowest = worst(values, min)
+    return -1.0 if math.isnan(lowest) else lowest  # a NaN output fails closed, as a number NNCF can compare
 
 
 def load_nncf():
