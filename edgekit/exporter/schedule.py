@@ -94,7 +94,7 @@ def _skip_reason(candidate: Candidate, candidates: list[Candidate], timed: bool,
     best = _fastest_passing(candidates) if timed else None
     if best is not None and _p50(candidate) >= _p50(best) * (1 - RESCUE_MARGIN):
         return (f"it could not win: unrescued p50 {_p50(candidate):.3f} ms is not {RESCUE_MARGIN:.0%} below "
-                f"{best.name}'s {_p50(best):.3f} ms, and keeping layers in float only makes it slower")
+                f"{best.name}'s {_p50(best):.3f} ms, and a rescue does not make it faster")
     return None
 
 

@@ -1,11 +1,13 @@
 """OpenVINO IR as a format: real OpenVINO runtime and NNCF on tiny models, the two-file artifact through a real agent
-on loopback and through validate, a conversion failure that rejects only OpenVINO's candidates, the accuracy-aware
-rescue, and the CPU features recorded where latency was measured."""
+on loopback and through validate, a conversion failure that rejects only OpenVINO's candidates, the rescue
+(asymmetric activations, then the accuracy-aware search), and the CPU features recorded where latency was
+measured."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 
@@ -264,8 +266,45 @@ def test_nncf_accuracy_aware_mode_rescues_int8_within_a_quarter_of_the_layers(tm
     manifest = json.loads((tmp_path / "shallow" / "manifest.json").read_text())
     shallow = next(a for a in manifest["artifacts"] if a["name"] == "openvino/int8_static")
     assert shallow["status"] == "rejected" and shallow["accuracy"]["cosine_min"] < 0.999
-    assert any("rescue failed: NNCF's accuracy-aware mode, with up to 2 layer(s) back in float" in note
+    assert any(note.startswith("rescue failed; asymmetric activations (NNCF's mixed preset) reached cosine_min 0.")
+               and "NNCF's accuracy-aware mode, with up to 2 layer(s) back in float" in note
                for note in shallow["notes"])
+
+
+@pytest.mark.cpu_sensitive
+def test_openvino_rescue_tries_asymmetric_activations_before_any_layer_goes_back_to_float(tmp_path):
+    data = tmp_path / "d.npz"
+    np.savez(data, x=smooth_images(32, seed=1))
+    options = dict(calib=data, val=data, format="openvino", benchmark=False)
+
+    def int8(folder: str, cosine_min: float, **extra):
+        result = export(model_ref("shifted_silu"), "x86", out=tmp_path / folder, accuracy={"cosine_min": cosine_min},
+                        **options, **extra)
+        return next(c for c in result.candidates if c.name == "openvino/int8_static")
+
+    symmetric = int8("plain", 0.0, rescue=False).accuracy.cosine_min
+    # a budget no INT8 meets: the asymmetric trial fails, its figure is noted, and NNCF's search runs after it
+    with pytest.raises(AccuracyError, match="openvino/int8_static: accuracy"):
+        int8("strict", 1 - 1e-7)
+    manifest = json.loads((tmp_path / "strict" / "manifest.json").read_text())
+    strict = next(a for a in manifest["artifacts"] if a["name"] == "openvino/int8_static")
+    assert strict["status"] == "rejected"
+    noted = next(n for n in strict["notes"] if n.startswith("rescue"))
+    found = re.search(r"asymmetric activations \(NNCF's mixed preset\) reached cosine_min ([0-9.]+)", noted)
+    assert found and "NNCF's accuracy-aware" in noted
+    asymmetric = float(found.group(1))
+    assert 0.9 < symmetric < 1 - 1e-7 and 0.9 < asymmetric < 1 - 1e-7
+    budget = round((symmetric + asymmetric) / 2, 6)
+    rescued = int8("rescued", budget)
+    step = rescued.steps[0]
+    if asymmetric > symmetric:  # this CPU's INT8 kernels gain from it (the Zen 4 EPYC, VNNI): one quantization
+        assert rescued.usable and rescued.accuracy.cosine_min >= budget and step.details["fake_quantize"] > 0
+        assert step.params["method"] == "nncf.quantize" and step.params["preset"] == "mixed (asymmetric activations)"
+        assert any(n.startswith("rescued:") and "with asymmetric activations (NNCF's mixed preset) and no layer in "
+                   "float" in n for n in rescued.notes)
+    else:  # the asymmetric trial cannot pass a budget above its own figure: the search takes over
+        assert step.params["method"] == "nncf.quantize_with_accuracy_control"
+        assert step.params["preset"] == "performance (symmetric int8)"
 
 
 @pytest.mark.cpu_sensitive

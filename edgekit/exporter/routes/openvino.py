@@ -1,7 +1,7 @@
 """OpenVINO: IRs converted from the shared FP32 ONNX model; FP32, bf16 (where the CPU has bf16 arithmetic) and
-NNCF static INT8, rescued by NNCF's accuracy-aware mode; where the CPU has bf16, also that INT8 IR with its float
-remainder run in bf16 (``int8_bf16``: quantized once, gated and timed as its own candidate). x86-64 only (its CPU
-plugin's kernels)."""
+NNCF static INT8, rescued with asymmetric activations, then by NNCF's accuracy-aware mode; where the CPU has bf16,
+also that INT8 IR with its float remainder run in bf16 (``int8_bf16``: quantized once, gated and timed as its own
+candidate). x86-64 only (its CPU plugin's kernels)."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ class OpenVinoRoute(Route):
     target_archs = ("x86_64", "any")
     sources = ("pytorch", "onnx")
     float_onnx_sources = ("pytorch", "onnx")
-    rescue_summary = ("NNCF's accuracy-aware mode (the costliest layers back to float, up to a quarter, or what "
-                      "its lead pays for)")
+    rescue_summary = ("asymmetric activations (NNCF's mixed preset), then NNCF's accuracy-aware mode (the costliest "
+                      "layers back to float, up to a quarter, or what its lead pays for)")
     int8_recipes = {
         "attention": (Precision.int8_static, "NNCF static INT8 with the transformer preset (model_type=TRANSFORMER): "
                       "OpenVINO has no dynamic INT8 route"),
@@ -114,6 +114,7 @@ class OpenVinoRoute(Route):
         return {"inference_precision": "bf16" if plan.precision in _BF16_HINT else "f32"}
 
     def rescue(self, precision: str, source_kind: str):
-        """NNCF's accuracy-aware mode for ``int8_static``; ``int8_bf16`` runs a copy of that IR, and a second
-        search on the same IR would spend the rescue budget twice on one quantization."""
-        return rescue_openvino_int8 if precision == "int8_static" else None
+        """Asymmetric activations, then NNCF's accuracy-aware mode, for ``int8_static``; asymmetric activations
+        only for ``int8_bf16``, which runs a copy of that IR: a second search on the same IR would spend the rescue
+        budget twice on one quantization."""
+        return rescue_openvino_int8 if precision in ("int8_static", "int8_bf16") else None

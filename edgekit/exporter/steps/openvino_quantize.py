@@ -6,12 +6,13 @@ where the CPU has it (the same IR either way; ``OpenVinoRunner.execution_info`` 
 An attention-kind model (``model_kind.py``) is quantized with NNCF's transformer preset
 (``model_type=TRANSFORMER``: SmoothQuant, asymmetric activations, and the attention patterns NNCF knows to be
 sensitive left in float); a profile's generic ``int8`` means this step for OpenVINO whatever the kind
-(``recipes.py``). With ``accuracy_control``, NNCF's accuracy-aware mode is used instead (the rescue for a
-budget the plain quantization broke): it ranks the quantized layers by how much they cost on the validation
-samples and reverts the worst to float until the metric (the minimum cosine against the original model's
-outputs, and against each channel group of a stacked output, as the gate judges them: ``sample_cosine``) is back
-within the budget. That search stops at the rescue's deadline, or as soon as the pace of its
-evaluations says it would end past it (``SearchPace``).
+(``recipes.py``). With ``asymmetric``, any other model is quantized with NNCF's mixed preset (asymmetric
+activations): the rescue's first, cheapest retry. With ``accuracy_control``, NNCF's accuracy-aware mode is used
+instead (the rescue for a budget the plain quantization broke): it ranks the quantized layers by how much they
+cost on the validation samples and reverts the worst to float until the metric (the minimum cosine against the
+original model's outputs, and against each channel group of a stacked output, as the gate judges them:
+``sample_cosine``) is back within the budget. That search stops at the rescue's deadline, or as soon as the pace
+of its evaluations says it would end past it (``SearchPace``).
 """
 
 from __future__ import annotations
@@ -100,6 +101,11 @@ def sample_cosine(reference: list[np.ndarray], outputs: list[np.ndarray],
     return -1.0 if math.isnan(lowest) else lowest  # a NaN output fails closed, as a number NNCF can compare
 
 
+def is_attention(context: StepContext) -> bool:
+    """True where NNCF quantizes the model with its transformer preset (asymmetric activations already)."""
+    return context.model_kind is not None and context.model_kind.kind == "attention"
+
+
 def load_nncf():
     try:
         import nncf
@@ -121,15 +127,17 @@ def count_compute_layers(model) -> int:
 class OpenVinoQuantize(Step):
     name = "openvino_quantize"
 
-    def __init__(self, accuracy_control: AccuracyControl | None = None):
+    def __init__(self, accuracy_control: AccuracyControl | None = None, asymmetric: bool = False):
         self.accuracy_control = accuracy_control
+        self.asymmetric = asymmetric  # NNCF's mixed preset for any kind: asymmetric activations, symmetric weights
 
     def apply(self, artifact: Artifact, out_path: Path, context: StepContext) -> StepResult:
         if context.calibration is None:
             raise InputError("INT8 needs calibration samples", hint="pass --calib FILE.npz")
         count = min(context.profile.quantization.calibration_samples, len(context.calibration))
-        transformer = context.model_kind is not None and context.model_kind.kind == "attention"
-        preset = "mixed (NNCF's default for model_type=transformer)" if transformer else "performance (symmetric int8)"
+        transformer = is_attention(context)
+        preset = ("mixed (NNCF's default for model_type=transformer)" if transformer else
+                  "mixed (asymmetric activations)" if self.asymmetric else "performance (symmetric int8)")
         params = {"method": "nncf.quantize", "preset": preset, "target_device": "CPU",
                   "calibration_samples": count, "calibration_data": context.calibration.origin,
                   "fast_bias_correction": True, "model_type": "transformer" if transformer else "default"}
@@ -139,12 +147,14 @@ class OpenVinoQuantize(Step):
                 params["nncf"] = nncf.__version__
                 calibration = nncf.Dataset(list(context.calibration.head(count)))
                 model = ov.convert_model(str(artifact.path))
-                model_type = {"model_type": nncf.ModelType.TRANSFORMER} if transformer else {}
+                preset_settings = {"model_type": nncf.ModelType.TRANSFORMER} if transformer else \
+                    {"preset": nncf.QuantizationPreset.MIXED} if self.asymmetric else {}
                 if self.accuracy_control is None:
                     quantized = nncf.quantize(model, calibration, subset_size=count,
-                                              target_device=nncf.TargetDevice.CPU, **model_type)
+                                              target_device=nncf.TargetDevice.CPU, **preset_settings)
                 else:
-                    quantized = self._with_accuracy_control(nncf, ov, model, calibration, count, params, model_type)
+                    quantized = self._with_accuracy_control(nncf, ov, model, calibration, count, params,
+                                                           preset_settings)
         except (ExportError, InputError, OutOfTime):
             raise
         except Exception as exc:
@@ -154,7 +164,8 @@ class OpenVinoQuantize(Step):
         return StepResult(self.name, Artifact(out_path, "openvino", "int8_static"), params,
                           details={"fake_quantize": count_fake_quantize(quantized)})
 
-    def _with_accuracy_control(self, nncf, ov, model, calibration, count: int, params: dict, model_type: dict):
+    def _with_accuracy_control(self, nncf, ov, model, calibration, count: int, params: dict,
+                               preset_settings: dict):
         """NNCF's accuracy-aware quantization; the metric is the minimum cosine against the original, per output
         and channel group (``sample_cosine``)."""
         from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
@@ -194,4 +205,4 @@ class OpenVinoQuantize(Step):
         return nncf.quantize_with_accuracy_control(
             model, calibration, validation, paced_min_cosine, max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE,
             subset_size=count, target_device=nncf.TargetDevice.CPU, advanced_accuracy_restorer_parameters=restorer,
-            **model_type)
+            **preset_settings)
