@@ -45,6 +45,7 @@ from ..accuracy import cosine
 from ..data import SampleSet
 from ..errors import ExportError
 from ..quiet import quiet
+from ..runtime.ir_bundle import artifact_files
 from ..runtime.onnxrt import OnnxRunner
 from ..runtime.openvino import load_openvino
 from .candidates import Candidate, gate, run_samples
@@ -192,8 +193,8 @@ def _trial_sizes(limit: int) -> list[int]:
 
 def _gated_trial(candidate: Candidate, context: StepContext, reference, validation: SampleSet, progress,
                 deadline: float | None, what: str, build: Callable[[Path], StepResult]) -> Candidate:
-    """Build a trial beside the candidate's file (``build(path)``: the step's result) and gate it as the candidate
-    was; a passing trial replaces the candidate's file and marks it rescued ``with {what}``. Checks ``deadline``
+    """Build a trial beside the candidate's files (``build(path)``: the step's result) and gate it as the candidate
+    was; a passing trial replaces the candidate's files and marks it rescued ``with {what}``. Checks ``deadline``
     first; leaves no trial file behind."""
     check_deadline(deadline)
     profile = context.profile
@@ -206,12 +207,15 @@ def _gated_trial(candidate: Candidate, context: StepContext, reference, validati
             gate(trial, reference, validation, profile.accuracy, profile.threads, context.output_names,
                  context.output_kinds)
         if trial.usable:  # the rescued model replaces the whole-model one; a failed rescue leaves that as it was
-            trial_path.replace(candidate.artifact.path)
+            for trial_file, kept in zip(artifact_files(trial_path), artifact_files(candidate.artifact.path)):
+                trial_file.replace(kept)  # every file of it: an OpenVINO IR's weights too
             result.artifact = candidate.artifact
             candidate.steps, candidate.accuracy = trial.steps, trial.accuracy
+            candidate.execution = trial.execution or candidate.execution
             candidate.mark(trial.status, "rescue", f"passes with {what}")
     finally:
-        trial_path.unlink(missing_ok=True)
+        for trial_file in artifact_files(trial_path):
+            trial_file.unlink(missing_ok=True)
     return trial
 
 
