@@ -101,28 +101,49 @@ def gate(candidate: Candidate, reference: list[list[np.ndarray]], validation: Sa
 
 
 def measure_latencies(candidates: list[Candidate], sample: dict[str, np.ndarray], threads: int,
-                      rounds: int = 3) -> None:
+                      rounds: int = 3, out_of_the_running: float | None = None) -> None:
     """Time every candidate once per round, rotating the order, and keep each one's fastest round (its p50s of
     every round recorded beside it as ``round_p50s_ms``): a busy moment on a shared host only adds time, and it
     can last over several rounds of some candidates. With the median round, PP-OCRv4 det's bf16 IR read 10.9 ms
     in an export on the 2-core Xeon (two of its three rounds hit) against 6.7-7.0 ms re-timed right after, and the
     export picked a slower INT8 IR. A candidate that failed only its accuracy budget is timed too (the rescue
-    schedule asks whether it could win); one that fails to run is rejected and timed no more."""
+    schedule asks whether it could win); one that fails to run is rejected and timed no more. With
+    ``out_of_the_running`` (a ratio), a candidate whose first round is over that many times the fastest passing
+    candidate's (any candidate's where none passes yet) is timed in no later round (its latency says
+    ``rounds_stopped``): it could not be chosen, nor win after a rescue, and its rounds cost at least 0.5 s each
+    (MiniLM's ExecuTorch FP32 at 6.6 ms against 1.7 ms)."""
     runners = [(c, guarded([c], "latency", lambda: c.runner(threads), "runtime")) for c in candidates]
     runners = [(c, runner) for c, runner in runners if runner is not None]
     measured: dict[int, list] = {id(c): [] for c in candidates}
+    stopped: set[int] = set()
     for index in range(rounds if runners else 0):
         shift = index % len(runners)
         for candidate, runner in runners[shift:] + runners[:shift]:
-            if candidate.failure in (None, "accuracy"):  # unrescued candidates are timed too
+            if candidate.failure in (None, "accuracy") and id(candidate) not in stopped:  # unrescued ones too
                 stats = guarded([candidate], "latency",
                                 lambda: runner.benchmark(sample, warmup=5, runs=20, min_seconds=0.5), "runtime")
                 measured[id(candidate)].append(stats)
+        if index == 0 and out_of_the_running is not None:
+            stopped = _out_of_the_running([c for c, _ in runners], measured, out_of_the_running)
     for candidate, _ in runners:
         if candidate.failure in (None, "accuracy") and measured[id(candidate)]:
-            rounds = measured[id(candidate)]
-            fastest = min(rounds, key=lambda stats: stats.p50_ms)
-            candidate.latency = {**fastest.to_dict(), "round_p50s_ms": [round(r.p50_ms, 4) for r in rounds]}
+            timed = measured[id(candidate)]
+            fastest = min(timed, key=lambda stats: stats.p50_ms)
+            candidate.latency = {**fastest.to_dict(), "round_p50s_ms": [round(r.p50_ms, 4) for r in timed]}
+            if id(candidate) in stopped:
+                candidate.latency["rounds_stopped"] = (f"after round 1 of {rounds}: over {out_of_the_running:g}x "
+                                                       f"the fastest candidate's p50")
+
+
+def _out_of_the_running(candidates: list[Candidate], measured: dict[int, list], ratio: float) -> set[int]:
+    """ids of the timed candidates over ``ratio`` times the fastest passing one's p50 (any one's where none
+    passes)."""
+    timed = [c for c in candidates if c.failure in (None, "accuracy") and measured[id(c)]]
+    passing = [c for c in timed if c.failure is None] or timed
+    if not passing:
+        return set()
+    best = min(min(stats.p50_ms for stats in measured[id(c)]) for c in passing)
+    return {id(c) for c in timed if min(stats.p50_ms for stats in measured[id(c)]) > ratio * best}
 
 
 def measure_on_agent(candidates: list[Candidate], client, sample: dict[str, np.ndarray], threads: int) -> None:
