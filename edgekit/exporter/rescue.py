@@ -363,7 +363,6 @@ def _rescue_openvino_int8(candidate: Candidate, context: StepContext, reference,
         return
     float_model = Artifact(float_path, "onnx", "fp32")
     asymmetric = "asymmetric activations (NNCF's mixed preset)"
-    tried = ""
     if not is_attention(context):  # the transformer preset's activations are asymmetric already
         trial = _gated_trial(candidate, context, reference, validation, progress, deadline, asymmetric,
                              lambda path: OpenVinoQuantize(asymmetric=True).run(float_model, path, context))
@@ -372,27 +371,26 @@ def _rescue_openvino_int8(candidate: Candidate, context: StepContext, reference,
                                    f"and no layer in float: cosine_min {first_cosine:.5f} -> "
                                    f"{candidate.accuracy.cosine_min:.5f}")
             return
-        tried = f"; {asymmetric} reached cosine_min {trial.accuracy.cosine_min:.5f}" if trial.accuracy else ""
+        reached = f"cosine_min {trial.accuracy.cosine_min:.5f}" if trial.accuracy else trial.reason
+        candidate.notes.append(f"rescue tried {asymmetric} first: {reached}, still under the budget")
     if candidate.precision != "int8_static":
-        candidate.notes.append(f"rescue failed{tried}; NNCF's accuracy-aware search runs on openvino/int8_static "
-                               f"only, whose IR this candidate shares: one search per quantization")
+        candidate.notes.append("rescue failed: NNCF's accuracy-aware search runs on openvino/int8_static only, whose "
+                               "IR this candidate shares (one search per quantization)")
         return
-    _accuracy_aware_search(candidate, context, reference, validation, float_model, progress, deadline, allowance,
-                           tried)
+    _accuracy_aware_search(candidate, context, reference, validation, float_model, progress, deadline, allowance)
 
 
 def _accuracy_aware_search(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
-                           float_model: Artifact, progress, deadline: float | None, allowance: FloatAllowance | None,
-                           tried: str) -> None:
+                           float_model: Artifact, progress, deadline: float | None,
+                           allowance: FloatAllowance | None) -> None:
     """NNCF's accuracy-aware mode on ``candidate`` (symmetric, as it was built), bounded by the layers its lead pays
-    for and by ``deadline``; ``tried`` says what the rescue tried before, for the notes."""
+    for and by ``deadline``."""
     profile = context.profile
     first_reason = candidate.reason
     whole_model = load_openvino().Core().read_model(str(candidate.artifact.path))
     compute_layers, whole = count_compute_layers(whole_model), count_fake_quantize(whole_model)
     if float_layer_limit(compute_layers) < 1:
-        candidate.notes.append(f"rescue not tried{tried}: the model has a single compute layer, nothing to keep "
-                               f"in float")
+        candidate.notes.append("rescue not tried: the model has a single compute layer, nothing to keep in float")
         return
     if _unaffordable(candidate, allowance, compute_layers):
         return
@@ -402,10 +400,10 @@ def _accuracy_aware_search(candidate: Candidate, context: StepContext, reference
         try:
             result = OpenVinoQuantize(control).run(float_model, candidate.artifact.path, context)
         except ExportError as error:
-            candidate.notes.append(f"rescue failed{tried}: {error.message}")
+            candidate.notes.append(f"rescue failed: {error.message}")
             return
         except OutOfTime as stop:
-            candidate.notes.append(f"rescue stopped inside NNCF's accuracy-aware search{tried}: {stop}")
+            candidate.notes.append(f"rescue stopped inside NNCF's accuracy-aware search: {stop}")
             return
         trial = Candidate(candidate.format, candidate.precision, result.artifact, [result],
                           runner_options=candidate.runner_options)
@@ -420,8 +418,8 @@ def _accuracy_aware_search(candidate: Candidate, context: StepContext, reference
     else:
         candidate.reject("accuracy", trial.reason or "accuracy: no INT8 left: every quantized layer went back to "
                                                      "float", by="rescue")
-        candidate.notes.append(f"rescue failed{tried}; NNCF's accuracy-aware mode, with up to {limit} layer(s) back "
-                               f"in float ({kept} of {whole} FakeQuantize ops left), did not meet the budget")
+        candidate.notes.append(f"rescue failed: NNCF's accuracy-aware mode, with up to {limit} layer(s) back in "
+                               f"float ({kept} of {whole} FakeQuantize ops left), did not meet the budget")
 
 
 rescue_openvino_int8 = _stopping_at_deadline(_rescue_openvino_int8)
