@@ -19,7 +19,8 @@ Every OpenVINO peer is timed through the same ``OpenVinoRunner.benchmark`` loop 
 once), so only the compiled model differs. Prints per variant the median p50, the median of the per-round ratios
 vs ORT FP32 and vs OV default with the rounds' [min–max], the ratio of the fastest single runs (``best-run``,
 vs OV default: robust when other jobs share the cores), and the minimum cosine against ORT FP32 of the original
-on the validation samples (per output, the lowest).
+on the validation samples (the lowest over each output and each channel group of a stacked one, as edgekit's gate
+judges them: NudeNet's INT8 class scores, not the whole output its boxes dominate).
 
     python bench/openvino_peers.py [--models nudenet-320n,ppocr-det-v4,minilm-l6] [--rounds 7] [--runs 30]
                                    [--pick] [--nncf-variants] [--settings] [--json out.json]
@@ -183,12 +184,15 @@ def edgekit_pick(model: corpus.CorpusModel, folder: Path, calib: Path, val: Path
 
 
 def min_cosine(runner, reference: list[list[np.ndarray]], samples: list[dict]) -> float:
-    from edgekit.accuracy.figures import cosine
+    """The lowest cosine over the samples, each output and each channel group of a stacked one, as edgekit's gate
+    judges them (a YOLO head's class scores, not only the whole output its boxes dominate)."""
+    from edgekit.accuracy.groups import stacked_layout
+    from edgekit.exporter.steps.openvino_quantize import sample_cosine
 
-    values = []
-    for feeds, ref in zip(samples, reference):
-        values.extend(cosine(r, o) for r, o in zip(ref, runner.run(feeds)))
-    return min(values)
+    layouts = [stacked_layout([np.asarray(ref[index]) for ref in reference]) for index in range(len(reference[0]))]
+    return min(sample_cosine([np.asarray(r, np.float64) for r in ref],
+                             [np.asarray(o, np.float64) for o in runner.run(feeds)], layouts)
+               for feeds, ref in zip(samples, reference))
 
 
 def time_rounds(runners: dict, sample: dict, rounds: int, runs: int) -> tuple[dict, dict]:
