@@ -371,8 +371,7 @@ def _rescue_openvino_int8(candidate: Candidate, context: StepContext, reference,
                                    f"and no layer in float: cosine_min {first_cosine:.5f} -> "
                                    f"{candidate.accuracy.cosine_min:.5f}")
             return
-        reached = f"cosine_min {trial.accuracy.cosine_min:.5f}" if trial.accuracy else trial.reason
-        candidate.notes.append(f"rescue tried {asymmetric} first: {reached}, still under the budget")
+        candidate.notes.append(f"rescue tried {asymmetric} first, still under the budget: {trial.reason}")
     if candidate.precision != "int8_static":
         candidate.notes.append("rescue failed: NNCF's accuracy-aware search runs on openvino/int8_static only, whose "
                                "IR this candidate shares (one search per quantization)")

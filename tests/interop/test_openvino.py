@@ -20,12 +20,16 @@ from onnx import TensorProto, helper, numpy_helper
 from edgekit.accuracy import cosine
 from edgekit.agent.client import AgentClient
 from edgekit.agent.conditions import cpu_features
+from edgekit.data import load_data
 from edgekit.errors import AccuracyError, ExportError, InputError
 from edgekit.evaluate.validate import validate
 from edgekit.exporter.pipeline import export
 from edgekit.exporter.sources import load_source
+from edgekit.exporter.steps import Artifact, StepContext
+from edgekit.exporter.steps.openvino_quantize import OpenVinoQuantize
 from edgekit.runtime import ir_bundle, open_runner
 from edgekit.runtime.openvino import OpenVinoRunner, cpu_capabilities
+from edgekit.targets import load_target
 from testkit import REPO, model_ref, smooth_images
 from testkit.agent_process import start_agent
 
@@ -266,8 +270,8 @@ def test_nncf_accuracy_aware_mode_rescues_int8_within_a_quarter_of_the_layers(tm
     manifest = json.loads((tmp_path / "shallow" / "manifest.json").read_text())
     shallow = next(a for a in manifest["artifacts"] if a["name"] == "openvino/int8_static")
     assert shallow["status"] == "rejected" and shallow["accuracy"]["cosine_min"] < 0.999
-    assert any(n.startswith("rescue tried asymmetric activations (NNCF's mixed preset) first: cosine_min 0.")
-               for n in shallow["notes"])
+    assert any(n.startswith("rescue tried asymmetric activations (NNCF's mixed preset) first, still under the "
+                            "budget: accuracy: cosine_min 0.") for n in shallow["notes"])
     assert any(n.startswith("rescue failed: NNCF's accuracy-aware mode, with up to 2 layer(s) back in float")
                for n in shallow["notes"])
 
@@ -297,8 +301,8 @@ def test_openvino_rescue_tries_asymmetric_activations_before_any_layer_goes_back
     strict = next(a for a in manifest["artifacts"] if a["name"] == "openvino/int8_static")
     assert strict["status"] == "rejected"
     notes = " ".join(strict["notes"])
-    found = re.search(r"rescue tried asymmetric activations \(NNCF's mixed preset\) first: cosine_min ([0-9.]+), "
-                      r"still under the budget", notes)
+    found = re.search(r"rescue tried asymmetric activations \(NNCF's mixed preset\) first, still under the budget: "
+                      r"accuracy: cosine_min ([0-9.]+) <", notes)
     assert found and "NNCF's accuracy-aware" in notes
     asymmetric = float(found.group(1))
     assert 0.9 < symmetric < 1 - 1e-7 and 0.9 < asymmetric < 1 - 1e-7
@@ -316,6 +320,27 @@ def test_openvino_rescue_tries_asymmetric_activations_before_any_layer_goes_back
     else:  # the asymmetric trial cannot pass a budget above its own figure: the search takes over
         assert step.params["method"] == "nncf.quantize_with_accuracy_control"
         assert step.params["preset"] == "performance (symmetric int8)"
+
+
+def test_a_second_quantization_of_the_same_model_preset_and_data_reuses_the_first(tmp_path):
+    """int8_bf16's asymmetric retry quantizes exactly what int8_static's did: NNCF runs once per export."""
+    data = tmp_path / "d.npz"
+    np.savez(data, x=smooth_images(16, seed=1))
+    fp32 = tmp_path / "fp32.toml"
+    fp32.write_text('formats = ["onnx"]\nprecisions = ["fp32"]\nthreads = 1\n')
+    float_path = export(model_ref("shifted_silu"), str(fp32), out=tmp_path / "float", calib=data, val=data,
+                        benchmark=False).out_dir / "model.fp32.onnx"
+    source = load_source(model_ref("shifted_silu"))
+    context = StepContext(load_target("x86"), source.inputs, load_data(data, source.inputs))
+    float_model = Artifact(float_path, "onnx", "fp32")
+    first, again, symmetric = (OpenVinoQuantize(asymmetric=asymmetric).run(float_model, tmp_path / f"{name}.xml",
+                                                                           context)
+                               for name, asymmetric in (("first", True), ("again", True), ("symmetric", False)))
+    assert "quantization" not in first.details and "quantization" not in symmetric.details
+    assert again.details["quantization"].startswith("reused: the same model, preset and data")
+    for suffix in (".xml", ".bin"):
+        assert (tmp_path / f"again{suffix}").read_bytes() == (tmp_path / f"first{suffix}").read_bytes()
+    assert (tmp_path / "symmetric.bin").read_bytes() != (tmp_path / "first.bin").read_bytes()
 
 
 @pytest.mark.cpu_sensitive

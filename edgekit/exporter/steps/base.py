@@ -44,7 +44,9 @@ class StepContext:
     output_names: list = field(default_factory=list)  # the original's outputs, in order
     output_kinds: list = field(default_factory=list)  # declared kind per output, None where inferred
     model_kind: Any = None  # ModelKind, set by the builders once the graph (or the module) has been read
-    calibration_ranges: dict = field(default_factory=dict)  # static INT8's calibrated ranges per model and settings
+    # static INT8's calibrated ranges per model and settings (ONNX Runtime's and ai-edge-quantizer's ranges, NNCF's
+    # quantized model, whose FakeQuantize ops carry them), shared by rescue trials and by candidates of one IR
+    calibration_ranges: dict = field(default_factory=dict)
 
 
 class Step:

@@ -28,6 +28,7 @@ from ...accuracy import cosine, worst
 from ...accuracy.groups import StackedLayout, stacked_layout
 from ...errors import ExportError, InputError
 from ...extras import install_hint
+from ...files import sha256_file
 from ...runtime.openvino import load_openvino
 from .base import Artifact, OutOfTime, Step, StepContext, StepResult, check_deadline, register
 from .openvino_convert import conversion_reason, openvino_tools
@@ -141,20 +142,27 @@ class OpenVinoQuantize(Step):
         params = {"method": "nncf.quantize", "preset": preset, "target_device": "CPU",
                   "calibration_samples": count, "calibration_data": context.calibration.origin,
                   "fast_bias_correction": True, "model_type": "transformer" if transformer else "default"}
+        # one quantization per float model, preset and data: the asymmetric retry of int8_bf16 is int8_static's
+        key = ("nncf", str(artifact.path), sha256_file(artifact.path), preset, count, context.calibration.origin)
+        details = {}
         try:
             with openvino_tools():
                 ov, nncf = load_openvino(), load_nncf()
                 params["nncf"] = nncf.__version__
                 calibration = nncf.Dataset(list(context.calibration.head(count)))
-                model = ov.convert_model(str(artifact.path))
                 preset_settings = {"model_type": nncf.ModelType.TRANSFORMER} if transformer else \
                     {"preset": nncf.QuantizationPreset.MIXED} if self.asymmetric else {}
-                if self.accuracy_control is None:
-                    quantized = nncf.quantize(model, calibration, subset_size=count,
-                                              target_device=nncf.TargetDevice.CPU, **preset_settings)
+                if self.accuracy_control is not None:
+                    quantized = self._with_accuracy_control(nncf, ov, ov.convert_model(str(artifact.path)),
+                                                           calibration, count, params, preset_settings)
+                elif key in context.calibration_ranges:
+                    quantized = context.calibration_ranges[key]
+                    details["quantization"] = "reused: the same model, preset and data were quantized earlier in " \
+                                              "this export"
                 else:
-                    quantized = self._with_accuracy_control(nncf, ov, model, calibration, count, params,
-                                                           preset_settings)
+                    quantized = context.calibration_ranges[key] = nncf.quantize(
+                        ov.convert_model(str(artifact.path)), calibration, subset_size=count,
+                        target_device=nncf.TargetDevice.CPU, **preset_settings)
         except (ExportError, InputError, OutOfTime):
             raise
         except Exception as exc:
@@ -162,7 +170,7 @@ class OpenVinoQuantize(Step):
                               hint="check that the calibration data matches the model's inputs") from exc
         ov.save_model(quantized, str(out_path), compress_to_fp16=False)
         return StepResult(self.name, Artifact(out_path, "openvino", "int8_static"), params,
-                          details={"fake_quantize": count_fake_quantize(quantized)})
+                          details={"fake_quantize": count_fake_quantize(quantized), **details})
 
     def _with_accuracy_control(self, nncf, ov, model, calibration, count: int, params: dict,
                                preset_settings: dict):
