@@ -186,8 +186,7 @@ def edgekit_pick(model: corpus.CorpusModel, folder: Path, calib: Path, val: Path
 def min_cosine(runner, reference: list[list[np.ndarray]], samples: list[dict]) -> float:
     """The lowest cosine over the samples, each output and each channel group of a stacked one, as edgekit's gate
     judges them (a YOLO head's class scores, not only the whole output its boxes dominate)."""
-    from edgekit.accuracy.groups import stacked_layout
-    from edgekit.exporter.steps.openvino_quantize import sample_cosine
+    from edgekit.accuracy.groups import sample_cosine, stacked_layout
 
     layouts = [stacked_layout([np.asarray(ref[index]) for ref in reference]) for index in range(len(reference[0]))]
     return min(sample_cosine([np.asarray(r, np.float64) for r in ref],

@@ -18,11 +18,12 @@ the unit group after them ``class scores`` (a YOLO head); other unit groups are 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from .figures import closeness
+from .figures import closeness, cosine, worst
 from .report import GroupAccuracy
 
 SCALE_RATIO = 10.0
@@ -136,3 +137,16 @@ def group_figures(layout: StackedLayout, refs: list[np.ndarray], cands: list[np.
         figures.append(GroupAccuracy(group.label, group.role, group.axis, group.start, group.stop, group.scale,
                                      cosine_min, cosine_mean, max_abs, mean_abs))
     return figures
+
+
+def sample_cosine(reference: list[np.ndarray], outputs: list[np.ndarray],
+                  layouts: list[StackedLayout | None]) -> float:
+    """The lowest cosine of one sample's outputs against the original's, over each whole output and each channel
+    group of a stacked one (``layouts``, from the original's outputs): a YOLO head's class scores, rounded to zero
+    under its boxes' scale, cost 0.13 of their cosine and under 0.001 of the whole output's (NudeNet 320n)."""
+    values = []
+    for ref, out, layout in zip(reference, outputs, layouts):
+        values.append(cosine(ref, out))
+        values.extend(cosine(group.take(ref), group.take(out)) for group in (layout.groups if layout else ()))
+    lowest = worst(values, min)
+    return -1.0 if math.isnan(lowest) else lowest  # a NaN output fails closed, as a number a search can compare

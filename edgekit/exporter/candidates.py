@@ -136,14 +136,12 @@ def measure_latencies(candidates: list[Candidate], sample: dict[str, np.ndarray]
 
 
 def _out_of_the_running(candidates: list[Candidate], measured: dict[int, list], ratio: float) -> set[int]:
-    """ids of the timed candidates over ``ratio`` times the fastest passing one's p50 (any one's where none
-    passes)."""
-    timed = [c for c in candidates if c.failure in (None, "accuracy") and measured[id(c)]]
-    passing = [c for c in timed if c.failure is None] or timed
-    if not passing:
-        return set()
-    best = min(min(stats.p50_ms for stats in measured[id(c)]) for c in passing)
-    return {id(c) for c in timed if min(stats.p50_ms for stats in measured[id(c)]) > ratio * best}
+    """ids of the candidates whose first round is over ``ratio`` times the fastest passing one's (any one's where
+    none passes)."""
+    first = {id(c): measured[id(c)][0].p50_ms for c in candidates
+             if c.failure in (None, "accuracy") and measured[id(c)]}
+    passing = [first[id(c)] for c in candidates if c.failure is None and id(c) in first] or list(first.values())
+    return {key for key, p50 in first.items() if p50 > ratio * min(passing)} if passing else set()
 
 
 def measure_on_agent(candidates: list[Candidate], client, sample: dict[str, np.ndarray], threads: int) -> None:

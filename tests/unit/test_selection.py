@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from edgekit.accuracy import cosine
-from edgekit.accuracy.groups import stacked_layout
+from edgekit.accuracy.groups import sample_cosine, stacked_layout
 from edgekit.exporter.candidates import Candidate, choose
 from edgekit.exporter.rescue import _stopping_at_deadline
 from edgekit.exporter.schedule import RESCUE_MARGIN, FloatAllowance, rescue_schedule
 from edgekit.exporter.steps import Artifact
 from edgekit.exporter.steps.base import OutOfTime, check_deadline
-from edgekit.exporter.steps.openvino_quantize import FORECAST_AFTER, AccuracyControl, SearchPace, sample_cosine
+from edgekit.exporter.steps.openvino_quantize import FORECAST_AFTER, AccuracyControl, SearchPace
 
 
 def candidate(fmt: str, precision: str, p50: float | None, status: str = "passed") -> Candidate:

@@ -11,21 +11,19 @@ activations): the rescue's first, cheapest retry. With ``accuracy_control``, NNC
 instead (the rescue for a budget the plain quantization broke): it ranks the quantized layers by how much they
 cost on the validation samples and reverts the worst to float until the metric (the minimum cosine against the
 original model's outputs, and against each channel group of a stacked output, as the gate judges them:
-``sample_cosine``) is back within the budget. That search stops at the rescue's deadline, or as soon as the pace
-of its evaluations says it would end past it (``SearchPace``).
+``accuracy.groups.sample_cosine``) is back within the budget. That search stops at the rescue's deadline, or as
+soon as the pace of its evaluations says it would end past it (``SearchPace``).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ...accuracy import cosine, worst
-from ...accuracy.groups import StackedLayout, stacked_layout
+from ...accuracy.groups import sample_cosine, stacked_layout
 from ...errors import ExportError, InputError
 from ...extras import install_hint
 from ...files import sha256_file
@@ -89,19 +87,6 @@ class SearchPace:
                             f"(--rescue-budget-s) by {now + left - self.deadline:.0f} s")
 
 
-def sample_cosine(reference: list[np.ndarray], outputs: list[np.ndarray],
-                  layouts: list[StackedLayout | None]) -> float:
-    """The lowest cosine of one sample's outputs against the original's, over each whole output and each channel
-    group of a stacked one (``layouts``, from the original's outputs): a YOLO head's class scores, rounded to zero
-    under its boxes' scale, cost 0.13 of their cosine and under 0.001 of the whole output's (NudeNet 320n)."""
-    values = []
-    for ref, out, layout in zip(reference, outputs, layouts):
-        values.append(cosine(ref, out))
-        values.extend(cosine(group.take(ref), group.take(out)) for group in (layout.groups if layout else ()))
-    lowest = worst(values, min)
-    return -1.0 if math.isnan(lowest) else lowest  # a NaN output fails closed, as a number NNCF can compare
-
-
 def is_attention(context: StepContext) -> bool:
     """True where NNCF quantizes the model with its transformer preset (asymmetric activations already)."""
     return context.model_kind is not None and context.model_kind.kind == "attention"
@@ -142,8 +127,6 @@ class OpenVinoQuantize(Step):
         params = {"method": "nncf.quantize", "preset": preset, "target_device": "CPU",
                   "calibration_samples": count, "calibration_data": context.calibration.origin,
                   "fast_bias_correction": True, "model_type": "transformer" if transformer else "default"}
-        # one quantization per float model, preset and data: the asymmetric retry of int8_bf16 is int8_static's
-        key = ("nncf", str(artifact.path), sha256_file(artifact.path), preset, count, context.calibration.origin)
         details = {}
         try:
             with openvino_tools():
@@ -155,14 +138,17 @@ class OpenVinoQuantize(Step):
                 if self.accuracy_control is not None:
                     quantized = self._with_accuracy_control(nncf, ov, ov.convert_model(str(artifact.path)),
                                                            calibration, count, params, preset_settings)
-                elif key in context.calibration_ranges:
+                else:  # once per float model, preset and data: int8_bf16's asymmetric retry is int8_static's
+                    key = ("nncf", str(artifact.path), sha256_file(artifact.path), preset, count,
+                           context.calibration.origin)
+                    if key in context.calibration_ranges:
+                        details["quantization"] = "reused: the same model, preset and data were quantized earlier " \
+                                                  "in this export"
+                    else:
+                        context.calibration_ranges[key] = nncf.quantize(
+                            ov.convert_model(str(artifact.path)), calibration, subset_size=count,
+                            target_device=nncf.TargetDevice.CPU, **preset_settings)
                     quantized = context.calibration_ranges[key]
-                    details["quantization"] = "reused: the same model, preset and data were quantized earlier in " \
-                                              "this export"
-                else:
-                    quantized = context.calibration_ranges[key] = nncf.quantize(
-                        ov.convert_model(str(artifact.path)), calibration, subset_size=count,
-                        target_device=nncf.TargetDevice.CPU, **preset_settings)
         except (ExportError, InputError, OutOfTime):
             raise
         except Exception as exc:
