@@ -61,8 +61,9 @@ def test_manifest_describes_everything(exported, cnn_data):
         assert art["passed"] and art["accuracy"]["cosine_min"] >= 0.99
         assert art["latency"]["p50_ms"] > 0 and art["latency"]["runs"] >= 20
         assert art["latency"]["peak_rss_mb"] > 0
-        rounds = art["latency"]["round_p50s_ms"]  # three rotating rounds; the fastest one is the figure
-        assert len(rounds) == 3 and art["latency"]["p50_ms"] == pytest.approx(min(rounds), abs=1e-4)
+        rounds = art["latency"]["round_p50s_ms"]  # three rotating rounds (one if out of the running); the fastest
+        assert len(rounds) == (1 if "rounds_stopped" in art["latency"] else 3)  # one is the figure
+        assert art["latency"]["p50_ms"] == pytest.approx(min(rounds), abs=1e-4)
     assert by_precision["fp32"]["accuracy"]["cosine_min"] > 0.99999
     assert by_precision["int8_static"]["steps"][0]["params"]["calibration_samples"] == 32
     assert manifest["recommended"] in {"model.fp32.onnx", "model.int8_static.onnx"}

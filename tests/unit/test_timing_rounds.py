@@ -44,9 +44,13 @@ def test_the_rule_stops_what_is_over_the_ratio_of_the_fastest_passing_first_roun
     fast, slow, failed_fast = (Candidate("onnx", name, Artifact(Path(f"{name}.onnx"), "onnx", "fp32"))
                                for name in ("fast", "slow", "failed_fast"))
     failed_fast.reject("accuracy", "accuracy: cosine_min 0.9 < 0.99")  # timed too, but it sets no bar
-    measured = {id(c): [SimpleNamespace(p50_ms=p50)] for c, p50 in ((fast, 1.0), (slow, 2.5), (failed_fast, 0.2))}
+    measured = {id(c): [SimpleNamespace(p50_ms=p50, min_ms=p50 * 0.9)]
+                for c, p50 in ((fast, 1.0), (slow, 2.5), (failed_fast, 0.2))}
     assert _out_of_the_running([fast, slow, failed_fast], measured, 2.0) == {id(slow)}
     assert _out_of_the_running([fast, slow, failed_fast], measured, 3.0) == set()
+    measured[id(slow)] = [SimpleNamespace(p50_ms=2.5, min_ms=1.5)]  # a busy first round: its fastest run is near
+    assert _out_of_the_running([fast, slow, failed_fast], measured, 2.0) == set()
+    measured[id(slow)] = [SimpleNamespace(p50_ms=2.5, min_ms=2.25)]
     for candidate in (fast, slow):  # none passes: the fastest of all sets the bar
         candidate.reject("accuracy", "accuracy: cosine_min 0.9 < 0.99")
     assert _out_of_the_running([fast, slow, failed_fast], measured, 2.0) == {id(fast), id(slow)}
@@ -61,7 +65,8 @@ def test_a_stopped_candidate_keeps_its_first_round_and_says_so(tmp_path):
         assert len(rounds) == (1 if candidate in stopped else 3)
         assert candidate.latency["p50_ms"] == pytest.approx(min(rounds), abs=1e-4)
     for candidate in stopped:
-        assert candidate.latency["rounds_stopped"] == "after round 1 of 3: over 2x the fastest candidate's p50"
+        assert candidate.latency["rounds_stopped"] == ("after round 1 of 3: over 2x the fastest candidate's p50 "
+                                                      "in its fastest run")
     bar = min((c for c in candidates if c.failure is None), key=lambda c: c.latency["round_p50s_ms"][0])
     assert bar not in stopped  # the fastest passing first round sets the bar and is never stopped
 
