@@ -16,7 +16,8 @@ _PRIOR_S = 10.0
 
 
 class SilentProgress:
-    """Records per-step timings; prints nothing."""
+    """Records per-step timings (the seconds of every step with a label, summed: a host latency step runs again
+    for each rescued candidate); prints nothing."""
 
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
@@ -55,8 +56,8 @@ class SilentProgress:
         try:
             yield
         finally:
-            self.timings[label] = time.perf_counter() - start
-            self._durations.append(self.timings[label])
+            self._durations.append(time.perf_counter() - start)
+            self.timings[label] = self.timings.get(label, 0.0) + self._durations[-1]
         raise_if_interrupted()  # a signal whose exception something inside the step swallowed
 
     def note(self, message: str) -> None:
@@ -78,9 +79,9 @@ class RichProgress(SilentProgress):
                     super().step(label):
                 yield
         except Exception:
-            self.console.print(f"[red]✗[/] {label} [dim]({self.timings[label]:.1f} s)[/]")
+            self.console.print(f"[red]✗[/] {label} [dim]({self._durations[-1]:.1f} s)[/]")
             raise
-        self.console.print(f"[green]✓[/] {label} [dim]({self.timings[label]:.1f} s)[/]")
+        self.console.print(f"[green]✓[/] {label} [dim]({self._durations[-1]:.1f} s)[/]")
 
     def note(self, message: str) -> None:
         self.console.print(f"[yellow]![/] {message}")

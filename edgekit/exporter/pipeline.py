@@ -34,6 +34,7 @@ from .candidates import (
     run_samples,
 )
 from .guard import attempt, guarded
+from .late_builds import could_not_win, waits
 from .manifest import build_manifest
 from .model_kind import module_kind
 from .onnx_graph import embedding_rows
@@ -47,8 +48,8 @@ from .sources import OnnxSource, TfliteSource, TorchSource, load_source
 from .steps import StepContext
 
 SYNTHETIC_SAMPLES = 32
-# typical seconds per candidate of the accuracy gate and of the host latency (the corpus on a 2-core Xeon): the
-# progress estimate's weights for those two steps
+# typical seconds per candidate of the accuracy gate (and of the original's outputs) and of the host latency (the
+# corpus on a 2-core Xeon): the progress estimate's weights for those steps
 GATE_S_PER_CANDIDATE = 0.5
 LATENCY_S_PER_CANDIDATE = 1.6
 DEFAULT_OUT = "edgekit-out/{model}-{target}"
@@ -121,15 +122,25 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
     try:
         context = StepContext(profile=profile, inputs=specs, calibration=calibration,
                               output_names=source.output_names, output_kinds=kinds)
-        candidates, run, excluded = _build(source, context, formats, staged.path, dynamic_batch, simplify, progress)
+        candidates, run, excluded, waiting = _build(source, context, formats, staged.path, dynamic_batch, simplify,
+                                                    progress, wait=benchmark and fmt == "auto")
         not_built, notes = not_built_records(excluded, formats, profile)
+        if not any(c.artifact for c in candidates):  # nothing to time: what waited has nothing to wait for
+            candidates, waiting = candidates + _build_plans(waiting, run), []
         if not any(c.artifact for c in candidates):
             raise _failure(candidates, fmt, None, not_built)
-        reference = _gate(source, candidates, context, validation, progress)
+        reference = _reference(source, context, validation, progress)
+        _gate(candidates, reference, context, validation, progress)
         timed = [c for c in candidates if c.usable or (rescue and _rescuable(c, source.kind))]
         timing = _timing(validation, profile, client, progress)
         measured_on = timing(timed) if benchmark else None
         choice, basis_notes = _choice_basis(profile, measured_on)
+        if waiting:
+            late, skipped = _build_late(waiting, candidates, run, reference, context, validation, timing,
+                                        not choice["provisional"], rescue, progress)
+            candidates = sorted(candidates + late, key=lambda c: formats.index(c.format))  # stable: profile order
+            not_built += skipped
+            notes += [f"{record['candidate']} not built: {record['reason']}" for record in skipped]
         rescue_record = _rescue(candidates, context, validation, reference, run, timing, rescue_budget_s,
                                 not choice["provisional"], progress) if rescue else None
         if choice["rule"] == PROVISIONAL_RULE:
@@ -263,10 +274,11 @@ def plan_candidates(source, context: StepContext, formats: list[str], dynamic_ba
 
 
 def _build(source, context: StepContext, formats: list[str], folder: Path, dynamic_batch: bool, simplify: bool,
-           progress) -> tuple[list[Candidate], BuildRun, list[CandidatePlan]]:
-    """Plan every route, then run the plans. Routes that start from ONNX share one FP32 ONNX model, built first
-    when any of them is listed (its graph tells the model kind, which decides what ``int8`` becomes; without it, a
-    PyTorch source's modules tell it)."""
+           progress, wait: bool) -> tuple[list[Candidate], BuildRun, list[CandidatePlan], list[CandidatePlan]]:
+    """Plan every route, then run the plans; with ``wait``, the slow INT8 plans (``late_builds.py``) are returned
+    unbuilt, as the last item. Routes that start from ONNX share one FP32 ONNX model, built first when any of them
+    is listed (its graph tells the model kind, which decides what ``int8`` becomes; without it, a PyTorch source's
+    modules tell it)."""
     run = BuildRun(source, context, folder, dynamic_batch, simplify, progress, build_float_onnx)
     routes = [get_route(name) for name in formats]
     if any(r.uses_float_onnx(source, dynamic_batch) for r in routes):
@@ -276,9 +288,37 @@ def _build(source, context: StepContext, formats: list[str], folder: Path, dynam
     plans = plan_candidates(source, context, formats, dynamic_batch)
     built = [p for p in plans if not p.excluded]
     builds = [seconds for p in built if (seconds := get_route(p.route).typical_seconds(p)) is not None]
-    progress.expect(builds + [GATE_S_PER_CANDIDATE * len(built), LATENCY_S_PER_CANDIDATE * len(built)])
-    candidates = [c for route in routes for c in route.build([p for p in plans if p.route == route.name], run)]
-    return candidates, run, [p for p in plans if p.excluded]
+    progress.expect(builds + [GATE_S_PER_CANDIDATE, GATE_S_PER_CANDIDATE * len(built),  # the original's outputs
+                              LATENCY_S_PER_CANDIDATE * len(built)])
+    waiting = [p for p in plans if wait and waits(p)]
+    candidates = _build_plans([p for p in built if p not in waiting], run)
+    return candidates, run, [p for p in plans if p.excluded], waiting
+
+
+def _build_plans(plans: list[CandidatePlan], run: BuildRun) -> list[Candidate]:
+    """Build ``plans`` (none excluded) in their order."""
+    return [c for plan in plans for c in get_route(plan.route).build([plan], run)]
+
+
+def _build_late(waiting: list[CandidatePlan], candidates: list[Candidate], run: BuildRun, reference,
+                context: StepContext, validation: SampleSet, timing, latency_decides: bool, rescue: bool,
+                progress) -> tuple[list[Candidate], list[dict]]:
+    """Build the waiting INT8 plans that could still win against the timed ``candidates`` (every one where latency
+    does not decide), gate them against the same reference and time them; returns them, and a not-built record
+    for each of the others."""
+    skipped, chosen = [], []
+    for plan in waiting:
+        why = could_not_win(plan, candidates) if latency_decides else None
+        if why is None:
+            chosen.append(plan)
+        else:
+            skipped.append({"candidate": plan.name, "reason": why})
+    late = _build_plans(chosen, run)
+    _gate(late, reference, context, validation, progress)
+    timed = [c for c in late if c.usable or (rescue and _rescuable(c, run.source.kind))]
+    if timed:
+        timing(timed)
+    return late, skipped
 
 
 def not_built_records(excluded: list[CandidatePlan], formats: list[str],
@@ -297,22 +337,29 @@ def not_built_records(excluded: list[CandidatePlan], formats: list[str],
     return records, notes
 
 
-def _gate(source, candidates, context, validation, progress) -> list:
-    """Gate every built candidate not already rejected (a duplicate) against the original, unrescued; returns the
-    original's outputs (computed once, shared by every gate and rescue)."""
+def _reference(source, context: StepContext, validation: SampleSet, progress) -> list:
+    """The original's outputs on the validation data, computed once and shared by every gate and rescue."""
+    with progress.step(f"the original's outputs on {len(validation)} samples"):
+        reference, reason = attempt("the original model",
+                                    lambda: _reference_outputs(source, validation, context.profile))
+    if reason is not None:
+        raise InputError(f"{reason} on the validation data",
+                         hint="check that the data fits the model's inputs (shapes, dtypes, and values such as a "
+                              "sample rate or token ids)")
+    return reference
+
+
+def _gate(candidates: list[Candidate], reference, context: StepContext, validation: SampleSet, progress) -> None:
+    """Gate every built candidate not already rejected (a duplicate) against the original, unrescued."""
     built = [c for c in candidates if c.artifact is not None and c.failure is None]
+    if not built:
+        return
     profile = context.profile
     with progress.step(f"accuracy gate on {len(validation)} samples"):
-        reference, reason = attempt("the original model", lambda: _reference_outputs(source, validation, profile))
-        if reason is not None:
-            raise InputError(f"{reason} on the validation data",
-                             hint="check that the data fits the model's inputs (shapes, dtypes, and values such "
-                                  "as a sample rate or token ids)")
         for candidate in built:
             guarded([candidate], "accuracy gate",
                     lambda: gate(candidate, reference, validation, profile.accuracy, profile.threads,
                                  context.output_names, context.output_kinds), "runtime")
-    return reference
 
 
 def _rescuable(candidate: Candidate, source_kind: str) -> Callable | None:

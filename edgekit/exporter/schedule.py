@@ -51,7 +51,8 @@ class FloatAllowance:
                 "best": self.best, "float_twin": self.float_twin}
 
 
-def _p50(candidate: Candidate) -> float | None:
+def p50(candidate: Candidate) -> float | None:
+    """The candidate's timed p50 in ms, or None where it was not timed."""
     return candidate.latency["p50_ms"] if candidate.latency else None
 
 
@@ -61,8 +62,8 @@ def rescue_schedule(candidates: list[Candidate], rescue_of: Callable[[Candidate]
     """Rescue what could still win (``run_rescue(candidate, rescue, deadline, allowance)`` re-times a rescued
     candidate); returns the manifest's record."""
     failing = [c for c in candidates if c.failure == "accuracy" and c.artifact is not None and rescue_of(c)]
-    timed = latency_decides and all(_p50(c) is not None for c in failing)
-    order = sorted(failing, key=_p50) if timed else failing
+    timed = latency_decides and all(p50(c) is not None for c in failing)
+    order = sorted(failing, key=p50) if timed else failing
     start, skipped, tried, allowances = time.monotonic(), [], [], {}
     deadline = start + budget_s
     winner: Candidate | None = None
@@ -77,7 +78,7 @@ def rescue_schedule(candidates: list[Candidate], rescue_of: Callable[[Candidate]
         if allowance is not None:
             allowances[candidate.name] = allowance.record()
         run_rescue(candidate, rescue_of(candidate), deadline, allowance)
-        if timed and candidate.usable and _fastest_passing(candidates) is candidate:
+        if timed and candidate.usable and fastest_passing(candidates) is candidate:
             winner = candidate
     return {"budget_s": budget_s, "spent_s": round(time.monotonic() - start, 3),
             "order": "fastest unrescued first" if timed else "profile order (latency does not decide here)",
@@ -91,24 +92,24 @@ def _skip_reason(candidate: Candidate, candidates: list[Candidate], timed: bool,
         return f"{winner.name}, rescued and faster unrescued, already won"
     if time.monotonic() >= deadline:
         return "the rescue time budget is spent (--rescue-budget-s)"
-    best = _fastest_passing(candidates) if timed else None
-    if best is not None and _p50(candidate) >= _p50(best) * (1 - RESCUE_MARGIN):
-        return (f"it could not win: unrescued p50 {_p50(candidate):.3f} ms is not {RESCUE_MARGIN:.0%} below "
-                f"{best.name}'s {_p50(best):.3f} ms, and a rescue does not make it faster")
+    best = fastest_passing(candidates) if timed else None
+    if best is not None and p50(candidate) >= p50(best) * (1 - RESCUE_MARGIN):
+        return (f"it could not win: unrescued p50 {p50(candidate):.3f} ms is not {RESCUE_MARGIN:.0%} below "
+                f"{best.name}'s {p50(best):.3f} ms, and a rescue does not make it faster")
     return None
 
 
-def _fastest_passing(candidates: list[Candidate]) -> Candidate | None:
-    passing = [c for c in candidates if c.usable and _p50(c) is not None]
-    return min(passing, key=_p50) if passing else None
+def fastest_passing(candidates: list[Candidate]) -> Candidate | None:
+    passing = [c for c in candidates if c.usable and p50(c) is not None]
+    return min(passing, key=p50) if passing else None
 
 
 def _float_allowance(candidate: Candidate, candidates: list[Candidate]) -> FloatAllowance | None:
     """The float ``candidate``'s lead pays for; None where its format has no timed FP32 slower than it."""
-    best = _fastest_passing(candidates)
+    best = fastest_passing(candidates)
     twin = next((c for c in candidates if c.format == candidate.format and c.precision == "fp32"
-                 and _p50(c) is not None), None)
-    if best is None or twin is None or _p50(twin) <= _p50(candidate):
+                 and p50(c) is not None), None)
+    if best is None or twin is None or p50(twin) <= p50(candidate):
         return None
-    return FloatAllowance(_p50(best) * (1 - RESCUE_MARGIN) - _p50(candidate), _p50(twin) - _p50(candidate),
+    return FloatAllowance(p50(best) * (1 - RESCUE_MARGIN) - p50(candidate), p50(twin) - p50(candidate),
                           best.name, twin.name)

@@ -64,6 +64,9 @@ class Route:
     # typical seconds of one candidate's build per precision (the corpus on a 2-core Xeon): the progress estimate's
     # weights, scaled there by how long this run's steps take
     typical_build_s: ClassVar[dict[str, float]] = {}
+    # its INT8 builds are slow (a PT2E quantization and a conversion): built only once the other candidates are
+    # timed, and only where they could win (late_builds.py)
+    slow_int8: ClassVar[bool] = False
     # what a device needs to run this format beyond the agent's default, torch-free extras (said when it is picked)
     device_needs: ClassVar[str | None] = None
 

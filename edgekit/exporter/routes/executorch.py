@@ -19,6 +19,7 @@ class ExecuTorchRoute(Route):
     suffix = ".pte"
     precisions = (Precision.fp32, Precision.int8, Precision.int8_static)
     typical_build_s = {"fp32": 20.0, "int8_static": 20.0}
+    slow_int8 = True
     int8_kernel_archs = ("arm64", "x86_64")  # XNNPACK's int8 kernels
     sources = ("pytorch",)
     int8_recipes = {"attention": _PT2E, "mixed": _PT2E, "convolutional": _PT2E, "dense": _PT2E}

@@ -26,6 +26,7 @@ class TfliteRoute(Route):
     suffix = ".tflite"
     precisions = (Precision.fp32, Precision.fp16, Precision.int8, Precision.int8_static, Precision.int8_dynamic)
     typical_build_s = {"fp32": 12.0, "fp16": 12.0, "int8_dynamic": 12.0, "int8_static": 20.0}
+    slow_int8 = True
     int8_kernel_archs = ("arm64", "armv7", "x86_64")
     sources = ("pytorch", "onnx", "tflite")
     float_onnx_sources = ("onnx",)
