@@ -21,9 +21,11 @@ FLOAT_TWINS = ("fp32", "given")  # a format's float candidate: built, or a given
 SPEEDUP_SLACK = 1.5
 
 
-def waits(plan: CandidatePlan) -> bool:
-    """Whether ``plan`` is built only once the other candidates are timed."""
-    return not plan.excluded and get_route(plan.route).slow_int8 and plan.precision in QUANTIZED
+def waits(plan: CandidatePlan, plans: list[CandidatePlan]) -> bool:
+    """Whether ``plan`` is built only once the other candidates are timed: a slow route's INT8 whose float twin is
+    among ``plans`` (without it, no timing could say the INT8 would lose)."""
+    twin = any(p.route == plan.route and p.precision in FLOAT_TWINS and not p.excluded for p in plans)
+    return twin and not plan.excluded and get_route(plan.route).slow_int8 and plan.precision in QUANTIZED
 
 
 def best_int8_speedup(candidates: list[Candidate], other_than: str) -> tuple[str, float] | None:

@@ -290,7 +290,7 @@ def _build(source, context: StepContext, formats: list[str], folder: Path, dynam
     builds = [seconds for p in built if (seconds := get_route(p.route).typical_seconds(p)) is not None]
     progress.expect(builds + [GATE_S_PER_CANDIDATE, GATE_S_PER_CANDIDATE * len(built),  # the original's outputs
                               LATENCY_S_PER_CANDIDATE * len(built)])
-    waiting = [p for p in plans if wait and waits(p)]
+    waiting = [p for p in plans if wait and waits(p, plans)]
     candidates = _build_plans([p for p in built if p not in waiting], run)
     return candidates, run, [p for p in plans if p.excluded], waiting
 

@@ -15,12 +15,20 @@ def timed(name: str, p50: float | None, passed: bool = True) -> Candidate:
     return candidate
 
 
-def test_only_the_slow_routes_int8_plans_wait():
-    assert waits(CandidatePlan("tflite", "int8_static")) and waits(CandidatePlan("tflite", "int8_dynamic"))
-    assert waits(CandidatePlan("executorch", "int8_static"))
-    assert not waits(CandidatePlan("tflite", "fp32")) and not waits(CandidatePlan("executorch", "fp32"))
-    assert not waits(CandidatePlan("onnx", "int8_static")) and not waits(CandidatePlan("openvino", "int8_bf16"))
-    assert not waits(CandidatePlan("tflite", "int8_static", excluded="no route"))
+def test_only_the_slow_routes_int8_plans_with_a_float_twin_wait():
+    plans = [CandidatePlan(route, precision) for route, precisions in
+             (("onnx", ("fp32", "int8_static")), ("openvino", ("fp32", "int8_bf16")),
+              ("tflite", ("fp32", "int8_static", "int8_dynamic")), ("executorch", ("fp32", "int8_static")))
+             for precision in precisions]
+    assert [p.name for p in plans if waits(p, plans)] == ["tflite/int8_static", "tflite/int8_dynamic",
+                                                          "executorch/int8_static"]
+    int8_only = [p for p in plans if p.precision != "fp32"]  # nothing timed could say the INT8 would lose
+    assert not [p for p in int8_only if waits(p, int8_only)]
+    given = [CandidatePlan("tflite", "given"), CandidatePlan("tflite", "int8_static")]
+    assert waits(given[1], given)
+    unbuildable = [CandidatePlan("tflite", "fp32", excluded="no route"),
+                   CandidatePlan("tflite", "int8_static", excluded="no route")]
+    assert not waits(unbuildable[1], unbuildable)
 
 
 def test_the_best_speedup_comes_from_another_format_and_counts_failed_int8_too():
