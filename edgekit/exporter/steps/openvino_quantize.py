@@ -113,9 +113,11 @@ def count_compute_layers(model) -> int:
 class OpenVinoQuantize(Step):
     name = "openvino_quantize"
 
-    def __init__(self, accuracy_control: AccuracyControl | None = None, asymmetric: bool = False):
+    def __init__(self, accuracy_control: AccuracyControl | None = None, asymmetric: bool = False,
+                 keep_float: tuple[str, ...] = ()):
         self.accuracy_control = accuracy_control
         self.asymmetric = asymmetric  # NNCF's mixed preset for any kind: asymmetric activations, symmetric weights
+        self.keep_float = keep_float  # layers NNCF leaves in float (its IgnoredScope, by the float model's names)
 
     def apply(self, artifact: Artifact, out_path: Path, context: StepContext) -> StepResult:
         if context.calibration is None:
@@ -127,6 +129,8 @@ class OpenVinoQuantize(Step):
         params = {"method": "nncf.quantize", "preset": preset, "target_device": "CPU",
                   "calibration_samples": count, "calibration_data": context.calibration.origin,
                   "fast_bias_correction": True, "model_type": "transformer" if transformer else "default"}
+        if self.keep_float:
+            params["kept_float"] = list(self.keep_float)
         details = {}
         try:
             with openvino_tools():
@@ -140,11 +144,13 @@ class OpenVinoQuantize(Step):
                                                            calibration, count, params, preset_settings)
                 else:  # once per float model, preset and data: int8_bf16's asymmetric retry is int8_static's
                     key = ("nncf", str(artifact.path), sha256_file(artifact.path), preset, count,
-                           context.calibration.origin)
+                           context.calibration.origin, self.keep_float)
                     if key in context.calibration_ranges:
                         details["quantization"] = "reused: the same model, preset and data were quantized earlier " \
                                                   "in this export"
                     else:
+                        if self.keep_float:
+                            preset_settings["ignored_scope"] = nncf.IgnoredScope(names=list(self.keep_float))
                         context.calibration_ranges[key] = nncf.quantize(
                             ov.convert_model(str(artifact.path)), calibration, subset_size=count,
                             target_device=nncf.TargetDevice.CPU, **preset_settings)
