@@ -20,9 +20,10 @@ from onnx import TensorProto, helper, numpy_helper
 from edgekit.accuracy import cosine
 from edgekit.agent.client import AgentClient
 from edgekit.agent.conditions import cpu_features
-from edgekit.data import load_data
+from edgekit.data import SampleSet, load_data
 from edgekit.errors import AccuracyError, ExportError, InputError
 from edgekit.evaluate.validate import validate
+from edgekit.exporter.openvino_sensitivity import rank_layers
 from edgekit.exporter.pipeline import export
 from edgekit.exporter.sources import load_source
 from edgekit.exporter.steps import Artifact, StepContext
@@ -261,9 +262,16 @@ def test_nncf_accuracy_aware_mode_rescues_int8_within_a_quarter_of_the_layers(tm
     assert int8.notes[0].startswith("int8 → int8_static (model kind convolutional")  # x86 lists int8
     assert any(n.startswith("rescued:") for n in int8.notes)
     step = int8.steps[0]
-    assert step.params["method"] == "nncf.quantize_with_accuracy_control" and step.params["max_float_layers"] == 2
     assert 0 < step.details["fake_quantize"] < 8  # some layers back in float, most still int8
-    # NNCF cannot rescue the shallow outlier model without reverting 3 of its 4 quantized ops: refused, said why
+    if step.params["method"] == "nncf.quantize":  # the one-pass ranking's trial rescued it before any search
+        assert len(step.params["kept_float"]) == 2 and "second" in step.params["kept_float"][0]
+        assert any("with its 2 most error-adding layer(s) in float (ranked in one pass)" in n for n in int8.notes)
+    else:  # that trial helped, but not enough: NNCF's search ran after it
+        assert step.params["method"] == "nncf.quantize_with_accuracy_control"
+        assert step.params["max_float_layers"] == 2
+        assert any(n.startswith("rescue tried its 2 most error-adding layer(s) in float (ranked in one pass)")
+                   for n in int8.notes)
+    # the shallow outlier model needs 3 of its 4 quantized ops back in float: refused, said why
     with pytest.raises(AccuracyError):
         export(model_ref("outlier_channel"), "x86", out=tmp_path / "shallow",
                **{**options, "accuracy": {"cosine_min": 0.999}})
@@ -272,8 +280,30 @@ def test_nncf_accuracy_aware_mode_rescues_int8_within_a_quarter_of_the_layers(tm
     assert shallow["status"] == "rejected" and shallow["accuracy"]["cosine_min"] < 0.999
     assert any(n.startswith("rescue tried asymmetric activations (NNCF's mixed preset) first, still under the "
                             "budget: accuracy: cosine_min 0.") for n in shallow["notes"])
-    assert any(n.startswith("rescue failed: NNCF's accuracy-aware mode, with up to 2 layer(s) back in float")
-               for n in shallow["notes"])
+    assert any(n.startswith("rescue failed: NNCF's accuracy-aware mode, with up to 2 layer(s) back in float") or
+               n.startswith("rescue failed: its 2 most error-adding layer(s) in float (ranked in one pass) did not "
+                            "help") for n in shallow["notes"])
+
+
+def test_the_one_pass_ranking_names_the_layer_behind_the_outlier_first(tmp_path):
+    import nncf
+    import openvino as ov
+    import torch
+
+    from testkit.models import outlier_deep
+
+    module, example = outlier_deep()
+    float_onnx = tmp_path / "float.onnx"
+    torch.onnx.export(module, (example,), str(float_onnx), input_names=["x"], dynamo=False)
+    images = smooth_images(16, seed=1)
+    calibration = nncf.Dataset([{"x": image[None]} for image in images])
+    int8_ir = tmp_path / "int8.xml"
+    ov.save_model(nncf.quantize(ov.convert_model(str(float_onnx)), calibration, subset_size=16),
+                  str(int8_ir), compress_to_fp16=False)
+    ranked = rank_layers(float_onnx, int8_ir, SampleSet({"x": images}, None, "smooth_images"))
+    assert len(ranked) == 7  # the six convolutions and the head, each with the error it adds
+    # per-tensor INT8 of the outlier channel crushes the channels 'second' reads: its input error is what it adds
+    assert "second" in ranked[0][0] and ranked[0][1] > 3 * max(abs(added) for _, added in ranked[1:])
 
 
 @pytest.mark.cpu_sensitive

@@ -7,7 +7,8 @@ An attention-kind model (``model_kind.py``) is quantized with NNCF's transformer
 (``model_type=TRANSFORMER``: SmoothQuant, asymmetric activations, and the attention patterns NNCF knows to be
 sensitive left in float); a profile's generic ``int8`` means this step for OpenVINO whatever the kind
 (``recipes.py``). With ``asymmetric``, any other model is quantized with NNCF's mixed preset (asymmetric
-activations): the rescue's first, cheapest retry. With ``accuracy_control``, NNCF's accuracy-aware mode is used
+activations): the rescue's first, cheapest retry; with ``keep_float``, the named layers stay in float (NNCF's
+ignored scope): its second. With ``accuracy_control``, NNCF's accuracy-aware mode is used
 instead (the rescue for a budget the plain quantization broke): it ranks the quantized layers by how much they
 cost on the validation samples and reverts the worst to float until the metric (the minimum cosine against the
 original model's outputs, and against each channel group of a stacked output, as the gate judges them:
