@@ -1,7 +1,8 @@
 """Accuracy rescue for INT8: keep the layers that add the most quantization error in float.
 
-OpenVINO INT8 candidates are quantized again with asymmetric activations (no layer in float), then rescued by
-NNCF's own accuracy-aware quantization (``rescue_openvino_int8``);
+OpenVINO INT8 candidates are quantized again with asymmetric activations (no layer in float), then with the
+layers that add the most error in float (ranked in one pass: ``openvino_sensitivity.py``), then, where that helped
+without passing, by NNCF's own accuracy-aware quantization (``rescue_openvino_int8``);
 ai-edge-quantizer's INT8 of a given float .tflite by the same search as ONNX, ranked by the quantizer's own
 per-tensor comparison (``rescue_tflite_int8``); the rest of this module is the ONNX route (``rescue_onnx_int8``,
 static QDQ and dynamic INT8).
@@ -61,6 +62,9 @@ from .steps.quantize_static import QuantizeStatic
 from .steps.tflite_quantize import TfliteQuantization
 
 SENSITIVITY_SAMPLES = 8
+# the share of the way to the budget that an OpenVINO INT8's most error-adding layers in float must cover before
+# NNCF's search (as many layers at most) is run
+SEARCH_AFTER_SHARE = 0.25
 MAX_FLOAT_FRACTION = 0.25
 RESCUABLE = {"int8_static": QuantizeStatic, "int8_dynamic": QuantizeDynamic}
 
@@ -353,7 +357,8 @@ def _group_figure(candidate: Candidate) -> str:
 def _rescue_openvino_int8(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
                           float_path: Path, progress, deadline: float | None, allowance: FloatAllowance | None) -> None:
     """Re-quantize an OpenVINO INT8 candidate with asymmetric activations first (one quantization, no layer in
-    float: PP-OCRv4 det's cosine 0.9895 -> 0.9914), then, for ``int8_static``, with NNCF's accuracy-aware mode (it
+    float: PP-OCRv4 det's cosine 0.9895 -> 0.9914), then, for ``int8_static``, with as many layers in float as it
+    may keep (``_worth_a_search``), and where that helped without passing, with NNCF's accuracy-aware mode (it
     reverts the costliest layers to float until the minimum cosine is back within the budget); on success it
     becomes usable again."""
     profile = context.profile
@@ -392,29 +397,41 @@ def _rescue_openvino_int8(candidate: Candidate, context: StepContext, reference,
 
 def _worth_a_search(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
                     float_model: Artifact, progress, deadline: float | None, limit: int) -> bool:
-    """Keep the ``limit`` layers that add the most error (ranked in one pass: ``openvino_sensitivity``) in float,
-    as one trial: it rescues the candidate, or says whether NNCF's search (one compile per quantizer group, 12-50 s
-    on the corpus) is worth running. Where those layers in float do not raise the worst cosine at all, the error
-    is spread over the model: PP-OCRv4 rec 0.9598 -> 0.9593 with 4 of its 48 layers, NudeNet's class scores
-    0.868 -> 0.800 with 13 of 64 (2-core EPYC Zen 4), and NNCF's search had failed on both."""
+    """Keep the 1, 2, 4, … up to ``limit`` layers that add the most error (ranked in one pass:
+    ``openvino_sensitivity``) in float, until a trial passes (the candidate is rescued) or keeps no more than the
+    trial before it did (more float does not help: NNCF's bias correction and ranges shift with the layers kept).
+    Then NNCF's search (one compile per quantizer group, 12-50 s on the corpus) runs only where the best trial
+    took the worst cosine ``SEARCH_AFTER_SHARE`` of the way to the budget: where it did not, the error is spread
+    over the model (PP-OCRv4 rec 0.9598 -> 0.9570 with 1 of its 48 layers, NudeNet's class scores 0.868 -> 0.875
+    with 1 of 64 and no better with 2, on the 2-core EPYC Zen 4; NNCF's search had failed on both)."""
     first_reason, before = candidate.reason, _worst_cosine(candidate.accuracy)
+    budget = context.profile.accuracy.cosine_min
     with progress.step(f"rescue {candidate.name}: rank its layers in one pass"):
         ranked = rank_layers(float_model.path, candidate.artifact.path, validation)
-    names = tuple(name for name, _ in ranked[:limit])
-    what = f"its {len(names)} most error-adding layer(s) in float (ranked in one pass)"
-    trial = _gated_trial(candidate, context, reference, validation, progress, deadline, what,
-                         lambda path: OpenVinoQuantize(keep_float=names).run(float_model, path, context))
-    after = _worst_cosine(trial.accuracy)
-    if trial.usable:
-        candidate.notes.append(f"rescued: whole-model INT8 broke the budget ({first_reason}); with {what}: worst "
-                               f"cosine {before:.5f} -> {after:.5f}")
+    best, best_count, tried = before, 0, []
+    for count in _trial_sizes(min(limit, len(ranked))):
+        names = tuple(name for name, _ in ranked[:count])
+        what = f"its {count} most error-adding layer(s) in float (ranked in one pass)"
+        trial = _gated_trial(candidate, context, reference, validation, progress, deadline, what,
+                             lambda path: OpenVinoQuantize(keep_float=names).run(float_model, path, context))
+        after = _worst_cosine(trial.accuracy)
+        tried.append(f"{count}: {after:.5f}")
+        if trial.usable:
+            candidate.notes.append(f"rescued: whole-model INT8 broke the budget ({first_reason}); with {what}: worst "
+                                   f"cosine {before:.5f} -> {after:.5f}")
+            return False
+        if after <= best:
+            break
+        best, best_count = after, count
+    share = max(best - before, 0.0) / (budget - before)
+    figures = f"worst cosine {before:.5f}, with layers in float {'; '.join(tried)}; budget {budget}"
+    if share < SEARCH_AFTER_SHARE:
+        candidate.notes.append(f"rescue failed: its most error-adding layers in float took it {share:.0%} of the way "
+                               f"to the budget at best ({figures}): the error is spread over the model, so NNCF's "
+                               f"accuracy-aware search, which may revert no more layers, was not run")
         return False
-    if after <= before:
-        candidate.notes.append(f"rescue failed: {what} did not help (worst cosine {before:.5f} -> {after:.5f}): the "
-                               f"error is spread over the model, so NNCF's accuracy-aware search was not run")
-        return False
-    candidate.notes.append(f"rescue tried {what} (worst cosine {before:.5f} -> {after:.5f}), still under the budget: "
-                           f"{trial.reason}; NNCF's accuracy-aware search next")
+    candidate.notes.append(f"rescue tried its most error-adding layers in float, {best_count} at best, still under "
+                           f"the budget ({figures}); NNCF's accuracy-aware search next")
     return True
 
 

@@ -263,14 +263,14 @@ def test_nncf_accuracy_aware_mode_rescues_int8_within_a_quarter_of_the_layers(tm
     assert any(n.startswith("rescued:") for n in int8.notes)
     step = int8.steps[0]
     assert 0 < step.details["fake_quantize"] < 8  # some layers back in float, most still int8
-    if step.params["method"] == "nncf.quantize":  # the one-pass ranking's trial rescued it before any search
-        assert len(step.params["kept_float"]) == 2 and "second" in step.params["kept_float"][0]
-        assert any("with its 2 most error-adding layer(s) in float (ranked in one pass)" in n for n in int8.notes)
-    else:  # that trial helped, but not enough: NNCF's search ran after it
+    if step.params["method"] == "nncf.quantize":  # a trial of the one-pass ranking rescued it before any search
+        assert len(step.params["kept_float"]) <= 2 and "conv2d_1" in step.params["kept_float"][0]  # 'second'
+        assert any(re.search(r"with its [12] most error-adding layer\(s\) in float \(ranked in one pass\)", n)
+                   for n in int8.notes)
+    else:  # those trials went some way, not all of it: NNCF's search ran after them
         assert step.params["method"] == "nncf.quantize_with_accuracy_control"
         assert step.params["max_float_layers"] == 2
-        assert any(n.startswith("rescue tried its 2 most error-adding layer(s) in float (ranked in one pass)")
-                   for n in int8.notes)
+        assert any(n.startswith("rescue tried its most error-adding layers in float") for n in int8.notes)
     # the shallow outlier model needs 3 of its 4 quantized ops back in float: refused, said why
     with pytest.raises(AccuracyError):
         export(model_ref("outlier_channel"), "x86", out=tmp_path / "shallow",
@@ -281,8 +281,7 @@ def test_nncf_accuracy_aware_mode_rescues_int8_within_a_quarter_of_the_layers(tm
     assert any(n.startswith("rescue tried asymmetric activations (NNCF's mixed preset) first, still under the "
                             "budget: accuracy: cosine_min 0.") for n in shallow["notes"])
     assert any(n.startswith("rescue failed: NNCF's accuracy-aware mode, with up to 2 layer(s) back in float") or
-               n.startswith("rescue failed: its 2 most error-adding layer(s) in float (ranked in one pass) did not "
-                            "help") for n in shallow["notes"])
+               n.startswith("rescue failed: its most error-adding layers in float took it ") for n in shallow["notes"])
 
 
 def test_the_one_pass_ranking_names_the_layer_behind_the_outlier_first(tmp_path):

@@ -49,10 +49,12 @@ def test_a_waiting_int8_is_left_unbuilt_only_if_even_the_best_speedup_with_slack
     fastest = 40.0 / (2.5 * SPEEDUP_SLACK)
     assert fastest > 9.0 and why == (
         f"it could not win: tflite/fp32's p50 40.000 ms, sped up {SPEEDUP_SLACK:g}x more than the best INT8 timed "
-        f"on this model (openvino/int8_static: 2.50x its FP32), is {fastest:.3f} ms, slower than openvino/bf16's "
-        f"9.000 ms")
-    within_reach = timed("tflite/fp32", 2.5 * SPEEDUP_SLACK * 9.0 * 0.99)
+        f"on this model (openvino/int8_static: 2.50x its FP32), is {fastest:.3f} ms, not 10% below "
+        f"openvino/bf16's 9.000 ms")
+    within_reach = timed("tflite/fp32", 2.5 * SPEEDUP_SLACK * 9.0 * 0.89)
     assert could_not_win(plan, [best, within_reach, *evidence]) is None
+    within_noise = timed("tflite/fp32", 2.5 * SPEEDUP_SLACK * 9.0 * 0.95)  # a lead noise could give: not built
+    assert could_not_win(plan, [best, within_noise, *evidence]) is not None
 
 
 def test_without_evidence_a_waiting_int8_is_built():
