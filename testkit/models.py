@@ -180,26 +180,6 @@ def token_classifier():
     return TokenClassifier().eval(), torch.randint(0, 50, (1, 12))
 
 
-class PositionedTokens(nn.Module):
-    """Token and position embeddings, the positions counted from the input's length (``arange + 1``: integer
-    arithmetic with a scalar, as a text model converted from ONNX computes its position ids), three logits out."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.tokens = nn.Embedding(50, 16)
-        self.positions = nn.Embedding(16, 16)
-        self.head = nn.Linear(16, 3)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        positions = torch.arange(ids.shape[1]) + 1
-        return self.head((self.tokens(ids) + self.positions(positions)).mean(1))
-
-
-def positioned_tokens():
-    return PositionedTokens().eval(), torch.randint(0, 50, (1, 12))
-
-
 class BoxesAndScores(nn.Module):
     """A detector head: box regression (1, 4) next to class probabilities (1, 3)."""
 

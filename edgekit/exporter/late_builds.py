@@ -19,9 +19,9 @@ QUANTIZED = ("int8_static", "int8_dynamic", "int8_bf16")
 FLOAT_TWINS = ("fp32", "given")  # a format's float candidate: built, or a given float .tflite as it is
 # XNNPACK's INT8 speed-up over its FP32 exceeded the best other format's by up to 1.21x on the corpus (MiniLM:
 # LiteRT dynamic INT8 3.17x, OpenVINO INT8 with a bf16 remainder 2.61x; MTCNN ONet: LiteRT 1.99x, OpenVINO 1.66x;
-# 2-core EPYC Zen 4). ExecuTorch's INT8 of MiniLM gained 1.40x (7.16 -> 5.10 ms) where OpenVINO's gained 2.88x, and
-# its lowering took 48 s.
-SPEEDUP_SLACK = 1.25
+# 2-core EPYC Zen 4); the rest covers the FP32 twin's own timing noise (MiniLM's LiteRT FP32 read 7.92 ms in one
+# export, 4.8-5.8 ms in others: with 1.25 its INT8, the usual pick, was left unbuilt)
+SPEEDUP_SLACK = 1.5
 
 
 def waits(plan: CandidatePlan, plans: list[CandidatePlan]) -> bool:

@@ -89,33 +89,9 @@ def _pt2e_int8(module, args, samples: list[list[np.ndarray]], per_channel: bool)
 
         from .pt2e_ranges import observed
 
-    prepared, _, how = observed(module, args, samples, _integer_arithmetic_kept(XNNPACKQuantizer),
+    prepared, _, how = observed(module, args, samples, XNNPACKQuantizer,
                                 get_symmetric_quantization_config(is_per_channel=per_channel))
     return convert_pt2e(prepared), how
-
-
-def _integer_arithmetic_kept(quantizer_class):
-    """``quantizer_class`` whose annotation pass leaves integer ``add``/``mul`` as they were. XNNPACKQuantizer's
-    (executorch 1.5) turns every scalar operand into a float tensor attribute, so an integer ``arange + 1`` became
-    a float tensor, and the position ids of a converted text model (all-MiniLM-L6-v2) then failed as an index
-    ("tensors used as indices must be long"); nothing is quantized there anyway."""
-    import torch
-
-    arithmetic = (torch.ops.aten.add.Tensor, torch.ops.aten.mul.Tensor)
-
-    class IntegerArithmeticKept(quantizer_class):
-        def transform_for_annotation(self, model):
-            integer = {node: node.args for node in model.graph.nodes
-                       if node.op == "call_function" and node.target in arithmetic
-                       and not getattr(node.meta.get("val"), "dtype", torch.float32).is_floating_point}
-            model = super().transform_for_annotation(model)
-            for node, args in integer.items():
-                node.args = args
-            model.graph.eliminate_dead_code()  # the float attributes it made for them
-            model.recompile()
-            return model
-
-    return IntegerArithmeticKept
 
 
 def _lower(module, args) -> tuple[bytes, dict]:
