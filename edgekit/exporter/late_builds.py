@@ -1,12 +1,13 @@
 """Slow INT8 builds wait for the first timing. LiteRT's and ExecuTorch's INT8 (a PT2E quantization and a conversion
-or lowering: 5-45 s each on the corpus, 45 s for ExecuTorch's on YOLOv8n) are built after every other candidate
-has been gated and timed, and only where those figures say they could win.
+or lowering: 5-20 s each on the corpus, 45-67 s for ExecuTorch's on YOLOv8n) are built after every other
+candidate has been gated and timed, and only where those figures say they could win.
 
 A waiting INT8 could win unless its format's FP32 p50, sped up by the best INT8 speed-up timed on this model in
 another format (that format's FP32 p50 over its INT8's) times ``SPEEDUP_SLACK``, is not ``RESCUE_MARGIN`` below the
 fastest passing candidate's (the rescue schedule's margin: host timings spread by up to 7 % between exports, and a
-build of up to a minute is not spent on a lead noise could give). Where there is no such evidence (no other format's INT8 and FP32 both timed, no timed FP32 of its
-own format, nothing passing yet), or latency does not decide (not benchmarked, measured off the target), it is built.
+build of up to a minute is not spent on a lead noise could give). Where there is no such evidence (no other
+format's INT8 and FP32 both timed, no timed FP32 of its own format, nothing passing yet), or latency does not
+decide (not benchmarked, measured off the target), it is built.
 """
 
 from __future__ import annotations
