@@ -10,11 +10,11 @@ docs/accuracy.md describes the rules.
 """
 
 from .figures import cosine, top1_agreement, worst
-from .gate import apply_budget, compare_outputs, task_agreement_min
+from .gate import TASK_TEXT, apply_budget, compare_outputs, task_agreement_min
 from .kinds import (OutputKind, explain_output_kind, infer_output_kind, is_classifier_output,
                     is_normalised_output, is_probability_output)
 from .report import AccuracyReport, GroupAccuracy, OutputAccuracy, TaskAgreement
 
-__all__ = ["AccuracyReport", "GroupAccuracy", "OutputAccuracy", "OutputKind", "TaskAgreement", "apply_budget",
+__all__ = ["TASK_TEXT", "AccuracyReport", "GroupAccuracy", "OutputAccuracy", "OutputKind", "TaskAgreement", "apply_budget",
            "compare_outputs", "cosine", "explain_output_kind", "infer_output_kind", "is_classifier_output",
            "is_normalised_output", "is_probability_output", "task_agreement_min", "top1_agreement", "worst"]

@@ -22,7 +22,7 @@ from .kinds import OutputKind, declared_kind, explain_output_kind
 from .report import AccuracyReport, OutputAccuracy, TaskAgreement
 from .tasks import mask_agreement, sequence_agreement
 
-_TASK_TEXT = {"detection_f1": "detection F1", "mask_iou": "mask IoU", "symbol_agreement": "decoded symbol agreement"}
+TASK_TEXT = {"detection_f1": "detection F1", "mask_iou": "mask IoU", "symbol_agreement": "decoded symbol agreement"}
 
 
 def compare_outputs(reference: list[list[np.ndarray]], candidate: list[list[np.ndarray]],
@@ -114,7 +114,7 @@ def apply_budget(report: AccuracyReport, budget) -> AccuracyReport:
     limit = task_agreement_min(budget)
     for output in report.outputs:
         if output.task is not None and limit is not None and not _at_least(output.task.value, limit):
-            violations.append(f"output '{output.name}': {_TASK_TEXT[output.task.metric]} {output.task.value:.4f} "
+            violations.append(f"output '{output.name}': {TASK_TEXT[output.task.metric]} {output.task.value:.4f} "
                               f"< {limit}{_task_details(output.task)}")
     errors = max_abs_error_judged(report)
     if budget.max_abs_error is not None and not _at_least(-errors, -budget.max_abs_error):

@@ -1,8 +1,9 @@
 """Accuracy rescue for INT8: keep the layers that add the most quantization error in float.
 
 OpenVINO INT8 candidates are quantized again with asymmetric activations (no layer in float), then with the
-layers that add the most error in float (ranked in one pass: ``openvino_sensitivity.py``), then, where that helped
-without passing, by NNCF's own accuracy-aware quantization (``rescue_openvino_int8``);
+layers that add the most error in float (ranked in one pass: ``openvino_sensitivity.py``; each trial judged by the
+figure the gate failed on: ``rescue_aim``), then, where that helped the cosine without passing, by NNCF's own
+accuracy-aware quantization (``rescue_openvino_int8``);
 ai-edge-quantizer's INT8 of a given float .tflite by the same search as ONNX, ranked by the quantizer's own
 per-tensor comparison (``rescue_tflite_int8``); the rest of this module is the ONNX route (``rescue_onnx_int8``,
 static QDQ and dynamic INT8).
@@ -42,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..accuracy import cosine
+from ..accuracy import TASK_TEXT, AccuracyReport, cosine, task_agreement_min
 from ..data import SampleSet
 from ..errors import ExportError
 from ..quiet import quiet
@@ -392,6 +393,51 @@ def _rescue_openvino_int8(candidate: Candidate, context: StepContext, reference,
                                whole)
 
 
+@dataclass(frozen=True)
+class Aim:
+    """The figure a rescue's trials must raise, the one the gate failed on: its ``label``, the ``limit`` the budget
+    sets and how to ``read`` it from a gate's report."""
+
+    label: str
+    limit: float
+    read: Callable[[AccuracyReport], float]
+
+    @property
+    def is_cosine(self) -> bool:
+        """NNCF's accuracy-aware search aims at the worst cosine (``AccuracyControl``), at nothing else."""
+        return self.read is _worst_cosine
+
+
+def rescue_aim(report: AccuracyReport, budget) -> Aim:
+    """The worst cosine (every output and channel group) where it breaks ``budget.cosine_min``; else the first
+    output's task agreement (detection F1, mask IoU, decoded symbols) or the top-1 agreement that breaks its limit
+    (a random-weight YOLOv8n's OpenVINO INT8: class scores at cosine 0.9993, detection F1 0.9446 < 0.97); else the
+    worst cosine."""
+    cosine_aim = Aim("worst cosine", budget.cosine_min, _worst_cosine)
+    if budget.cosine_min is not None and _worst_cosine(report) < budget.cosine_min:
+        return cosine_aim
+    limit = task_agreement_min(budget)
+    for output in report.outputs:
+        if output.task is not None and limit is not None and _finite(output.task.value) < limit:
+            return Aim(f"output '{output.name}' {TASK_TEXT[output.task.metric]}", limit,
+                       functools.partial(_task_value, output.name))
+    agreement = report.top1_agreement
+    if budget.top1_agreement_min is not None and agreement is not None and \
+            _finite(agreement) < budget.top1_agreement_min:
+        return Aim("top-1 agreement", budget.top1_agreement_min, lambda r: _finite(r.top1_agreement))
+    return cosine_aim
+
+
+def _task_value(output_name: str, report: AccuracyReport) -> float:
+    """The task agreement of ``output_name`` in ``report`` (NaN as -1)."""
+    return next(_finite(o.task.value) for o in report.outputs if o.name == output_name)
+
+
+def _finite(value: float | None) -> float:
+    """A figure to compare: NaN (or a missing one) as -1, below any real one."""
+    return -1.0 if value is None or math.isnan(value) else value
+
+
 def _worth_a_search(candidate: Candidate, context: StepContext, reference, validation: SampleSet,
                     float_model: Artifact, progress, deadline: float | None, limit: int) -> bool:
     """Keep the 1, 2, 4, … up to ``limit`` layers that add the most error (ranked in one pass:
@@ -401,9 +447,10 @@ def _worth_a_search(candidate: Candidate, context: StepContext, reference, valid
     the worst cosine closer to the budget: where none did, the error is spread over the model (PP-OCRv4 rec 0.9598
     -> 0.9570 with the worst of its 48 layers in float, on the 2-core EPYC Zen 4, where NNCF's search had spent
     50 s and failed). A trial that helps little still lets the search run: with AVX2 kernels, ``outlier_deep``
-    went 0.99911 -> 0.99913 with one layer in float, and NNCF's search rescued it."""
-    first_reason, before = candidate.reason, _worst_cosine(candidate.accuracy)
-    budget = context.profile.accuracy.cosine_min
+    went 0.99911 -> 0.99913 with one layer in float, and NNCF's search rescued it. Trials are compared by the
+    figure the gate failed on (``rescue_aim``); where that is not the cosine, NNCF's search cannot aim at it."""
+    aim = rescue_aim(candidate.accuracy, context.profile.accuracy)
+    first_reason, before = candidate.reason, aim.read(candidate.accuracy)
     with progress.step(f"rescue {candidate.name}: rank its layers in one pass"):
         ranked = rank_layers(float_model.path, candidate.artifact.path, validation)
     best, best_count, tried = before, 0, []
@@ -412,22 +459,27 @@ def _worth_a_search(candidate: Candidate, context: StepContext, reference, valid
         what = f"its {count} most error-adding layer(s) in float (ranked in one pass)"
         trial = _gated_trial(candidate, context, reference, validation, progress, deadline, what,
                              lambda path: OpenVinoQuantize(keep_float=names).run(float_model, path, context))
-        after = _worst_cosine(trial.accuracy)
+        after = aim.read(trial.accuracy)
         tried.append(f"{count}: {after:.5f}")
         if trial.usable:
-            candidate.notes.append(f"rescued: whole-model INT8 broke the budget ({first_reason}); with {what}: worst "
-                                   f"cosine {before:.5f} -> {after:.5f}")
+            candidate.notes.append(f"rescued: whole-model INT8 broke the budget ({first_reason}); with {what}: "
+                                   f"{aim.label} {before:.5f} -> {after:.5f}")
             return False
         if after <= best:
             break
         best, best_count = after, count
-    figures = f"worst cosine {before:.5f}, with layers in float {'; '.join(tried)}; budget {budget}"
+    figures = f"{aim.label} {before:.5f}, with layers in float {'; '.join(tried)}; budget {aim.limit}"
     if best <= before:
         candidate.notes.append(f"rescue failed: its most error-adding layers in float took it no closer to the "
                                f"budget ({figures}): the error is spread over the model, so NNCF's accuracy-aware "
                                f"search, which may revert no more layers, was not run")
         return False
-    share = (best - before) / (budget - before)
+    if not aim.is_cosine:
+        candidate.notes.append(f"rescue failed: its most error-adding layers in float, {best_count} at best, did not "
+                               f"meet the budget ({figures}); NNCF's accuracy-aware search aims at the worst cosine, "
+                               f"within the budget already, so it was not run")
+        return False
+    share = (best - before) / (aim.limit - before)
     candidate.notes.append(f"rescue tried its most error-adding layers in float, {best_count} at best, {share:.0%} of "
                            f"the way to the budget ({figures}); NNCF's accuracy-aware search next")
     return True
@@ -436,7 +488,7 @@ def _worth_a_search(candidate: Candidate, context: StepContext, reference, valid
 def _worst_cosine(report) -> float:
     """The lowest cosine over every output and channel group of a gate's report (NaN as -1)."""
     values = [o.cosine_min for o in report.outputs] + [g.cosine_min for o in report.outputs for g in o.groups]
-    return min(-1.0 if math.isnan(value) else value for value in values)
+    return min(_finite(value) for value in values)
 
 
 def _accuracy_aware_search(candidate: Candidate, context: StepContext, reference, validation: SampleSet,

@@ -1,5 +1,6 @@
 """PyTorch -> ExecuTorch (.pte, XNNPACK): fp32 and PT2E INT8 of the digits model run by ExecuTorchRunner against
-PyTorch, the nodes XNNPACK leaves out named with their reasons, and the runner's process-wide thread pool."""
+PyTorch, an INT8 far outside its budget rejected before its lowering, the nodes XNNPACK leaves out named with their
+reasons, and the runner's process-wide thread pool."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ import numpy as np
 import pytest
 import torch
 
+from edgekit.data import SampleSet
 from edgekit.data.loading import load_data
-from edgekit.errors import ExportError, InputError
+from edgekit.errors import AccuracyError, ExportError, InputError
 from edgekit.exporter.sources import TorchSource, load_source
 from edgekit.exporter.steps.base import StepContext
+from edgekit.exporter.steps import executorch_export
 from edgekit.exporter.steps.executorch_export import export_executorch
 from edgekit.runtime.executorch import ExecuTorchRunner
-from edgekit.specs import InputSpec
+from edgekit.specs import InputSpec, specs_from_arrays
 from edgekit.targets import load_target
+from testkit import smooth_images
 
 DIGITS = Path(__file__).resolve().parents[2] / "samples" / "digits"
 
@@ -66,6 +70,38 @@ def test_int8_is_quantized_inside_xnnpack_and_keeps_the_labels(lowered, digits):
     labels = val.labels
     assert np.mean(got.argmax(1) == expected.argmax(1)) >= 0.97
     assert np.mean(got.argmax(1) == labels) >= np.mean(expected.argmax(1) == labels) - 0.02
+    simulation = result.details["pt2e_simulation"]  # what the check before the lowering measured
+    assert simulation["samples"] == 8 and simulation["cosine_min"] > 0.99 and simulation["where"] == "output 'output_0'"
+    assert "pt2e_simulation" not in lowered["fp32"].details
+
+
+def test_int8_far_outside_the_budget_is_not_lowered(tmp_path, digits, monkeypatch):
+    class Head(torch.nn.Module):
+        """A YOLO-style head [1, 4 + 3, 64]: boxes in pixels (up to 320) stacked over sigmoid class scores; one
+        int8 scale for both zeroes the scores."""
+
+        def __init__(self):
+            super().__init__()
+            self.boxes, self.scores = torch.nn.Conv2d(3, 4, 1), torch.nn.Conv2d(3, 3, 1)
+
+        def forward(self, x):
+            boxes, scores = torch.sigmoid(self.boxes(x)) * 320.0, torch.sigmoid(self.scores(x) * 4.0 - 3.0)
+            return torch.cat([boxes, scores], 1).flatten(2)
+
+    def lowered(*args, **kwargs):
+        raise AssertionError("the lowering ran")
+
+    torch.manual_seed(0)
+    example = smooth_images(1)
+    source = TorchSource("head", None, Head().eval(), specs_from_arrays(["x"], [example]), {"x": example})
+    context = StepContext(profile=digits[1].profile, inputs=source.inputs,
+                          calibration=SampleSet({"x": smooth_images(16, seed=1)}, None, "smooth test images"))
+    monkeypatch.setattr(executorch_export, "_lower", lowered)
+    with pytest.raises(AccuracyError, match="before lowering: PT2E's fake-quantized model reached cosine") as info:
+        export_executorch(source, tmp_path / "h.pte", "int8", context)
+    assert info.value.figures["where"] == "output 'output_0' rows 4–6, class scores"
+    assert info.value.figures["simulated_cosine_min"] < 1 - 15 * (1 - context.profile.accuracy.cosine_min)
+    assert not (tmp_path / "h.pte").exists()
 
 
 class PartlySupported(torch.nn.Module):

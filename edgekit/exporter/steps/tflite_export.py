@@ -8,7 +8,6 @@ model whose fake-quantized outputs are already far outside the budget is rejecte
 from __future__ import annotations
 
 import itertools
-import math
 import re
 import time
 from collections import Counter
@@ -16,26 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ...accuracy import compare_outputs
 from ...errors import AccuracyError, ExportError, InputError
 from ...extras import install_hint
 from ...quiet import quiet
 from ...targets import Precision
-from ..sources import TorchSource, flatten_outputs
+from ..sources import TorchSource
 from .base import Artifact, StepContext, StepResult, require_static_shapes
 from .verify import check_outputs, first_lines
 
 # An op litert-torch cannot lower shows as "Lowering not found: ns.op.overload" or torch.ops.ns.op; else ns::op.
 _DOTTED_OP = re.compile(r"(?:Lowering not found: |torch\.ops\.)(\w+)\.(\w+)")
 _SCOPED_OP = re.compile(r"\b([a-z_]\w*)::(\w+)")
-# PT2E's fake-quantized model is checked before litert_torch.convert, the slow part of static INT8 (about 30 of
-# PP-OCRv4 rec's 44 s). On 8 calibration samples its worst cosine was never below the converted model's on the
-# validation samples across the corpus (cls 1.0000 against 0.9974, RNet 0.9911 against 0.9861, rec 0.801 against
-# 0.573, det 0.118 against 0.094), but one earlier measurement had it 6x more pessimistic than the conversion (cls,
-# error 0.018 against 0.003). So only a simulation erring over 15 times what the budget allows is rejected
-# unconverted: 2.5x headroom over that. NudeNet's class scores simulated at cosine 0.0000 (its conversion: 28 s).
-SIMULATION_ERROR_FACTOR = 15
-SIMULATION_SAMPLES = 8
 
 
 def export_tflite(source: TorchSource, out_path: Path, precision: Precision | str, context: StepContext,
@@ -112,54 +102,21 @@ def _static_int8(litert_torch, module, args, samples: list[list[np.ndarray]], co
     ``AccuracyError`` before converting when the fake-quantized model is far outside the profile's budget.
 
     Returns the model, how torch.export ran (``pt2e_ranges.observed``) and the simulation's figures
-    (``_check_simulation``).
+    (``pt2e_simulation.check_simulation``).
     """
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
     from .pt2e_ranges import observed
+    from .pt2e_simulation import check_simulation
 
     config = get_symmetric_quantization_config(is_per_channel=context.profile.quantization.per_channel)
     prepared, quantizer, how = observed(module, args, samples, PT2EQuantizer, config)
     converted = convert_pt2e(prepared, fold_quantize=False)
-    simulation = _check_simulation(module, converted, samples[:SIMULATION_SAMPLES], context)
+    simulation = check_simulation(module, converted, samples, context, before="conversion")
     content = litert_torch.convert(converted, args, quant_config=QuantConfig(pt2e_quantizer=quantizer)).model_content()
     return content, how, simulation
-
-
-def _check_simulation(module, simulated, samples: list[list[np.ndarray]], context: StepContext) -> dict | None:
-    """``AccuracyError`` when PT2E's fake-quantized model errs over ``SIMULATION_ERROR_FACTOR`` times what the
-    profile's ``cosine_min`` allows on ``samples``: the worst cosine the gate figures, per output and per channel
-    group of a stacked output (a YOLO head's class scores, zeroed by the scale its pixel boxes set), against the
-    float module. Outputs whose float values are not finite are left to the gate. Returns the worst figure, where
-    it is and on how many samples (for the manifest); None without a ``cosine_min``."""
-    cosine_min = context.profile.accuracy.cosine_min
-    if cosine_min is None:
-        return
-    import torch
-
-    def arrays(outputs) -> list[np.ndarray]:
-        return [tensor.detach().numpy() for tensor in flatten_outputs(outputs)]
-
-    expected, got = [], []
-    with torch.no_grad():
-        for sample in samples:
-            feeds = [torch.from_numpy(a) for a in sample]
-            expected.append(arrays(module(*feeds)))
-            got.append(arrays(simulated(*feeds)))
-    report = compare_outputs(expected, got, context.output_names or None, None, context.output_kinds)
-    figures = [(f"output '{o.name}'", o.cosine_min) for o in report.outputs if not o.reference_nonfinite]
-    figures += [(f"output '{o.name}' {g.label}", g.cosine_min) for o in report.outputs if not o.reference_nonfinite
-                for g in o.groups]
-    where, worst = min(((name, -1.0 if math.isnan(value) else value) for name, value in figures),
-                       key=lambda item: item[1], default=("", 1.0))
-    if 1.0 - worst > SIMULATION_ERROR_FACTOR * (1.0 - cosine_min):
-        raise AccuracyError(f"accuracy before conversion: PT2E's fake-quantized model reached cosine {worst:.4f} on "
-                            f"{where} against the float one on {len(samples)} calibration samples, an error "
-                            f"(1 - cosine) over {SIMULATION_ERROR_FACTOR}x what cosine_min {cosine_min} allows; "
-                            "not converted", figures={"simulated_cosine_min": worst, "where": where})
-    return {"cosine_min": round(worst, 6), "where": where, "samples": len(samples)}
 
 
 def _quantize_weights(fp32_content: bytes, precision: Precision, per_channel: bool) -> bytes:
