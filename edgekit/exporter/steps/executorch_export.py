@@ -2,8 +2,9 @@
 
 ``torch.export`` -> ``to_edge_transform_and_lower`` with ``XnnpackPartitioner`` -> ``to_executorch``. INT8 is PT2E
 with ExecuTorch's ``XNNPACKQuantizer`` (symmetric, per-channel weights as the profile says), calibrated on the same
-samples as the other routes; inputs and outputs stay float. The details say which nodes XNNPACK did not take, with
-the partitioner's own reason where it gave one.
+samples as the other routes; inputs and outputs stay float; a PT2E model whose fake-quantized outputs are already far
+outside the budget is rejected before its lowering (``pt2e_simulation.py``). The details say which nodes XNNPACK
+did not take, with the partitioner's own reason where it gave one.
 """
 
 from __future__ import annotations
