@@ -199,6 +199,19 @@ def boxes_and_scores():
     return BoxesAndScores().eval(), torch.zeros(1, 3, 8, 8)
 
 
+class StackedYoloHead(nn.Module):
+    """A YOLO-style head [1, 4 + 3, 64]: boxes in pixels (up to 320) stacked over sigmoid class scores, so one
+    per-tensor INT8 scale, set by the boxes, rounds the scores to zero."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.boxes, self.scores = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        boxes, scores = torch.sigmoid(self.boxes(x)) * 320.0, torch.sigmoid(self.scores(x) * 4.0 - 3.0)
+        return torch.cat([boxes, scores], 1).flatten(2)
+
+
 class SentenceEncoder(nn.Module):
     """A tiny real BERT (transformers' BertModel, random weights) with mean pooling over the mask and L2
     normalization, as sentence-transformers runs all-MiniLM: token ids and mask in, one embedding out."""

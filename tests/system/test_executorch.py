@@ -21,6 +21,7 @@ from edgekit.runtime.executorch import ExecuTorchRunner
 from edgekit.specs import InputSpec, specs_from_arrays
 from edgekit.targets import load_target
 from testkit import smooth_images
+from testkit.models import StackedYoloHead
 
 DIGITS = Path(__file__).resolve().parents[2] / "samples" / "digits"
 
@@ -76,24 +77,12 @@ def test_int8_is_quantized_inside_xnnpack_and_keeps_the_labels(lowered, digits):
 
 
 def test_int8_far_outside_the_budget_is_not_lowered(tmp_path, digits, monkeypatch):
-    class Head(torch.nn.Module):
-        """A YOLO-style head [1, 4 + 3, 64]: boxes in pixels (up to 320) stacked over sigmoid class scores; one
-        int8 scale for both zeroes the scores."""
-
-        def __init__(self):
-            super().__init__()
-            self.boxes, self.scores = torch.nn.Conv2d(3, 4, 1), torch.nn.Conv2d(3, 3, 1)
-
-        def forward(self, x):
-            boxes, scores = torch.sigmoid(self.boxes(x)) * 320.0, torch.sigmoid(self.scores(x) * 4.0 - 3.0)
-            return torch.cat([boxes, scores], 1).flatten(2)
-
     def lowered(*args, **kwargs):
         raise AssertionError("the lowering ran")
 
     torch.manual_seed(0)
     example = smooth_images(1)
-    source = TorchSource("head", None, Head().eval(), specs_from_arrays(["x"], [example]), {"x": example})
+    source = TorchSource("head", None, StackedYoloHead().eval(), specs_from_arrays(["x"], [example]), {"x": example})
     context = StepContext(profile=digits[1].profile, inputs=source.inputs,
                           calibration=SampleSet({"x": smooth_images(16, seed=1)}, None, "smooth test images"))
     monkeypatch.setattr(executorch_export, "_lower", lowered)

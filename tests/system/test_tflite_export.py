@@ -187,20 +187,11 @@ def test_int8_static_far_outside_the_budget_is_not_converted(tmp_path, context, 
 def test_int8_static_judges_the_simulation_per_channel_group(tmp_path, context):
     import torch
 
-    class Head(torch.nn.Module):
-        """A YOLO-style head [1, 4 + 3, 64]: boxes in pixels (up to 320) stacked over sigmoid class scores."""
-
-        def __init__(self):
-            super().__init__()
-            self.boxes, self.scores = torch.nn.Conv2d(3, 4, 1), torch.nn.Conv2d(3, 3, 1)
-
-        def forward(self, x):
-            boxes, scores = torch.sigmoid(self.boxes(x)) * 320.0, torch.sigmoid(self.scores(x) * 4.0 - 3.0)
-            return torch.cat([boxes, scores], 1).flatten(2)
+    from testkit.models import StackedYoloHead
 
     torch.manual_seed(0)
     example = smooth_images(1)
-    source = TorchSource("head", None, Head().eval(), specs_from_arrays(["x"], [example]), {"x": example})
+    source = TorchSource("head", None, StackedYoloHead().eval(), specs_from_arrays(["x"], [example]), {"x": example})
     with pytest.raises(AccuracyError, match="before conversion") as info:
         export_tflite(source, tmp_path / "h.tflite", "int8_static", context)
     assert info.value.figures["where"] == "output 'output_0' rows 4–6, class scores"
