@@ -15,6 +15,7 @@ from .kinds import (OutputKind, explain_output_kind, infer_output_kind, is_class
                     is_normalised_output, is_probability_output)
 from .report import AccuracyReport, GroupAccuracy, OutputAccuracy, TaskAgreement
 
-__all__ = ["TASK_TEXT", "AccuracyReport", "GroupAccuracy", "OutputAccuracy", "OutputKind", "TaskAgreement", "apply_budget",
-           "compare_outputs", "cosine", "explain_output_kind", "infer_output_kind", "is_classifier_output",
-           "is_normalised_output", "is_probability_output", "task_agreement_min", "top1_agreement", "worst"]
+__all__ = ["TASK_TEXT", "AccuracyReport", "GroupAccuracy", "OutputAccuracy", "OutputKind", "TaskAgreement",
+           "apply_budget", "compare_outputs", "cosine", "explain_output_kind", "infer_output_kind",
+           "is_classifier_output", "is_normalised_output", "is_probability_output", "task_agreement_min",
+           "top1_agreement", "worst"]

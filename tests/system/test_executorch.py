@@ -14,8 +14,8 @@ from edgekit.data import SampleSet
 from edgekit.data.loading import load_data
 from edgekit.errors import AccuracyError, ExportError, InputError
 from edgekit.exporter.sources import TorchSource, load_source
-from edgekit.exporter.steps.base import StepContext
 from edgekit.exporter.steps import executorch_export
+from edgekit.exporter.steps.base import StepContext
 from edgekit.exporter.steps.executorch_export import export_executorch
 from edgekit.runtime.executorch import ExecuTorchRunner
 from edgekit.specs import InputSpec, specs_from_arrays
