@@ -90,8 +90,10 @@ def model_targets(result: dict, features: list[str]) -> list[tuple[str, bool | N
         rows.append(("nothing selected", False))
     else:
         ratio = v[auto]["p50_ms"] / v[fastest]["p50_ms"]
+        rounds = round_ratios(result, [auto], fastest)  # the pick's p50 over the fastest's, per round
         rows.append((f"{result['selected']}" + ("" if fastest == auto else
-                                                f", {fastest.removeprefix('edgekit ')} was {ratio:.2f}x faster"),
+                                                f", {fastest.removeprefix('edgekit ')} was {ratio:.2f}x faster "
+                                                f"(rounds {min(rounds):.2f}-{max(rounds):.2f}x)"),
                      ratio <= SAME_SPEED))
     return rows
 
