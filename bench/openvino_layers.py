@@ -16,7 +16,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -27,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # testkit
 import models  # noqa: E402  (bench/models.py, beside this script)
 
 from edgekit.runtime.openvino import load_openvino  # noqa: E402
+from edgekit.runtime.stats import time_calls  # noqa: E402
 from testkit import smooth_images  # noqa: E402
 
 THREADS = 2
@@ -48,18 +48,6 @@ def int8_model(module: torch.nn.Module, example: torch.Tensor, folder: Path):
     images = smooth_images(32, shape=tuple(example.shape[1:]), seed=1)
     return nncf.quantize(ov.convert_model(str(path)), nncf.Dataset([{"x": image[None]} for image in images]),
                          subset_size=len(images))
-
-
-def timed(call, runs: int) -> tuple[float, float]:
-    """(p50, fastest) in ms of ``runs`` calls after 30 warm-up ones."""
-    for _ in range(30):
-        call()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3, min(times) * 1e3
 
 
 def layer_shares(compiled, feed: np.ndarray, runs: int = 100) -> Counter:
@@ -105,13 +93,13 @@ def main() -> None:
         for index in range(args.rounds):
             names = list(calls)[index % len(calls):] + list(calls)[:index % len(calls)]
             for name in names:
-                figures[name].append(timed(calls[name], args.runs))
+                figures[name].append(time_calls(calls[name], THREADS, warmup=30, runs=args.runs, min_seconds=0))
     print(f"{args.model}_style, input {list(example.shape)}, NNCF INT8, {THREADS} threads, {args.rounds} rounds x "
           f"{args.runs} runs")
     for name, rounds in figures.items():
-        p50s = [p50 for p50, _ in rounds]
+        p50s = [stats.p50_ms for stats in rounds]
         print(f"  {name:<24} p50 {statistics.median(p50s):7.3f} ms [{min(p50s):.3f}-{max(p50s):.3f}]  "
-              f"fastest {min(best for _, best in rounds):.3f} ms")
+              f"fastest {min(stats.min_ms for stats in rounds):.3f} ms")
     spent = layer_shares(core.compile_model(quantized, "CPU", {**BASE, "PERF_COUNT": True}), feed)
     total = sum(spent.values())
     print(f"per-layer counters, edgekit's settings: {total:.3f} ms an inference")
