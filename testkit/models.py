@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import torch
 from torch import nn
 
@@ -296,3 +298,19 @@ class ShiftedSilu(nn.Module):
 
 def shifted_silu():
     return ShiftedSilu().eval(), torch.zeros(1, 3, 8, 8)
+
+
+class UnseededScale(TinyCnn):
+    """TinyCnn times a factor drawn unseeded and kept as a plain attribute: not in its state dict, so a second
+    load of the factory computes other outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = 1.0 + random.random()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) * self.scale
+
+
+def unseeded_scale():
+    return _randomize_batchnorm(UnseededScale()), torch.zeros(1, 3, 8, 8)

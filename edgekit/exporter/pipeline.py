@@ -43,6 +43,7 @@ from .recipes import recipe_record
 from .routes import BuildRun, CandidatePlan, get_route, int8_kernels_on
 from .routes.onnx import build_float_onnx
 from .schedule import FloatAllowance, fastest_passing, p50, rescue_schedule
+from .second_process import SecondProcess
 from .shipped_samples import ship_samples
 from .sources import OnnxSource, TfliteSource, TorchSource, load_source
 from .steps import StepContext
@@ -123,11 +124,13 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
                           inputs=run_inputs(source.path, calib, val, tokenizer, preprocess))
     for stale in staged.swept:
         progress.note(f"removed {stale.name}, a staging folder left by an interrupted run")
+    second_process = SecondProcess(source)  # started by the first build that goes apart
     try:
         context = StepContext(profile=profile, inputs=specs, calibration=calibration,
                               output_names=source.output_names, output_kinds=kinds)
         candidates, run, excluded, waiting = _build(source, context, formats, staged.path, dynamic_batch, simplify,
-                                                    progress, wait=benchmark and fmt == "auto")
+                                                    progress, wait=benchmark and fmt == "auto",
+                                                    second_process=second_process)
         not_built, notes = not_built_records(excluded, formats, profile)
         if not any(c.artifact for c in candidates):  # nothing to time: what waited has nothing to wait for
             candidates, waiting = candidates + _build_plans(waiting, run), []
@@ -146,6 +149,7 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
             candidates[:] = sorted(candidates + late, key=lambda c: formats.index(c.format))  # stable: profile order
             not_built += skipped
             notes += [f"{record['candidate']} not built: {record['reason']}" for record in skipped]
+        second_process.close()
         rescue_record = _rescue(candidates, context, validation, reference, run, timing, rescue_budget_s,
                                 not choice["provisional"], progress) if rescue else None
         if choice["rule"] == PROVISIONAL_RULE:
@@ -172,6 +176,7 @@ def export(model: str, target: str | Path | TargetProfile = "x86", *, out: str |
         shutil.rmtree(staged.path / "work", ignore_errors=True)
         final = staged.commit()
     except BaseException as error:
+        second_process.close()  # before the folder it may be writing into is removed
         staged.discard()
         record_discarded(error, staged.dest)
         if is_disk_failure(error):
@@ -279,12 +284,14 @@ def plan_candidates(source, context: StepContext, formats: list[str], dynamic_ba
 
 
 def _build(source, context: StepContext, formats: list[str], folder: Path, dynamic_batch: bool, simplify: bool,
-           progress, wait: bool) -> tuple[list[Candidate], BuildRun, list[CandidatePlan], list[CandidatePlan]]:
+           progress, wait: bool,
+           second_process: SecondProcess) -> tuple[list[Candidate], BuildRun, list[CandidatePlan], list[CandidatePlan]]:
     """Plan every route, then run the plans; with ``wait``, the slow INT8 plans (``late_builds.py``) are returned
     unbuilt, as the last item. Routes that start from ONNX share one FP32 ONNX model, built first when any of them
     is listed (its graph tells the model kind, which decides what ``int8`` becomes; without it, a PyTorch source's
     modules tell it)."""
-    run = BuildRun(source, context, folder, dynamic_batch, simplify, progress, build_float_onnx)
+    run = BuildRun(source, context, folder, dynamic_batch, simplify, progress, build_float_onnx,
+                   second_process=second_process)
     routes = [get_route(name) for name in formats]
     if any(r.uses_float_onnx(source, dynamic_batch) for r in routes):
         run.float_onnx()
@@ -301,8 +308,15 @@ def _build(source, context: StepContext, formats: list[str], folder: Path, dynam
 
 
 def _build_plans(plans: list[CandidatePlan], run: BuildRun) -> list[Candidate]:
-    """Build ``plans`` (none excluded) in their order."""
-    return [c for plan in plans for c in get_route(plan.route).build([plan], run)]
+    """Build ``plans`` (none excluded), in their order but for the routes that build apart: where other plans are
+    built here meanwhile, theirs start first, in the second process, and are waited for once the others are built.
+    The candidates come back in ``plans``' order."""
+    apart = [p for p in plans if get_route(p.route).builds_apart]
+    here = [p for p in plans if p not in apart]
+    run.overlap = bool(apart and here)
+    built = {id(plan): get_route(plan.route).build([plan], run) for plan in apart + here}
+    run.finish_apart()
+    return [c for plan in plans for c in built[id(plan)]]
 
 
 def _build_late(waiting: list[CandidatePlan], candidates: list[Candidate], run: BuildRun, reference,

@@ -67,6 +67,8 @@ class Route:
     # its INT8 builds are slow (a PT2E quantization and a conversion): built only once the other candidates are
     # timed, and only where they could win (late_builds.py)
     slow_int8: ClassVar[bool] = False
+    # its builds run in the second process while this one builds the other routes' (``second_process.py``)
+    builds_apart: ClassVar[bool] = False
     # what a device needs to run this format beyond the agent's default, torch-free extras (said when it is picked)
     device_needs: ClassVar[str | None] = None
 
@@ -209,7 +211,39 @@ class BuildRun:
     make_float_onnx: Callable[["BuildRun"], tuple[Path | None, str | None, list[StepResult]]]
     common_steps: list[StepResult] = field(default_factory=list)
     built: dict[str, Candidate] = field(default_factory=dict)  # every candidate built so far, by name
+    second_process: Any = None  # the SecondProcess (second_process.py) for the ``builds_apart`` routes, or None
+    overlap: bool = False  # other candidates are built here meanwhile: only then do builds go apart
     _float: tuple[Path | None, str | None] | None = None
+    _finishing: list[Callable[[], None]] = field(default_factory=list)
+
+    def build_apart(self, candidate: Candidate, label: str, call: Callable, *args,
+                    then: Callable[[StepResult], None], here: Callable[[], None]) -> None:
+        """Build ``candidate`` by ``call(source, *args)`` in the second process, where other candidates are built
+        here meanwhile (``overlap``): ``finish_apart`` waits for it and hands its result to ``then`` (a failure
+        rejects the candidate, as ``guarded`` would). Otherwise, or where the child cannot take it, ``here()``
+        builds it in this process."""
+        if not self.overlap or self.second_process is None or not self.second_process.usable():
+            here()
+            return
+        outcome = self.second_process.submit(label, call, *args)
+
+        def finish() -> None:
+            with self.progress.step(f"{label} (second process)"):
+                done = outcome()
+            if done.unavailable is not None:
+                self.progress.note(f"{label} is built in this process: {done.unavailable}")
+                here()
+            elif done.failure is not None:
+                candidate.reject(done.failure, done.reason)
+            else:
+                then(done.result)
+
+        self._finishing.append(finish)
+
+    def finish_apart(self) -> None:
+        """Wait for every build started in the second process, in order."""
+        while self._finishing:
+            self._finishing.pop(0)()
 
     @property
     def work(self) -> Path:

@@ -4,9 +4,12 @@ the device that runs ``.pte`` files."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ...targets import Precision
 from ..candidates import Candidate
 from ..guard import guarded
+from ..steps import StepContext
 from .base import BuildRun, CandidatePlan, PlannedStep, Route
 
 _PT2E = (Precision.int8_static, "PT2E static INT8 with XNNPACK's quantizer (its one INT8 route; calibrated, "
@@ -20,6 +23,7 @@ class ExecuTorchRoute(Route):
     precisions = (Precision.fp32, Precision.int8, Precision.int8_static)
     typical_build_s = {"fp32": 20.0, "int8_static": 20.0}
     slow_int8 = True
+    builds_apart = True  # its lowering keeps one core busy for 20-35 s a candidate
     int8_kernel_archs = ("arm64", "x86_64")  # XNNPACK's int8 kernels
     sources = ("pytorch",)
     int8_recipes = {"attention": _PT2E, "mixed": _PT2E, "convolutional": _PT2E, "dense": _PT2E}
@@ -40,17 +44,32 @@ class ExecuTorchRoute(Route):
 
     def build_candidate(self, candidate: Candidate, plan: CandidatePlan, run: BuildRun) -> None:
         out_path, label = run.folder / f"model.{plan.precision}.pte", f"executorch {plan.precision}"
-        with run.progress.step(label):
-            result = guarded([candidate], label, lambda: _export(run, out_path, Precision(plan.precision)))
-        if result is not None:
+        precision = Precision(plan.precision)
+
+        def built(result) -> None:
             candidate.artifact, candidate.steps = result.artifact, [result]
             candidate.runner_options = self.runner_options(plan, run.context)
+
+        def here() -> None:
+            with run.progress.step(label):
+                result = guarded([candidate], label, lambda: _lower(run.source, out_path, precision, run.context))
+            if result is not None:
+                built(result)
+
+        run.build_apart(candidate, label, _lower, out_path, precision, _portable(run.context), then=built,
+                        here=here)
 
     def runner_options(self, plan: CandidatePlan, context) -> dict:
         return {"input_names": [s.name for s in context.inputs]}
 
 
-def _export(run: BuildRun, out_path, precision: Precision):
+def _lower(source, out_path, precision: Precision, context):
+    """The step, in this process or the second one (``source``: that process's copy of the model)."""
     from ..steps.executorch_export import export_executorch  # executorch and torch: the opt-in extra
 
-    return export_executorch(run.source, out_path, precision, run.context)
+    return export_executorch(source, out_path, precision, context)
+
+
+def _portable(context: StepContext) -> StepContext:
+    """What the step reads of ``context``, without the ranges other routes cached (NNCF's models do not pickle)."""
+    return replace(context, calibration_ranges={})
