@@ -293,6 +293,7 @@ def _build(source, context: StepContext, formats: list[str], folder: Path, dynam
     run = BuildRun(source, context, folder, dynamic_batch, simplify, progress, build_float_onnx,
                    second_process=second_process)
     routes = [get_route(name) for name in formats]
+    run.start_apart(routes)
     if any(r.uses_float_onnx(source, dynamic_batch) for r in routes):
         run.float_onnx()
     if context.model_kind is None and isinstance(source, TorchSource):  # no ONNX graph built: read the modules

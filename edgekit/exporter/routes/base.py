@@ -182,6 +182,11 @@ class Route:
     def runner_options(self, plan: CandidatePlan, context: StepContext) -> dict[str, Any]:
         return {}
 
+    def warm_up_apart(self) -> Callable | None:
+        """A call (``fn(source)``, module-level) that readies the second process for this route's builds (its
+        imports), sent before the shared ONNX chain is built; None: nothing to ready."""
+        return None
+
     def rescue(self, precision: str, source_kind: str) -> Callable | None:
         """The accuracy rescue for a candidate of ``precision``, built from a ``source_kind`` source, that broke the
         budget, or None."""
@@ -239,6 +244,16 @@ class BuildRun:
                 then(done.result)
 
         self._finishing.append(finish)
+
+    def start_apart(self, routes: list[Route]) -> None:
+        """Start the second process before the shared ONNX chain where a route that builds from this source builds
+        apart and another builds here: it loads the model and readies that route's tools meanwhile."""
+        apart = [r for r in routes if r.builds_apart and r.no_route(self.source, self.dynamic_batch) is None]
+        if not apart or len(apart) == len(routes) or self.second_process is None or not self.second_process.usable():
+            return
+        for route in apart:
+            if (warm_up := route.warm_up_apart()) is not None:
+                self.second_process.submit(f"{route.name}: warm-up", warm_up)
 
     def finish_apart(self) -> None:
         """Wait for every build started in the second process, in order."""

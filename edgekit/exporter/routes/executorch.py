@@ -62,12 +62,21 @@ class ExecuTorchRoute(Route):
     def runner_options(self, plan: CandidatePlan, context) -> dict:
         return {"input_names": [s.name for s in context.inputs]}
 
+    def warm_up_apart(self):
+        return _import_lowering
+
 
 def _lower(source, out_path, precision: Precision, context):
     """The step, in this process or the second one (``source``: that process's copy of the model)."""
     from ..steps.executorch_export import export_executorch  # executorch and torch: the opt-in extra
 
     return export_executorch(source, out_path, precision, context)
+
+
+def _import_lowering(source) -> None:
+    from ..steps.executorch_export import import_lowering
+
+    import_lowering()
 
 
 def _portable(context: StepContext) -> StepContext:

@@ -9,6 +9,7 @@ did not take, with the partitioner's own reason where it gave one.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import logging
 import time
@@ -26,6 +27,8 @@ from .verify import check_outputs, first_lines
 
 PRECISIONS = (Precision.fp32, Precision.int8, Precision.int8_static)  # int8: PT2E static (XNNPACK's INT8 route)
 _PARTITIONER_LOGGER = "executorch.backends.xnnpack.partition"  # its configs log WhyNoPartition at DEBUG
+_LOWERING_MODULES = ("executorch.exir", "executorch.devtools.backend_debug", "torchao.quantization.pt2e.quantize_pt2e",
+                     "executorch.backends.xnnpack.quantizer.xnnpack_quantizer")
 
 
 def export_executorch(source: TorchSource, out_path: Path, precision: Precision | str,
@@ -78,6 +81,15 @@ def export_executorch(source: TorchSource, out_path: Path, precision: Precision 
                         details=details)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def import_lowering() -> None:
+    """Import what the lowering uses (about 5 s the first time in a process): the second process does it while
+    the first one builds the shared FP32 ONNX model."""
+    with quiet(native=True):  # their imports warn and log
+        for name in _LOWERING_MODULES:
+            importlib.import_module(name)
+    _partitioner()
 
 
 def _pt2e_int8(module, args, samples: list[list[np.ndarray]], per_channel: bool, context: StepContext):
