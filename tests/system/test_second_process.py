@@ -90,6 +90,28 @@ def test_a_copy_that_computes_other_outputs_leaves_the_build_here(tmp_path, cnn_
     assert children() == []
 
 
+class StopAt(SilentProgress):
+    """Ctrl-C as the step ``label`` starts."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+
+    def step(self, label: str):
+        if label == self.label:
+            raise KeyboardInterrupt
+        return super().step(label)
+
+
+def test_an_interrupted_export_stops_the_child_before_its_folder_goes(tmp_path, cnn_data, any_size):
+    with pytest.raises(KeyboardInterrupt):  # ExecuTorch's FP32 went apart first: the child holds it now
+        export(model_ref("tiny_cnn"), onnx_and_executorch(), out=tmp_path / "outs" / "cnn",
+               calib=cnn_data["calib"], val=cnn_data["val"], format="auto", benchmark=False,
+               progress=StopAt("onnx int8_static: quantize_static"))
+    assert children() == []
+    assert not (tmp_path / "outs").exists()
+
+
 @pytest.fixture
 def child(any_size):
     process = SecondProcess(load_source(model_ref("tiny_cnn")))
