@@ -70,8 +70,9 @@ class SecondProcess:
 
     def usable(self) -> bool:
         """Whether calls may go to the child (started now if need be): a PyTorch source of at least
-        ``MIN_LEAF_MODULES`` leaf modules, and a child that started."""
-        if self._process is None and self._readiness is None and _large_module(self.source):
+        ``MIN_LEAF_MODULES`` leaf modules, a POSIX system (the child's socket is passed as a file descriptor),
+        and a child that started."""
+        if self._process is None and self._readiness is None and os.name == "posix" and _large_module(self.source):
             self._start()
         return self._process is not None
 
@@ -163,10 +164,17 @@ class SecondProcess:
             return self._conn.recv()
         except (EOFError, OSError):
             code = self._process.wait()
-            how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+            how = f"signal {_signal_name(-code)}" if code < 0 else f"exit code {code}"
             self._stderr.seek(0)
             tail = self._stderr.read().decode(errors="replace").strip()[-STDERR_TAIL:]
             return "died", f"the second process building it died ({how})" + (f": {tail}" if tail else "")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:  # a real-time signal has no name
+        return str(number)
 
 
 def _large_module(source) -> bool:
