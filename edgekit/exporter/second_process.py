@@ -76,6 +76,11 @@ class SecondProcess:
             self._start()
         return self._process is not None
 
+    @property
+    def unavailable(self) -> str | None:
+        """Why the child takes no calls, once that is known (None while it may)."""
+        return self._readiness[1] if self._readiness is not None and self._readiness[0] != "ready" else None
+
     def submit(self, label: str, call: Callable, *args) -> Callable[[], Outcome]:
         """Send ``call(source, *args)`` (a module-level function) to the child; returns what waits for its
         ``Outcome``. ``label`` names the step in a failure's reason, as ``guarded`` would."""
@@ -115,8 +120,11 @@ class SecondProcess:
         self._process = None
 
     def _start(self) -> None:
-        import torch
-
+        try:
+            setup = _setup(self.source)
+        except Exception as exc:  # a state dict torch.save cannot write: the builds stay here
+            self._readiness = ("unavailable", failure_reason("the model's weights for the second process", exc))
+            return
         ours, theirs = socket.socketpair()
         self._stderr = tempfile.TemporaryFile()
         try:
@@ -126,18 +134,14 @@ class SecondProcess:
         except OSError as exc:
             self._readiness = ("unavailable", f"the second process did not start ({exc})")
             ours.close()
+            self._stderr.close()
             return
         finally:
             theirs.close()
         self._conn = Connection(ours.detach())
         self._outbox = queue.SimpleQueue()
         threading.Thread(target=self._send_all, name="edgekit-second-process", daemon=True).start()
-        weights = io.BytesIO()
-        torch.save(self.source.module.state_dict(), weights)
-        source = self.source
-        self._outbox.put({"sys_path": sys.path, "reference": source.reference, "inputs": source.inputs,
-                          "examples": source.examples, "output_names": source.output_names,
-                          "weights": weights.getvalue(), "expected": source.run(source.examples)})
+        self._outbox.put(setup)
 
     def _send_all(self) -> None:
         """The sender thread: every message in order; a child gone ends it (its replies say why)."""
@@ -153,8 +157,8 @@ class SecondProcess:
     def _reply(self, index: int) -> tuple:
         if self._readiness is None:
             self._readiness = self._receive()
-        if self._readiness[0] != "ready":
-            return "unavailable", self._readiness[1]
+        if self.unavailable is not None:
+            return "unavailable", self.unavailable
         while index not in self._replies:
             self._replies[len(self._replies)] = self._receive()
         return self._replies[index]
@@ -180,6 +184,17 @@ def _signal_name(number: int) -> str:
 def _large_module(source) -> bool:
     return isinstance(source, TorchSource) and sum(
         1 for module in source.module.modules() if next(module.children(), None) is None) >= MIN_LEAF_MODULES
+
+
+def _setup(source: TorchSource) -> dict:
+    """What the child rebuilds the model from: its reference, weights, examples and outputs on them."""
+    import torch
+
+    weights = io.BytesIO()
+    torch.save(source.module.state_dict(), weights)
+    return {"sys_path": sys.path, "reference": source.reference, "inputs": source.inputs,
+            "examples": source.examples, "output_names": source.output_names, "weights": weights.getvalue(),
+            "expected": source.run(source.examples)}
 
 
 def _model_copy(setup: dict) -> TorchSource:

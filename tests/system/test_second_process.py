@@ -10,12 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from edgekit.exporter import second_process
 from edgekit.exporter.pipeline import export
 from edgekit.exporter.second_process import SecondProcess
-from edgekit.exporter.sources import load_source
+from edgekit.exporter.sources import TorchSource, load_source
 from edgekit.progress import SilentProgress
+from edgekit.specs import specs_from_arrays
 from edgekit.targets import Precision, load_target
 from testkit import model_ref, second_process_calls
 
@@ -153,4 +155,30 @@ def test_close_stops_a_child_that_is_still_building(child):
 
 def test_a_small_model_is_built_here():
     assert not SecondProcess(load_source(model_ref("tiny_cnn"))).usable()  # 9 leaf modules
+    assert children() == []
+
+
+class UnpicklableState(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+    def get_extra_state(self):
+        return lambda: None  # in its state dict, and no pickle writes a lambda
+
+    def set_extra_state(self, state) -> None:
+        pass
+
+
+def test_weights_that_cannot_be_sent_keep_the_builds_here(any_size):
+    example = np.zeros((1, 4), np.float32)
+    source = TorchSource("unpicklable", None, UnpicklableState().eval(), specs_from_arrays(["x"], [example]),
+                         {"x": example}, ["output_0"])
+    process = SecondProcess(source)
+    assert not process.usable()
+    assert process.unavailable.startswith("the model's weights for the second process failed: AttributeError: "
+                                          "Can't pickle local object")
     assert children() == []
