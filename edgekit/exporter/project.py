@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from ..files import read_toml, regular_file
 
 PROJECT_FILE = "edgekit.toml"
@@ -23,6 +24,7 @@ def read_project(folder: Path | None = None) -> tuple[dict[str, Any], Path] | No
         return None
     regular_file(path, "project file")
     values = read_toml(path, "edgekit.toml")
+    _refuse_nul_paths(values, path)
     base = path.parent
     resolved = {key: str((base / value).resolve()) for key, value in values.items()
                 if key in _PATH_KEYS and isinstance(value, str)}
@@ -36,6 +38,15 @@ def read_project(folder: Path | None = None) -> tuple[dict[str, Any], Path] | No
     if isinstance(target, str) and target.endswith(".toml"):
         resolved["target"] = str((base / target).resolve())
     return {**values, **resolved}, path
+
+
+def _refuse_nul_paths(values: dict[str, Any], path: Path) -> None:
+    """A NUL character (TOML's ``\\u0000``) in a value read as a path: no file name holds one."""
+    for key in (*_PATH_KEYS, "model", "preprocess", "target"):
+        value = values.get(key)
+        if isinstance(value, str) and "\0" in value:
+            raise InputError(f"{path}: {key!r} = {value!r} holds a NUL character, which no file name can",
+                             hint=f"fix '{key}' in {PROJECT_FILE}")
 
 
 def _resolve_model(model: str, base: Path) -> str:

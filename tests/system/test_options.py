@@ -140,6 +140,7 @@ def test_paths_in_edgekit_toml_are_relative_to_the_file(tmp_path):
     ("cosine_min = 2.0", ["'cosine_min'", "less than or equal to 1"]),
     ('format = "coreml"', ["'format'", "'onnx', 'tflite', 'openvino', 'executorch', 'auto'"]),
     ('inputs = "x:1x8"', ["'inputs'", "list"]),
+    ('calib = "calib\\u0000.npz"', ["'calib'", "NUL character"]),  # the fuzzer's find: a traceback before
 ])
 def test_a_bad_edgekit_toml_is_one_line_and_exit_2_at_the_cli_and_an_input_error_in_the_api(
         tmp_path, monkeypatch, fake_pipeline, line, names):
