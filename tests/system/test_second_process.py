@@ -5,7 +5,6 @@ that dies rejecting only its candidate, and no child left behind."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -146,11 +145,11 @@ def test_a_child_that_dies_rejects_the_candidate_it_was_building(child):
 
 
 def test_close_stops_a_child_that_is_still_building(child):
-    child.submit("executorch fp32", second_process_calls.sleep, 60)
-    child.submit("executorch int8_static", second_process_calls.sleep, 60)
-    started = time.monotonic()
-    child.close()
-    assert time.monotonic() - started < 10 and children() == []
+    child.submit("executorch fp32", second_process_calls.sleep, 600)
+    child.submit("executorch int8_static", second_process_calls.sleep, 600)
+    [pid] = children()
+    child.close()  # killed, not waited for: its replies are not in
+    assert children() == [] and not Path(f"/proc/{pid}").exists()
 
 
 def test_a_small_model_is_built_here():
