@@ -94,8 +94,10 @@ def detection_agreement(refs: list[np.ndarray], cands: list[np.ndarray], axis: i
     ``CONFIDENCE - margin``; recall counts the original's firm detections (score >= ``CONFIDENCE + margin``, after
     NMS) that the candidate has among its boxes before NMS, precision the candidate's firm detections that the
     original has before NMS: where two boxes overlap past the NMS IoU with near-equal scores, a rounding may make
-    NMS keep the other one (an untrained detector has thousands of such pairs). With no firm detection on either
-    side every figure is 1.0: ``reference_detections`` says how much the figures rest on."""
+    NMS keep the other one (an untrained detector has thousands of such pairs). A figure with nothing to count is
+    1.0: precision where the candidate has no firm detection (it claims nothing wrong; a firm object it scored
+    within the margin is no miss either), recall where the original has none; ``reference_detections`` says how
+    much the figures rest on."""
     low, firm = CONFIDENCE - margin, CONFIDENCE + margin
     recalled = precise = expected = found = 0
     for ref, cand in zip(refs, cands):
@@ -104,8 +106,8 @@ def detection_agreement(refs: list[np.ndarray], cands: list[np.ndarray], axis: i
         precise += matched(decode_yolo(ref, axis, low, nms_iou=None), strong_cand)
         expected += len(strong_ref[0])
         found += len(strong_cand[0])
-    precision = precise / found if found else (1.0 if not expected else 0.0)
-    recall = recalled / expected if expected else (1.0 if not found else 0.0)
+    precision = precise / found if found else 1.0
+    recall = recalled / expected if expected else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return TaskAgreement("detection_f1", f1, {
         "precision": precision, "recall": recall, "matched": recalled, "reference_detections": expected,

@@ -109,7 +109,21 @@ def test_a_score_that_crosses_the_threshold_by_less_than_the_margin_is_no_disagr
     assert task.value == 1.0 and task.details["reference_detections"] == 1  # only the firm object counts
     cand[0, 4 + 0, 10:12] = 0.1  # object 1 (firm, 0.5) falls to 0.1: a real miss
     task = compare_outputs([[ref]], [[cand]], ["output0"]).outputs[0].task
-    assert (task.details["recall"], task.details["precision"], task.value) == (0.0, 0.0, 0.0)
+    assert (task.details["recall"], task.details["precision"], task.value) == (0.0, 1.0, 0.0)  # nothing wrong claimed
+
+
+def test_a_firm_object_the_candidate_scores_within_the_margin_is_no_miss():
+    """The measured NudeNet case: the original's one object at 0.36 (firm), OpenVINO INT8's at 0.254 (within the
+    margin): the candidate has no firm box, so nothing to count for precision, and recall finds the object."""
+    ref = _yolo_head(0, objects=1)
+    cand = ref.copy()
+    cand[0, 4:, 10:12] = np.where(cand[0, 4:, 10:12] > 0.25, 0.254, cand[0, 4:, 10:12])
+    task = compare_outputs([[ref]], [[cand]], ["output0"]).outputs[0].task
+    assert (task.details["reference_detections"], task.details["candidate_detections"]) == (1, 0)
+    assert (task.details["recall"], task.details["precision"], task.value) == (1.0, 1.0, 1.0)
+    cand[0, 4:, 10:12] = np.where(cand[0, 4:, 10:12] > 0.25, 0.19, cand[0, 4:, 10:12])  # below the margin
+    task = compare_outputs([[ref]], [[cand]], ["output0"]).outputs[0].task
+    assert (task.details["recall"], task.details["precision"], task.value) == (0.0, 1.0, 0.0)
 
 
 def test_nms_keeping_the_other_of_two_near_equal_overlapping_boxes_is_no_disagreement():
