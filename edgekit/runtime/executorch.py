@@ -24,7 +24,8 @@ _SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "
 _OPEN: weakref.WeakSet = weakref.WeakSet()  # the runners alive in this process (their delegates hold the pool)
 
 
-def _runtime():
+def load_runtime():
+    """ExecuTorch's ``Runtime`` and its ``portable_lib`` bindings (imported once per process)."""
     try:
         with quiet(native=True):  # its import warns ("experimental API", torch/torchao deprecations) and logs
             from executorch.extension.pybindings import portable_lib
@@ -47,7 +48,7 @@ class ExecuTorchRunner:
     format = "executorch"
 
     def __init__(self, path: str | Path, threads: int = 1, input_names: list[str] | None = None):
-        runtime, self._lib = _runtime()
+        runtime, self._lib = load_runtime()
         self.path = Path(path)
         self.threads = threads
         if not self.path.is_file():

@@ -220,17 +220,23 @@ class BuildRun:
     overlap: bool = False  # other candidates are built here meanwhile: only then do builds go apart
     _float: tuple[Path | None, str | None] | None = None
     _finishing: list[Callable[[], None]] = field(default_factory=list)
+    _readying: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+    _readied: set[Callable[[], None]] = field(default_factory=set)
 
     def build_apart(self, candidate: Candidate, label: str, call: Callable, *args,
-                    then: Callable[[StepResult], None], here: Callable[[], None]) -> None:
+                    then: Callable[[StepResult], None], here: Callable[[], None],
+                    ready: Callable[[], None] | None = None) -> None:
         """Build ``candidate`` by ``call(source, *args)`` in the second process, where other candidates are built
         here meanwhile (``overlap``): ``finish_apart`` waits for it and hands its result to ``then`` (a failure
         rejects the candidate, as ``guarded`` would). Otherwise, or where the child cannot take it, ``here()``
-        builds it in this process."""
+        builds it in this process. ``ready()`` readies this process to gate and time the candidate (its runtime's
+        imports): ``finish_apart`` calls it first, while the child may still be building."""
         if not self.overlap or self.second_process is None or not self.second_process.usable():
             here()
             return
         outcome = self.second_process.submit(label, call, *args)
+        if ready is not None:
+            self._readying.append((label, ready))
 
         def finish() -> None:
             with self.progress.step(f"{label} (second process)"):
@@ -256,7 +262,14 @@ class BuildRun:
                 self.second_process.submit(f"{route.name}: warm-up", warm_up)
 
     def finish_apart(self) -> None:
-        """Wait for every build started in the second process, in order."""
+        """Ready this process for the candidates built apart, then wait for every build started in the second
+        process, in order."""
+        while self._readying:
+            label, ready = self._readying.pop(0)
+            if ready not in self._readied:
+                self._readied.add(ready)
+                with self.progress.step(f"{label}: its runtime readied here meanwhile"):
+                    ready()
         while self._finishing:
             self._finishing.pop(0)()
 

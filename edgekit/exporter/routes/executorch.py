@@ -57,7 +57,7 @@ class ExecuTorchRoute(Route):
                 built(result)
 
         run.build_apart(candidate, label, _lower, out_path, precision, _portable(run.context), then=built,
-                        here=here)
+                        here=here, ready=_import_runtime)
 
     def runner_options(self, plan: CandidatePlan, context) -> dict:
         return {"input_names": [s.name for s in context.inputs]}
@@ -77,6 +77,18 @@ def _import_lowering(source) -> None:
     from ..steps.executorch_export import import_lowering
 
     import_lowering()
+
+
+def _import_runtime() -> None:
+    """ExecuTorch's runtime, imported here while the second process lowers (2-4 s: its Python bindings import
+    ``executorch.exir``); where it is missing, the gate says so for each candidate."""
+    from ...errors import ExportError
+    from ...runtime.executorch import load_runtime
+
+    try:
+        load_runtime()
+    except ExportError:
+        pass
 
 
 def _portable(context: StepContext) -> StepContext:
