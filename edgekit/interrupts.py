@@ -19,6 +19,14 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _pending: list["Interrupted"] = []  # the signal received inside stop_on_signals(), until it ends
 
 
+def signal_name(number: int) -> str:
+    """``SIGKILL`` for 9; a signal without a name (a real-time one) by its number."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
 class Interrupted(BaseException):
     """A run stopped by a signal; ``discarded`` lists what it was building and removed."""
 

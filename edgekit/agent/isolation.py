@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..files import to_json
+from ..interrupts import signal_name
 
 STDERR_TAIL = 2000
 
@@ -58,7 +59,7 @@ def run_job(job: dict, timeout_s: float, memory_limit_mb: int | None, env: dict 
             return JobOutcome("timeout", error=f"no result after {timeout_s:g} s; the process group was killed",
                               wall_s=wall)
         if code < 0:
-            name = signal.Signals(-code).name
+            name = signal_name(-code)
             return JobOutcome("runtime_crashed", signal=name, error=f"the model's process died with {name}",
                               wall_s=wall)
         if not result_path.exists():

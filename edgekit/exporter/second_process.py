@@ -29,6 +29,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from .candidates import Candidate
+from ..interrupts import signal_name
 from .guard import failure_reason, guarded
 from .sources import TorchSource
 from .steps.verify import check_outputs
@@ -168,17 +169,10 @@ class SecondProcess:
             return self._conn.recv()
         except (EOFError, OSError):
             code = self._process.wait()
-            how = f"signal {_signal_name(-code)}" if code < 0 else f"exit code {code}"
+            how = f"signal {signal_name(-code)}" if code < 0 else f"exit code {code}"
             self._stderr.seek(0)
             tail = self._stderr.read().decode(errors="replace").strip()[-STDERR_TAIL:]
             return "died", f"the second process building it died ({how})" + (f": {tail}" if tail else "")
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:  # a real-time signal has no name
-        return str(number)
 
 
 def _large_module(source) -> bool:
