@@ -220,8 +220,7 @@ class BuildRun:
     overlap: bool = False  # other candidates are built here meanwhile: only then do builds go apart
     _float: tuple[Path | None, str | None] | None = None
     _finishing: list[Callable[[], None]] = field(default_factory=list)
-    _readying: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
-    _readied: set[Callable[[], None]] = field(default_factory=set)
+    _ready: dict[Callable[[], None], str | None] = field(default_factory=dict)  # its label until it has run
 
     def build_apart(self, candidate: Candidate, label: str, call: Callable, *args,
                     then: Callable[[StepResult], None], here: Callable[[], None],
@@ -236,7 +235,7 @@ class BuildRun:
             return
         outcome = self.second_process.submit(label, call, *args)
         if ready is not None:
-            self._readying.append((label, ready))
+            self._ready.setdefault(ready, label)
 
         def finish() -> None:
             with self.progress.step(f"{label} (second process)"):
@@ -264,10 +263,9 @@ class BuildRun:
     def finish_apart(self) -> None:
         """Ready this process for the candidates built apart, then wait for every build started in the second
         process, in order."""
-        while self._readying:
-            label, ready = self._readying.pop(0)
-            if ready not in self._readied:
-                self._readied.add(ready)
+        for ready, label in self._ready.items():
+            if label is not None:
+                self._ready[ready] = None
                 with self.progress.step(f"{label}: its runtime readied here meanwhile"):
                     ready()
         while self._finishing:
